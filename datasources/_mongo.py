@@ -1,0 +1,76 @@
+"""MongoDB helpers shared by the users, strategies and credentials sources."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from bson import ObjectId
+from bson.codec_options import CodecOptions
+from bson.errors import InvalidId
+from pymongo import AsyncMongoClient, uri_parser
+from pymongo.asynchronous.database import AsyncDatabase
+
+Document = dict[str, Any]
+
+
+def client_key(uri: str) -> str:
+    """The part of a Mongo URI that picks a server (so sources on one server share a client)."""
+    parts = urlsplit(uri)
+    return urlunsplit((parts.scheme, parts.netloc, "", parts.query, ""))
+
+
+def database_name(uri: str) -> str:
+    """The database named in the URI's path (`mongodb://host/user_db` -> `user_db`)."""
+    name = uri_parser.parse_uri(uri)["database"]
+    if not name:
+        raise ValueError(f"the Mongo URI must name a database in its path: {client_key(uri)}")
+    return str(name)
+
+
+def open_client(uri: str, *, timeout: float) -> AsyncMongoClient[Document]:
+    """A lazily connecting client with timeouts short enough for a request path."""
+    return AsyncMongoClient(
+        uri,
+        tz_aware=True,
+        tzinfo=UTC,
+        serverSelectionTimeoutMS=int(timeout * 1000),
+        connectTimeoutMS=int(timeout * 1000),
+        appname="trading-gateway",
+    )
+
+
+def get_database(client: AsyncMongoClient[Document], uri: str) -> AsyncDatabase[Document]:
+    """The database of `uri` on `client`, decoding datetimes as aware UTC."""
+    options: CodecOptions[Document] = CodecOptions(tz_aware=True, tzinfo=UTC)
+    return client.get_database(database_name(uri), codec_options=options)
+
+
+def to_object_id(value: str) -> ObjectId | None:
+    """`value` as an ObjectId, or None when it is not a valid 24-hex id."""
+    try:
+        return ObjectId(value)
+    except (InvalidId, TypeError):
+        return None
+
+
+def to_object_ids(values: Any) -> list[ObjectId]:
+    """The valid ObjectIds among `values`; invalid ids cannot match any document."""
+    ids = (to_object_id(value) for value in values)
+    return [oid for oid in ids if oid is not None]
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """A stored datetime as aware UTC (documents written by other tools may be naive)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def now() -> datetime:
+    """The current time, truncated to Mongo's millisecond precision."""
+    moment = datetime.now(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)

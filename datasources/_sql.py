@@ -1,0 +1,136 @@
+"""SQL helpers shared by the trades and analytics sources: portable column types and engines.
+
+The same table definitions run on PostgreSQL (asyncpg) and SQLite (aiosqlite).
+PostgreSQL keeps money in `numeric` and times in `timestamptz`; SQLite has
+neither, so money is stored there as an integer count of 10^-8 units (exact,
+and summable in SQL) and times as naive UTC text.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Date, DateTime, Integer, Numeric, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
+from sqlalchemy.sql.type_api import TypeEngine
+from sqlalchemy.types import TypeDecorator
+
+MONEY_SCALE = 8
+_QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
+_FACTOR = 10**MONEY_SCALE
+
+# A bigint identity on PostgreSQL, SQLite's rowid alias on SQLite (only INTEGER autoincrements).
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def canonical(amount: Decimal) -> Decimal:
+    """`amount` at most 8 places, without trailing zeros and never in exponent form."""
+    amount = amount.quantize(_QUANTUM).normalize()
+    return amount.quantize(Decimal(1)) if amount.as_tuple().exponent > 0 else amount  # type: ignore[operator]
+
+
+class Money(TypeDecorator[Decimal]):
+    """An exact decimal: `numeric(28, 8)` on PostgreSQL, scaled integer on SQLite."""
+
+    impl = Numeric
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(28, MONEY_SCALE, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        amount = Decimal(value)
+        if dialect.name == "sqlite":
+            return int((amount * _FACTOR).to_integral_value())
+        return amount
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return canonical(Decimal(int(value)) / _FACTOR)
+        return canonical(Decimal(value))
+
+    @property
+    def python_type(self) -> type[Decimal]:
+        return Decimal
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every dialect; naive values are refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise ValueError("UtcDateTime needs a timezone-aware datetime")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+    @property
+    def python_type(self) -> type[datetime]:
+        return datetime
+
+
+class utc_day(FunctionElement[date]):  # noqa: N801 - reads as the SQL function it renders
+    """The UTC calendar day of a timestamp column, as a `date`."""
+
+    type = Date()
+    inherit_cache = True
+    name = "utc_day"
+
+
+@compiles(utc_day, "postgresql")
+def _utc_day_postgresql(element: utc_day, compiler: Any, **kw: Any) -> str:
+    return f"CAST(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC' AS DATE)"
+
+
+@compiles(utc_day, "sqlite")
+def _utc_day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)})"
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An async engine for `url`, tuned for its dialect (UTC sessions on PostgreSQL)."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url)
+        _enable_sqlite_pragmas(engine)
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"timezone": "UTC", "application_name": "gateway"}},
+    )
+
+
+def _enable_sqlite_pragmas(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets the demo's readers and the analytics refresh work side by side.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()

@@ -1,0 +1,365 @@
+"""The analytics source: daily strategy metrics rolled up from trades, and activity events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from aiodataloader import DataLoader
+from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnElement,
+    Date,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Row,
+    String,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from datasources._batch import Scope, grouped
+from datasources._guard import guard
+from datasources._sql import BigIntId, Money, UtcDateTime
+from datasources.trades import trades
+
+SOURCE = "analytics"
+
+metadata = MetaData()
+
+daily_strategy_metrics = Table(
+    "daily_strategy_metrics",
+    metadata,
+    Column("user_id", String(24), nullable=False),
+    Column("strategy_id", String(24), nullable=False),
+    Column("day", Date(), nullable=False),
+    Column("trades", Integer(), nullable=False),
+    Column("wins", Integer(), nullable=False),
+    Column("losses", Integer(), nullable=False),
+    Column("gross_pnl", Money(), nullable=False),
+    Column("fees", Money(), nullable=False),
+    Column("net_pnl", Money(), nullable=False),
+    Column("volume", Money(), nullable=False),
+    PrimaryKeyConstraint("strategy_id", "day", name="pk_daily_strategy_metrics"),
+)
+Index("ix_daily_metrics_user_day", daily_strategy_metrics.c.user_id, daily_strategy_metrics.c.day)
+
+activity_events = Table(
+    "activity_events",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("user_id", String(24), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("subject_id", String(64)),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("data", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+)
+Index("ix_activity_user_at", activity_events.c.user_id, activity_events.c.at.desc())
+
+
+@dataclass(frozen=True, slots=True)
+class DailyMetricRecord:
+    """One strategy's figures for one UTC day."""
+
+    user_id: str
+    strategy_id: str
+    day: date
+    trades: int
+    wins: int
+    losses: int
+    gross_pnl: Decimal
+    fees: Decimal
+    net_pnl: Decimal
+    volume: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityEventRecord:
+    """Something that happened to a user's account or strategies."""
+
+    id: str
+    user_id: str
+    kind: str
+    subject_id: str | None
+    at: datetime
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsKey:
+    """A user's daily metrics between two days (inclusive), optionally for one strategy."""
+
+    user_id: str
+    from_day: date | None = None
+    to_day: date | None = None
+    strategy_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityKey:
+    """A user's most recent activity events."""
+
+    user_id: str
+    limit: int = 20
+
+
+@dataclass(slots=True)
+class _Accumulator:
+    user_id: str
+    trades: int = 0
+    wins: int = 0
+    losses: int = 0
+    gross_pnl: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    volume: Decimal = Decimal(0)
+    net_pnl: Decimal = field(default=Decimal(0))
+
+
+def _metric(row: Row[Any]) -> DailyMetricRecord:
+    return DailyMetricRecord(
+        user_id=row.user_id,
+        strategy_id=row.strategy_id,
+        day=row.day,
+        trades=row.trades,
+        wins=row.wins,
+        losses=row.losses,
+        gross_pnl=row.gross_pnl,
+        fees=row.fees,
+        net_pnl=row.net_pnl,
+        volume=row.volume,
+    )
+
+
+def _event(row: Row[Any]) -> ActivityEventRecord:
+    return ActivityEventRecord(
+        id=str(row.id),
+        user_id=row.user_id,
+        kind=row.kind,
+        subject_id=row.subject_id,
+        at=row.at,
+        data=row.data or {},
+    )
+
+
+async def find_daily_metrics(
+    *,
+    conn: AsyncConnection,
+    user_ids: Sequence[str] | None,
+    strategy_ids: Sequence[str] | None = None,
+    from_day: date | None = None,
+    to_day: date | None = None,
+) -> list[DailyMetricRecord]:
+    """Daily metrics of these users (None: all) and strategies (None: all), oldest day first."""
+    table = daily_strategy_metrics
+    conditions: list[ColumnElement[bool]] = []
+    if user_ids is not None:
+        conditions.append(table.c.user_id.in_(user_ids))
+    if strategy_ids is not None:
+        conditions.append(table.c.strategy_id.in_(strategy_ids))
+    if from_day is not None:
+        conditions.append(table.c.day >= from_day)
+    if to_day is not None:
+        conditions.append(table.c.day <= to_day)
+    query = select(table).where(*conditions).order_by(table.c.day, table.c.strategy_id)
+    return [_metric(row) for row in await conn.execute(query)]
+
+
+async def find_recent_activity(
+    *, conn: AsyncConnection, user_ids: Sequence[str], limit: int
+) -> list[ActivityEventRecord]:
+    """Up to `limit` newest events per user, newest first, in one query."""
+    table = activity_events
+    order = (table.c.at.desc(), table.c.id.desc())
+    if len(user_ids) == 1:
+        query = select(table).where(table.c.user_id == user_ids[0]).order_by(*order).limit(limit)
+        return [_event(row) for row in await conn.execute(query)]
+    rank = func.row_number().over(partition_by=table.c.user_id, order_by=order).label("rank")
+    ranked = select(table, rank).where(table.c.user_id.in_(user_ids)).subquery()
+    query = (
+        select(ranked)
+        .where(ranked.c.rank <= limit)
+        .order_by(ranked.c.user_id, ranked.c.at.desc(), ranked.c.id.desc())
+    )
+    return [_event(row) for row in await conn.execute(query)]
+
+
+async def record_activity(
+    *,
+    conn: AsyncConnection,
+    user_id: str,
+    kind: str,
+    subject_id: str | None = None,
+    data: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Append one activity event for a user."""
+    await conn.execute(
+        insert(activity_events).values(
+            user_id=user_id,
+            kind=kind,
+            subject_id=subject_id,
+            at=at or datetime.now(UTC),
+            data=dict(data or {}),
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshResult:
+    """What one analytics refresh did."""
+
+    trades_read: int
+    rows_written: int
+    since: date | None
+
+
+async def refresh_daily_metrics(
+    *,
+    trades_engine: AsyncEngine,
+    analytics_engine: AsyncEngine,
+    since: date | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    batch_size: int = 5000,
+) -> RefreshResult:
+    """Recompute `daily_strategy_metrics` from closed trades, for every day from `since` on.
+
+    Idempotent: the days in range are deleted and rewritten in one transaction,
+    so running it twice leaves the same rows. `on_progress(done, total)` is
+    called as trades are read.
+    """
+    closed = [trades.c.status == "closed", trades.c.exit_time.is_not(None)]
+    if since is not None:
+        closed.append(trades.c.exit_time >= datetime.combine(since, time.min, tzinfo=UTC))
+    totals: dict[tuple[str, date], _Accumulator] = {}
+    read = 0
+    async with trades_engine.connect() as conn:
+        total = int((await conn.execute(select(func.count()).where(*closed))).scalar_one())
+        if on_progress:
+            on_progress(0, total)
+        columns = [
+            trades.c.user_id,
+            trades.c.strategy_id,
+            trades.c.exit_time,
+            trades.c.quantity,
+            trades.c.entry_price,
+            trades.c.pnl,
+            trades.c.fees,
+        ]
+        result = await conn.stream(select(*columns).where(*closed).order_by(trades.c.id))
+        async for chunk in result.partitions(batch_size):
+            for user_id, strategy_id, exit_time, quantity, price, pnl, fees in chunk:
+                bucket = totals.setdefault(
+                    (strategy_id, exit_time.astimezone(UTC).date()), _Accumulator(user_id)
+                )
+                gross = pnl or Decimal(0)
+                net = gross - fees
+                bucket.trades += 1
+                bucket.wins += net > 0
+                bucket.losses += net < 0
+                bucket.gross_pnl += gross
+                bucket.fees += fees
+                bucket.net_pnl += net
+                bucket.volume += quantity * price
+            read += len(chunk)
+            if on_progress:
+                on_progress(read, total)
+    rows = [
+        {
+            "user_id": acc.user_id,
+            "strategy_id": strategy_id,
+            "day": day,
+            "trades": acc.trades,
+            "wins": acc.wins,
+            "losses": acc.losses,
+            "gross_pnl": acc.gross_pnl,
+            "fees": acc.fees,
+            "net_pnl": acc.net_pnl,
+            "volume": acc.volume,
+        }
+        for (strategy_id, day), acc in sorted(totals.items())
+    ]
+    async with analytics_engine.begin() as conn:
+        stale = delete(daily_strategy_metrics)
+        if since is not None:
+            stale = stale.where(daily_strategy_metrics.c.day >= since)
+        await conn.execute(stale)
+        for start in range(0, len(rows), batch_size):
+            await conn.execute(insert(daily_strategy_metrics), rows[start : start + batch_size])
+    return RefreshResult(trades_read=read, rows_written=len(rows), since=since)
+
+
+class AnalyticsLoaders:
+    """The analytics source's per-request loaders."""
+
+    def __init__(self, engine: AsyncEngine, scope: Scope, timeout: float) -> None:
+        self._engine = engine
+        self._scope = scope
+        self._timeout = timeout
+        self.metrics: DataLoader[MetricsKey, list[DailyMetricRecord]] = DataLoader(
+            self._load_metrics
+        )
+        self.by_strategy: DataLoader[str, list[DailyMetricRecord]] = DataLoader(
+            self._load_by_strategy
+        )
+        self.activity: DataLoader[ActivityKey, list[ActivityEventRecord]] = DataLoader(
+            self._load_activity
+        )
+
+    def _users(self) -> list[str] | None:
+        return None if self._scope.user_id is None else [self._scope.user_id]
+
+    async def _load_metrics(self, keys: list[MetricsKey]) -> list[list[DailyMetricRecord]]:
+        found: dict[MetricsKey, list[DailyMetricRecord]] = {}
+        groups = grouped(keys, lambda k: (k.from_day, k.to_day, k.strategy_id))
+        async with guard(SOURCE, timeout=self._timeout), self._engine.connect() as conn:
+            for (from_day, to_day, strategy_id), group in groups.items():
+                users = self._scope.visible(key.user_id for key in group)
+                rows = (
+                    await find_daily_metrics(
+                        conn=conn,
+                        user_ids=users,
+                        strategy_ids=None if strategy_id is None else [strategy_id],
+                        from_day=from_day,
+                        to_day=to_day,
+                    )
+                    if users
+                    else []
+                )
+                by_user = grouped(rows, lambda row: row.user_id)
+                for key in group:
+                    found[key] = by_user.get(key.user_id, [])
+        return [found[key] for key in keys]
+
+    async def _load_by_strategy(self, keys: list[str]) -> list[list[DailyMetricRecord]]:
+        async with guard(SOURCE, timeout=self._timeout), self._engine.connect() as conn:
+            rows = await find_daily_metrics(
+                conn=conn, user_ids=self._users(), strategy_ids=list(dict.fromkeys(keys))
+            )
+        by_strategy = grouped(rows, lambda row: row.strategy_id)
+        return [by_strategy.get(key, []) for key in keys]
+
+    async def _load_activity(self, keys: list[ActivityKey]) -> list[list[ActivityEventRecord]]:
+        found: dict[ActivityKey, list[ActivityEventRecord]] = {}
+        async with guard(SOURCE, timeout=self._timeout), self._engine.connect() as conn:
+            for limit, group in grouped(keys, lambda k: k.limit).items():
+                users = self._scope.visible(key.user_id for key in group)
+                rows = (
+                    await find_recent_activity(conn=conn, user_ids=users, limit=limit)
+                    if users
+                    else []
+                )
+                by_user = grouped(rows, lambda row: row.user_id)
+                for key in group:
+                    found[key] = by_user.get(key.user_id, [])
+        return [found[key] for key in keys]

@@ -1,0 +1,249 @@
+"""The strategies source: the `strategies` collection of MongoDB `strategy_db`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiodataloader import DataLoader
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from datasources._batch import Page, Scope, grouped, in_key_order, paginate
+from datasources._guard import guard
+from datasources._mongo import Document, now, to_object_id, to_object_ids, utc
+
+SOURCE = "strategies"
+COLLECTION = "strategies"
+STATUSES = ("ACTIVE", "PAUSED", "STOPPED", "ERROR")
+ENVIRONMENTS = ("LIVE", "TESTNET")
+INDEXES = [
+    IndexModel([("userId", ASCENDING)]),
+    IndexModel([("userId", ASCENDING), ("name", ASCENDING)], unique=True),
+    IndexModel([("userId", ASCENDING), ("status", ASCENDING)]),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyRecord:
+    """A strategy as stored; `status` and `environment` upper-case as in the API."""
+
+    id: str
+    user_id: str
+    name: str
+    code: str
+    status: str
+    container_id: str | None
+    instrument: str | None
+    broker: str | None
+    environment: str
+    config: Mapping[str, Any]
+    last_action: str | None
+    auto_reconnect: bool
+    error_message: str | None
+    error_count: int
+    last_heartbeat: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyPageKey:
+    """One user's strategies page: an optional status filter, a size and a cursor."""
+
+    user_id: str
+    status: str | None
+    first: int
+    after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyCounts:
+    """How many strategies a user has in each status."""
+
+    by_status: Mapping[str, int] = field(default_factory=dict)
+
+    def count(self, status: str | None = None) -> int:
+        """The count in `status`, or the total when `status` is None."""
+        if status is None:
+            return sum(self.by_status.values())
+        return self.by_status.get(status, 0)
+
+
+def _record(doc: Document) -> StrategyRecord:
+    created = utc(doc.get("createdAt")) or doc["_id"].generation_time
+    return StrategyRecord(
+        id=str(doc["_id"]),
+        user_id=str(doc["userId"]),
+        name=doc.get("name", ""),
+        code=doc.get("code", ""),
+        status=str(doc.get("status", "stopped")).upper(),
+        container_id=doc.get("containerId"),
+        instrument=doc.get("instrument"),
+        broker=doc.get("broker"),
+        environment=str(doc.get("environment", "testnet")).upper(),
+        config=doc.get("config") or {},
+        last_action=doc.get("lastAction"),
+        auto_reconnect=bool(doc.get("autoReconnect", False)),
+        error_message=doc.get("errorMessage"),
+        error_count=int(doc.get("errorCount", 0)),
+        last_heartbeat=utc(doc.get("lastHeartbeat")),
+        created_at=created,
+        updated_at=utc(doc.get("updatedAt")) or created,
+    )
+
+
+def _owner_filter(user_ids: Sequence[str] | None) -> dict[str, Any]:
+    if user_ids is None:
+        return {}
+    return {"userId": {"$in": to_object_ids(user_ids)}}
+
+
+async def ensure_indexes(*, db: AsyncDatabase[Document]) -> None:
+    """Create the collection's indexes; a no-op when they exist."""
+    await db[COLLECTION].create_indexes(INDEXES)
+
+
+async def find_strategies(
+    *, db: AsyncDatabase[Document], ids: Sequence[str], user_ids: Sequence[str] | None
+) -> list[StrategyRecord]:
+    """The strategies with these ids owned by one of `user_ids` (None: any owner)."""
+    oids = to_object_ids(ids)
+    if not oids:
+        return []
+    query = {"_id": {"$in": oids}, **_owner_filter(user_ids)}
+    return [_record(doc) async for doc in db[COLLECTION].find(query)]
+
+
+async def find_strategies_of_users(
+    *,
+    db: AsyncDatabase[Document],
+    user_ids: Sequence[str],
+    status: str | None,
+    after: str | None,
+    limit: int | None,
+) -> list[StrategyRecord]:
+    """The strategies of `user_ids`, newest first per user, after the cursor id if given.
+
+    `limit` caps the rows returned in total, so pass it only for a single user.
+    """
+    query: dict[str, Any] = _owner_filter(user_ids)
+    if status is not None:
+        query["status"] = status.lower()
+    if after is not None:
+        query["_id"] = {"$lt": to_object_id(after)}
+    cursor = db[COLLECTION].find(query).sort([("userId", ASCENDING), ("_id", DESCENDING)])
+    if limit is not None:
+        cursor = cursor.limit(limit)
+    return [_record(doc) async for doc in cursor]
+
+
+async def count_strategies_by_status(
+    *, db: AsyncDatabase[Document], user_ids: Sequence[str]
+) -> dict[str, StrategyCounts]:
+    """Per user, the number of strategies in each status (one aggregation for all users)."""
+    pipeline: list[dict[str, Any]] = [
+        {"$match": _owner_filter(user_ids)},
+        {"$group": {"_id": {"user": "$userId", "status": "$status"}, "n": {"$sum": 1}}},
+    ]
+    counts: dict[str, dict[str, int]] = {uid: {} for uid in user_ids}
+    async for row in await db[COLLECTION].aggregate(pipeline):
+        per_user = counts.setdefault(str(row["_id"]["user"]), {})
+        status = str(row["_id"]["status"]).upper()
+        per_user[status] = per_user.get(status, 0) + int(row["n"])
+    return {uid: StrategyCounts(by_status) for uid, by_status in counts.items()}
+
+
+async def insert_strategy(
+    *,
+    db: AsyncDatabase[Document],
+    user_id: str,
+    name: str,
+    code: str = "",
+    status: str = "STOPPED",
+    instrument: str | None = None,
+    broker: str | None = None,
+    environment: str = "TESTNET",
+    config: Mapping[str, Any] | None = None,
+    created_at: datetime | None = None,
+    **extra: Any,
+) -> StrategyRecord:
+    """Insert a strategy in the platform's document shape; a duplicate name raises."""
+    moment = created_at or now()
+    doc: dict[str, Any] = {
+        "_id": ObjectId(),
+        "userId": ObjectId(user_id),
+        "name": name,
+        "code": code,
+        "status": status.lower(),
+        "containerId": None,
+        "instrument": instrument,
+        "broker": broker,
+        "environment": environment.lower(),
+        "config": dict(config or {}),
+        "lastAction": None,
+        "autoReconnect": False,
+        "errorMessage": None,
+        "errorCount": 0,
+        "lastHeartbeat": None,
+        "createdAt": moment,
+        "updatedAt": moment,
+        **extra,
+    }
+    await db[COLLECTION].insert_one(doc)
+    return _record(doc)
+
+
+class StrategyLoaders:
+    """The strategies source's per-request loaders."""
+
+    def __init__(self, db: AsyncDatabase[Document], scope: Scope, timeout: float) -> None:
+        self._db = db
+        self._scope = scope
+        self._timeout = timeout
+        self.by_id: DataLoader[str, StrategyRecord | None] = DataLoader(self._load_by_id)
+        self.page: DataLoader[StrategyPageKey, Page[StrategyRecord]] = DataLoader(
+            self._load_pages
+        )
+        self.counts: DataLoader[str, StrategyCounts] = DataLoader(self._load_counts)
+
+    def _owners(self) -> list[str] | None:
+        return None if self._scope.user_id is None else [self._scope.user_id]
+
+    async def _load_by_id(self, keys: list[str]) -> list[StrategyRecord | None]:
+        async with guard(SOURCE, timeout=self._timeout):
+            rows = await find_strategies(db=self._db, ids=keys, user_ids=self._owners())
+        return in_key_order(keys, rows, lambda strategy: strategy.id)
+
+    async def _load_pages(self, keys: list[StrategyPageKey]) -> list[Page[StrategyRecord]]:
+        # Keys that differ only in their user share one query.
+        pages: dict[StrategyPageKey, Page[StrategyRecord]] = {}
+        for (status, first, after), group in grouped(
+            keys, lambda key: (key.status, key.first, key.after)
+        ).items():
+            users = self._scope.visible(key.user_id for key in group)
+            rows: list[StrategyRecord] = []
+            if users:
+                async with guard(SOURCE, timeout=self._timeout):
+                    rows = await find_strategies_of_users(
+                        db=self._db,
+                        user_ids=users,
+                        status=status,
+                        after=after,
+                        limit=first + 1 if len(users) == 1 else None,
+                    )
+            by_user = grouped(rows, lambda strategy: strategy.user_id)
+            for key in group:
+                pages[key] = paginate(by_user.get(key.user_id, []), key.first)
+        return [pages[key] for key in keys]
+
+    async def _load_counts(self, keys: list[str]) -> list[StrategyCounts]:
+        users = self._scope.visible(keys)
+        counts: dict[str, StrategyCounts] = {}
+        if users:
+            async with guard(SOURCE, timeout=self._timeout):
+                counts = await count_strategies_by_status(db=self._db, user_ids=users)
+        return [counts.get(key, StrategyCounts()) for key in keys]

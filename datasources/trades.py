@@ -1,0 +1,404 @@
+"""The trades source: the `trades` table, on PostgreSQL in production and SQLite embedded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from aiodataloader import DataLoader
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Index,
+    MetaData,
+    Row,
+    String,
+    Table,
+    and_,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from datasources._batch import Page, Scope, grouped, paginate
+from datasources._guard import guard
+from datasources._sql import BigIntId, Money, UtcDateTime, utc_day
+
+SOURCE = "trades"
+
+metadata = MetaData()
+
+trades = Table(
+    "trades",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("user_id", String(24), nullable=False),
+    Column("strategy_id", String(24), nullable=False),
+    Column("strategy_name", String(100), nullable=False),
+    Column("instrument", String(64), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("quantity", Money(), nullable=False),
+    Column("entry_price", Money(), nullable=False),
+    Column("exit_price", Money()),
+    Column("entry_time", UtcDateTime(), nullable=False),
+    Column("exit_time", UtcDateTime()),
+    Column("pnl", Money()),
+    Column("fees", Money(), nullable=False, server_default="0"),
+    Column("status", String(8), nullable=False),
+    Column("broker", String(32)),
+    Column("environment", String(8)),
+)
+Index("ix_trades_user_entry", trades.c.user_id, trades.c.entry_time.desc())
+Index("ix_trades_strategy_entry", trades.c.strategy_id, trades.c.entry_time.desc())
+Index(
+    "ix_trades_user_strategy_name_entry",
+    trades.c.user_id,
+    trades.c.strategy_name,
+    trades.c.entry_time.desc(),
+)
+
+Partition = Literal["user", "strategy"]
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRecord:
+    """One trade; `side`, `status` and `environment` upper-case as in the API."""
+
+    id: str
+    user_id: str
+    strategy_id: str
+    strategy_name: str
+    instrument: str
+    side: str
+    quantity: Decimal
+    entry_price: Decimal
+    exit_price: Decimal | None
+    entry_time: datetime
+    exit_time: datetime | None
+    pnl: Decimal | None
+    fees: Decimal
+    status: str
+    broker: str | None
+    environment: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TradeFilter:
+    """Conditions on a trades list; `from_time` inclusive and `to_time` exclusive, on entry."""
+
+    strategy_id: str | None = None
+    instrument: str | None = None
+    status: str | None = None
+    from_time: datetime | None = None
+    to_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TradeCursor:
+    """A position in the (entry time desc, id desc) order of a trades list."""
+
+    entry_time: datetime
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class TradePageKey:
+    """One page of the trades of a user (`partition="user"`) or of one strategy."""
+
+    partition: Partition
+    owner: str
+    first: int
+    filter: TradeFilter = field(default_factory=TradeFilter)
+    after: TradeCursor | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TradeCountKey:
+    """How many trades a user or a strategy has under a filter."""
+
+    partition: Partition
+    owner: str
+    filter: TradeFilter = field(default_factory=TradeFilter)
+
+
+@dataclass(frozen=True, slots=True)
+class TradeSummary:
+    """A user's lifetime trading figures; PnL counts closed trades only."""
+
+    trades: int = 0
+    closed: int = 0
+    wins: int = 0
+    gross_pnl: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    net_pnl: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class DailyPnl:
+    """Net PnL and closed-trade count of one UTC day (the day of each trade's exit)."""
+
+    day: date
+    trades: int
+    net_pnl: Decimal
+
+
+def _record(row: Row[Any]) -> TradeRecord:
+    return TradeRecord(
+        id=str(row.id),
+        user_id=row.user_id,
+        strategy_id=row.strategy_id,
+        strategy_name=row.strategy_name,
+        instrument=row.instrument,
+        side=row.side.upper(),
+        quantity=row.quantity,
+        entry_price=row.entry_price,
+        exit_price=row.exit_price,
+        entry_time=row.entry_time,
+        exit_time=row.exit_time,
+        pnl=row.pnl,
+        fees=row.fees,
+        status=row.status.upper(),
+        broker=row.broker,
+        environment=row.environment.upper() if row.environment else None,
+    )
+
+
+def _partition_column(partition: Partition) -> ColumnElement[str]:
+    return trades.c.user_id if partition == "user" else trades.c.strategy_id
+
+
+def _conditions(
+    *, user_ids: Sequence[str] | None, trade_filter: TradeFilter
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if user_ids is not None:
+        conditions.append(trades.c.user_id.in_(user_ids))
+    if trade_filter.strategy_id is not None:
+        conditions.append(trades.c.strategy_id == trade_filter.strategy_id)
+    if trade_filter.instrument is not None:
+        conditions.append(trades.c.instrument == trade_filter.instrument)
+    if trade_filter.status is not None:
+        conditions.append(trades.c.status == trade_filter.status.lower())
+    if trade_filter.from_time is not None:
+        conditions.append(trades.c.entry_time >= trade_filter.from_time)
+    if trade_filter.to_time is not None:
+        conditions.append(trades.c.entry_time < trade_filter.to_time)
+    return conditions
+
+
+def _after(cursor: TradeCursor) -> ColumnElement[bool]:
+    return or_(
+        trades.c.entry_time < cursor.entry_time,
+        and_(trades.c.entry_time == cursor.entry_time, trades.c.id < cursor.id),
+    )
+
+
+async def find_trade_pages(
+    *,
+    conn: AsyncConnection,
+    partition: Partition,
+    owners: Sequence[str],
+    user_ids: Sequence[str] | None,
+    trade_filter: TradeFilter,
+    limit: int,
+    after: TradeCursor | None,
+) -> list[TradeRecord]:
+    """Up to `limit` trades per owner (a user or a strategy), newest entry first, in one query.
+
+    Only rows of `user_ids` are read (None: every user's), whatever the owners.
+    """
+    column = _partition_column(partition)
+    conditions = [column.in_(owners), *_conditions(user_ids=user_ids, trade_filter=trade_filter)]
+    if after is not None:
+        conditions.append(_after(after))
+    order = (trades.c.entry_time.desc(), trades.c.id.desc())
+    if len(owners) == 1:
+        query = select(trades).where(*conditions).order_by(*order).limit(limit)
+        return [_record(row) for row in await conn.execute(query)]
+    rank = func.row_number().over(partition_by=column, order_by=order).label("rank")
+    ranked = select(trades, rank).where(*conditions).subquery()
+    query = (
+        select(ranked)
+        .where(ranked.c.rank <= limit)
+        .order_by(ranked.c[column.name], ranked.c.entry_time.desc(), ranked.c.id.desc())
+    )
+    return [_record(row) for row in await conn.execute(query)]
+
+
+async def count_trades(
+    *,
+    conn: AsyncConnection,
+    partition: Partition,
+    owners: Sequence[str],
+    user_ids: Sequence[str] | None,
+    trade_filter: TradeFilter,
+) -> dict[str, int]:
+    """The number of trades of each owner under the filter (one GROUP BY)."""
+    column = _partition_column(partition)
+    query = (
+        select(column, func.count())
+        .where(column.in_(owners), *_conditions(user_ids=user_ids, trade_filter=trade_filter))
+        .group_by(column)
+    )
+    return {owner: int(n) for owner, n in await conn.execute(query)}
+
+
+async def summarize_trades(
+    *, conn: AsyncConnection, user_ids: Sequence[str]
+) -> dict[str, TradeSummary]:
+    """Lifetime figures per user: all trades counted, PnL over closed trades (one GROUP BY)."""
+    closed = trades.c.status == "closed"
+    net = trades.c.pnl - trades.c.fees
+    query = (
+        select(
+            trades.c.user_id,
+            func.count(),
+            func.sum(case((closed, 1), else_=0)),
+            func.sum(case((and_(closed, net > 0), 1), else_=0)),
+            func.sum(case((closed, trades.c.pnl)), type_=Money()),
+            func.sum(case((closed, trades.c.fees)), type_=Money()),
+            func.sum(case((closed, net)), type_=Money()),
+        )
+        .where(trades.c.user_id.in_(user_ids))
+        .group_by(trades.c.user_id)
+    )
+    return {
+        row[0]: TradeSummary(
+            trades=int(row[1]),
+            closed=int(row[2] or 0),
+            wins=int(row[3] or 0),
+            gross_pnl=row[4] or Decimal(0),
+            fees=row[5] or Decimal(0),
+            net_pnl=row[6] or Decimal(0),
+        )
+        for row in await conn.execute(query)
+    }
+
+
+async def daily_net_pnl(
+    *, conn: AsyncConnection, user_ids: Sequence[str]
+) -> dict[str, list[DailyPnl]]:
+    """Per user, the net PnL of closed trades grouped by UTC exit day, oldest day first."""
+    day = utc_day(trades.c.exit_time)
+    query = (
+        select(
+            trades.c.user_id,
+            day.label("day"),
+            func.count(),
+            func.sum(trades.c.pnl - trades.c.fees, type_=Money()),
+        )
+        .where(
+            trades.c.user_id.in_(user_ids),
+            trades.c.status == "closed",
+            trades.c.exit_time.is_not(None),
+        )
+        .group_by(trades.c.user_id, day)
+        .order_by(trades.c.user_id, day)
+    )
+    result: dict[str, list[DailyPnl]] = {}
+    for user_id, on, n, net in await conn.execute(query):
+        result.setdefault(user_id, []).append(
+            DailyPnl(day=_as_date(on), trades=int(n), net_pnl=net or Decimal(0))
+        )
+    return result
+
+
+def _as_date(value: date | str) -> date:
+    # SQLite returns the day as text when the expression's type is not applied.
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+async def insert_trades(*, conn: AsyncConnection, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Insert trades given as column mappings (`side`, `status` in either case)."""
+    values = [
+        {
+            **row,
+            "side": str(row["side"]).lower(),
+            "status": str(row["status"]).lower(),
+            "environment": str(row["environment"]).lower() if row.get("environment") else None,
+        }
+        for row in rows
+    ]
+    if values:
+        await conn.execute(insert(trades), values)
+
+
+def _owner_of(partition: Partition) -> Callable[[TradeRecord], str]:
+    if partition == "user":
+        return lambda trade: trade.user_id
+    return lambda trade: trade.strategy_id
+
+
+class TradeLoaders:
+    """The trades source's per-request loaders."""
+
+    def __init__(self, engine: AsyncEngine, scope: Scope, timeout: float) -> None:
+        self._engine = engine
+        self._scope = scope
+        self._timeout = timeout
+        self.page: DataLoader[TradePageKey, Page[TradeRecord]] = DataLoader(self._load_pages)
+        self.count: DataLoader[TradeCountKey, int] = DataLoader(self._load_counts)
+        self.summary: DataLoader[str, TradeSummary] = DataLoader(self._load_summaries)
+        self.daily: DataLoader[str, list[DailyPnl]] = DataLoader(self._load_daily)
+
+    def _users(self) -> list[str] | None:
+        return None if self._scope.user_id is None else [self._scope.user_id]
+
+    async def _load_pages(self, keys: list[TradePageKey]) -> list[Page[TradeRecord]]:
+        pages: dict[TradePageKey, Page[TradeRecord]] = {}
+        groups = grouped(keys, lambda k: (k.partition, k.filter, k.first, k.after))
+        async with guard(SOURCE, timeout=self._timeout), self._engine.connect() as conn:
+            for (partition, trade_filter, first, after), group in groups.items():
+                owners = list(dict.fromkeys(key.owner for key in group))
+                rows = await find_trade_pages(
+                    conn=conn,
+                    partition=partition,
+                    owners=owners,
+                    user_ids=self._users(),
+                    trade_filter=trade_filter,
+                    limit=first + 1,
+                    after=after,
+                )
+                by_owner = grouped(rows, _owner_of(partition))
+                for key in group:
+                    pages[key] = paginate(by_owner.get(key.owner, []), key.first)
+        return [pages[key] for key in keys]
+
+    async def _load_counts(self, keys: list[TradeCountKey]) -> list[int]:
+        counts: dict[TradeCountKey, int] = {}
+        groups = grouped(keys, lambda k: (k.partition, k.filter))
+        async with guard(SOURCE, timeout=self._timeout), self._engine.connect() as conn:
+            for (partition, trade_filter), group in groups.items():
+                owners = list(dict.fromkeys(key.owner for key in group))
+                found = await count_trades(
+                    conn=conn,
+                    partition=partition,
+                    owners=owners,
+                    user_ids=self._users(),
+                    trade_filter=trade_filter,
+                )
+                for key in group:
+                    counts[key] = found.get(key.owner, 0)
+        return [counts[key] for key in keys]
+
+    async def _load_summaries(self, keys: list[str]) -> list[TradeSummary]:
+        users = self._scope.visible(keys)
+        found: dict[str, TradeSummary] = {}
+        if users:
+            async with guard(SOURCE, timeout=self._timeout), self._engine.connect() as conn:
+                found = await summarize_trades(conn=conn, user_ids=users)
+        return [found.get(key, TradeSummary()) for key in keys]
+
+    async def _load_daily(self, keys: list[str]) -> list[list[DailyPnl]]:
+        users = self._scope.visible(keys)
+        found: dict[str, list[DailyPnl]] = {}
+        if users:
+            async with guard(SOURCE, timeout=self._timeout), self._engine.connect() as conn:
+                found = await daily_net_pnl(conn=conn, user_ids=users)
+        return [found.get(key, []) for key in keys]

@@ -1,0 +1,78 @@
+"""The FastAPI application: `/graphql`, `/healthz` and `/readyz`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from datasources import Sources
+from gateway.auth import TokenService
+from gateway.http import GraphQLEndpoint
+from gateway.settings import Settings
+from schema import build_schema
+
+log = logging.getLogger("gateway")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; its lifespan opens every source client once and closes them on shutdown."""
+    settings = settings or Settings()
+    schema = build_schema(max_depth=settings.max_query_depth)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sources = Sources.open(settings)
+        app.state.sources = sources
+        app.state.graphql = GraphQLEndpoint(
+            schema=schema, sources=sources, tokens=TokenService(settings), settings=settings
+        )
+        log.info("gateway ready (%s)", settings.gateway_env)
+        try:
+            yield
+        finally:
+            await sources.close()
+
+    app = FastAPI(
+        title="Trading platform GraphQL gateway",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.state.schema = schema
+
+    @app.api_route("/graphql", methods=["GET", "POST"], include_in_schema=False)
+    async def graphql(request: Request) -> Response:
+        endpoint: GraphQLEndpoint = request.app.state.graphql
+        return await endpoint(request)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        sources: Sources = request.app.state.sources
+        statuses = await sources.ping()
+        ready = all(status.ok for status in statuses)
+        return JSONResponse(
+            {
+                "status": "ready" if ready else "unavailable",
+                "sources": {
+                    status.name: {
+                        "ok": status.ok,
+                        "latencyMs": status.latency_ms,
+                        **({"error": status.error} if status.error else {}),
+                    }
+                    for status in statuses
+                },
+            },
+            status_code=200 if ready else 503,
+        )
+
+    return app

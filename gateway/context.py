@@ -1,0 +1,94 @@
+"""The per-request GraphQL context: the viewer, a fresh set of loaders, the shared sources."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from strawberry.fastapi import BaseContext
+
+from datasources import Loaders, Scope, Sources
+from datasources.users import UserRecord
+from gateway.auth import TokenService
+from gateway.errors import Unauthenticated
+from gateway.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """The signed-in user making the request."""
+
+    user: UserRecord
+
+    @property
+    def id(self) -> str:
+        """The viewer's user id."""
+        return self.user.id
+
+
+class Context(BaseContext):
+    """What every resolver sees; built anew for each request."""
+
+    def __init__(
+        self,
+        *,
+        sources: Sources,
+        tokens: TokenService,
+        settings: Settings,
+        authorization: str | None,
+    ) -> None:
+        super().__init__()
+        self.sources = sources
+        self.tokens = tokens
+        self.settings = settings
+        self._authorization = authorization
+        self._loaders: Loaders | None = None
+        self._viewer: asyncio.Future[Viewer] | None = None
+
+    @property
+    def loaders(self) -> Loaders:
+        """The request's loaders; only exist once a viewer is established."""
+        if self._loaders is None:
+            raise Unauthenticated("Sign in first.")
+        return self._loaders
+
+    async def viewer(self) -> Viewer:
+        """The authenticated viewer; UNAUTHENTICATED if the token is missing, bad or revoked.
+
+        Checked once per request: concurrent resolvers share the same check.
+        """
+        if self._viewer is None:
+            self._viewer = asyncio.ensure_future(self._authenticate())
+        return await asyncio.shield(self._viewer)
+
+    async def _authenticate(self) -> Viewer:
+        token = _bearer_token(self._authorization)
+        if token is None:
+            raise Unauthenticated("Sign in first: send 'Authorization: Bearer <token>'.")
+        claims = self.tokens.verify(token)
+        loaders = self.sources.loaders(Scope(user_id=claims.user_id))
+        user = await loaders.users.by_id.load(claims.user_id)
+        if user is None or user.token_version != claims.token_version:
+            raise Unauthenticated("The access token has been revoked.")
+        self._loaders = loaders
+        return Viewer(user=user)
+
+    def sign_in(self, user: UserRecord) -> Viewer:
+        """Make `user` the viewer for the rest of this request (after register or login)."""
+        loaders = self.sources.loaders(Scope(user_id=user.id))
+        loaders.users.by_id.prime(user.id, user)
+        self._loaders = loaders
+        viewer = Viewer(user=user)
+        future: asyncio.Future[Viewer] = asyncio.get_running_loop().create_future()
+        future.set_result(viewer)
+        self._viewer = future
+        return viewer
+
+
+def _bearer_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("The Authorization header must be 'Bearer <token>'.")
+    return token.strip()

@@ -1,0 +1,99 @@
+"""The gateway's exceptions, each carrying the GraphQL `extensions.code` it is reported under.
+
+    GatewayError
+    ├── Unauthenticated        UNAUTHENTICATED
+    ├── Forbidden              FORBIDDEN
+    ├── NotFound               NOT_FOUND
+    ├── BadUserInput           BAD_USER_INPUT       (+ extensions.field)
+    ├── Conflict               CONFLICT             (+ extensions.field)
+    ├── SourceUnavailable      SOURCE_UNAVAILABLE   (+ extensions.source)
+    ├── RateLimited            RATE_LIMITED
+    ├── QueryTooComplex        QUERY_TOO_COMPLEX
+    └── InternalError          INTERNAL
+
+Anything raised during a request that is not a `GatewayError` is masked as
+INTERNAL: its message, type and traceback go to the log, never to the client.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class GatewayError(Exception):
+    """Raised for any failure a client may see; the base of every coded error."""
+
+    code: ClassVar[str] = "INTERNAL"
+
+    def __init__(self, message: str, **extensions: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extensions = {key: value for key, value in extensions.items() if value is not None}
+
+    def as_extensions(self) -> dict[str, Any]:
+        """The `extensions` object of the GraphQL error this exception becomes."""
+        return {"code": self.code, **self.extensions}
+
+
+class Unauthenticated(GatewayError):
+    """Raised when a request has no valid access token, or its token was revoked."""
+
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(GatewayError):
+    """Raised when the viewer is known but may not perform the operation."""
+
+    code = "FORBIDDEN"
+
+
+class NotFound(GatewayError):
+    """Raised when an object does not exist or is not the viewer's to see."""
+
+    code = "NOT_FOUND"
+
+
+class BadUserInput(GatewayError):
+    """Raised when an argument is malformed or out of range; nothing was changed."""
+
+    code = "BAD_USER_INPUT"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+
+
+class Conflict(GatewayError):
+    """Raised when a write collides with existing data, such as a taken email."""
+
+    code = "CONFLICT"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+
+
+class SourceUnavailable(GatewayError):
+    """Raised when a database cannot be reached or fails to answer in time."""
+
+    code = "SOURCE_UNAVAILABLE"
+
+    def __init__(self, source: str) -> None:
+        super().__init__(f"The {source} source is unavailable.", source=source)
+        self.source = source
+
+
+class RateLimited(GatewayError):
+    """Raised when a client has sent more requests than it is allowed."""
+
+    code = "RATE_LIMITED"
+
+
+class QueryTooComplex(GatewayError):
+    """Raised when a query is deeper or larger than the gateway accepts."""
+
+    code = "QUERY_TOO_COMPLEX"
+
+
+class InternalError(GatewayError):
+    """Raised (or substituted) for an unexpected failure; its details stay in the log."""
+
+    code = "INTERNAL"

@@ -1,0 +1,227 @@
+"""GraphQL over HTTP (the GraphQL-over-HTTP specification), GraphiQL, and health endpoints.
+
+- GET runs queries only (a mutation is 405 with `Allow: POST`); POST takes an
+  `application/json` body.
+- The response is `application/graphql-response+json` when the client accepts
+  it, else `application/json`. With the former, a request that fails before
+  execution (syntax, validation, variables) is a 400; with the latter, any
+  well-formed request is a 200, as legacy clients expect.
+- GET from a browser (Accept: text/html, no query) serves GraphiQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from graphql import GraphQLError
+from strawberry.exceptions import MissingQueryError
+from strawberry.http.ides import get_graphql_ide_html
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+
+from datasources import Sources
+from gateway.auth import TokenService
+from gateway.context import Context
+from gateway.settings import Settings
+from schema import GatewaySchema
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+_ALLOWED_ON_GET = (OperationType.QUERY,)
+_ALLOWED_ON_POST = (OperationType.QUERY, OperationType.MUTATION)
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLRequest:
+    """The parameters of one GraphQL request, however they arrived."""
+
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    extensions: dict[str, Any] | None
+
+
+class RequestError(Exception):
+    """Raised when an HTTP request is not a well-formed GraphQL request."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def _media_ranges(accept: str) -> list[tuple[str, float]]:
+    ranges = []
+    for part in accept.split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if media:
+            ranges.append((media.lower(), quality))
+    return ranges
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The response media type for this Accept header, or None when neither is acceptable."""
+    if not accept or not accept.strip():
+        return JSON
+    ranges = _media_ranges(accept)
+    explicit = {media: q for media, q in ranges if media in (GRAPHQL_RESPONSE, JSON)}
+    if explicit:
+        best = max(explicit.items(), key=lambda item: (item[1], item[0] == GRAPHQL_RESPONSE))
+        return best[0] if best[1] > 0 else None
+    # A wildcard gets the legacy type: such clients predate the new media type.
+    if any(media in ("*/*", "application/*") and q > 0 for media, q in ranges):
+        return JSON
+    return None
+
+
+def wants_graphiql(request: Request) -> bool:
+    """Whether a GET is a browser asking for a page rather than a GraphQL result."""
+    accept = request.headers.get("accept", "")
+    return "query" not in request.query_params and "text/html" in accept
+
+
+def _json_param(value: Any, name: str) -> dict[str, Any] | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise RequestError(400, f"'{name}' is not valid JSON.") from exc
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise RequestError(400, f"'{name}' must be a JSON object.")
+    return value
+
+
+def _parse(params: Mapping[str, Any]) -> GraphQLRequest:
+    query = params.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise RequestError(400, "The request has no GraphQL 'query'.")
+    operation_name = params.get("operationName")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise RequestError(400, "'operationName' must be a string.")
+    return GraphQLRequest(
+        query=query,
+        variables=_json_param(params.get("variables"), "variables"),
+        operation_name=operation_name or None,
+        extensions=_json_param(params.get("extensions"), "extensions"),
+    )
+
+
+async def read_request(request: Request) -> GraphQLRequest:
+    """The GraphQL request carried by a GET query string or a POST JSON body."""
+    if request.method == "GET":
+        return _parse(request.query_params)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != JSON:
+        raise RequestError(415, "POST bodies must be 'application/json'.")
+    try:
+        body = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestError(400, "The body is not valid JSON.") from exc
+    if not isinstance(body, dict):
+        raise RequestError(400, "The body must be a JSON object.")
+    return _parse(body)
+
+
+def _error_body(message: str, code: str = "BAD_USER_INPUT") -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+def _status(result: ExecutionResult, media_type: str) -> int:
+    if media_type != GRAPHQL_RESPONSE:
+        return 200
+    # No data and only location-less errors: the request failed before execution.
+    request_failed = result.data is None and all(
+        not isinstance(error, GraphQLError) or error.path is None for error in result.errors or []
+    )
+    return 400 if request_failed and result.errors else 200
+
+
+def result_body(result: ExecutionResult) -> dict[str, Any]:
+    """The JSON body of an execution result."""
+    body: dict[str, Any] = {}
+    if result.errors:
+        body["errors"] = [error.formatted for error in result.errors]
+    body["data"] = result.data
+    return body
+
+
+class GraphQLEndpoint:
+    """Serves `/graphql`: GraphiQL for browsers, GraphQL over HTTP for everyone else."""
+
+    def __init__(
+        self, *, schema: GatewaySchema, sources: Sources, tokens: TokenService, settings: Settings
+    ) -> None:
+        self.schema = schema
+        self.sources = sources
+        self.tokens = tokens
+        self.settings = settings
+
+    async def __call__(self, request: Request) -> Response:
+        if request.method == "GET" and wants_graphiql(request):
+            if not self.settings.graphiql:
+                return JSONResponse(_error_body("GraphiQL is disabled."), status_code=404)
+            return HTMLResponse(get_graphql_ide_html("graphiql"))
+        media_type = negotiate(request.headers.get("accept"))
+        if media_type is None:
+            return JSONResponse(
+                _error_body(f"Accept '{GRAPHQL_RESPONSE}' or '{JSON}'."), status_code=406
+            )
+        try:
+            graphql_request = await read_request(request)
+            result = await self._execute(request, graphql_request)
+        except RequestError as exc:
+            return JSONResponse(
+                _error_body(exc.message), status_code=exc.status, headers=exc.headers,
+                media_type=media_type,
+            )
+        return JSONResponse(
+            result_body(result), status_code=_status(result, media_type), media_type=media_type
+        )
+
+    async def _execute(self, request: Request, graphql: GraphQLRequest) -> ExecutionResult:
+        context = Context(
+            sources=self.sources,
+            tokens=self.tokens,
+            settings=self.settings,
+            authorization=request.headers.get("authorization"),
+        )
+        context.request = request
+        allowed = _ALLOWED_ON_GET if request.method == "GET" else _ALLOWED_ON_POST
+        try:
+            return await self.schema.execute(
+                graphql.query,
+                variable_values=graphql.variables,
+                context_value=context,
+                operation_name=graphql.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=graphql.extensions,
+            )
+        except InvalidOperationTypeError as exc:
+            if request.method == "GET" and exc.operation_type is OperationType.MUTATION:
+                raise RequestError(
+                    405, "Mutations must be sent with POST.", headers={"Allow": "POST"}
+                ) from exc
+            raise RequestError(400, "This operation type is not supported here.") from exc
+        except CannotGetOperationTypeError as exc:
+            raise RequestError(400, "No operation with that 'operationName'.") from exc
+        except MissingQueryError as exc:
+            raise RequestError(400, "The request has no GraphQL 'query'.") from exc

@@ -1,0 +1,1 @@
+"""Resolvers: queries, mutations and the cross-source aggregates, reading only through loaders."""

@@ -1,0 +1,29 @@
+"""Reading a user's daily metrics for the analytics report."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from datasources.analytics import DailyMetricRecord, MetricsKey
+from gateway.context import Context
+from gateway.errors import BadUserInput
+
+
+def check_range(from_day: date | None, to_day: date | None) -> None:
+    """Refuse a reversed day range."""
+    if from_day is not None and to_day is not None and from_day > to_day:
+        raise BadUserInput("'from' must not be after 'to'.", field="from")
+
+
+async def analytics_rows(
+    ctx: Context,
+    *,
+    user_id: str,
+    from_day: date | None,
+    to_day: date | None,
+    strategy_id: str | None,
+) -> list[DailyMetricRecord]:
+    """A user's daily metrics between two days (inclusive), optionally of one strategy."""
+    check_range(from_day, to_day)
+    key = MetricsKey(user_id=user_id, from_day=from_day, to_day=to_day, strategy_id=strategy_id)
+    return await ctx.loaders.analytics.metrics.load(key)

@@ -1,0 +1,103 @@
+"""Shared schema pieces: the resolver `Info` type, scalars, enums and page info."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from typing import Any, TypeVar
+
+import strawberry
+
+from gateway.context import Context
+from gateway.errors import BadUserInput
+
+Info = strawberry.Info[Context, None]
+
+
+def _serialize_decimal(value: Decimal) -> str:
+    return format(value, "f")
+
+
+def _parse_decimal(value: Any) -> Decimal:
+    # Floats are refused: a binary float has already lost the amount's exact value.
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise BadUserInput("A Decimal must be given as a string, such as \"12.50\".")
+    try:
+        amount = Decimal(value)
+    except InvalidOperation as exc:
+        raise BadUserInput(f"{value!r} is not a decimal number.") from exc
+    if not amount.is_finite():
+        raise BadUserInput("A Decimal must be a finite number.")
+    return amount
+
+
+# Registered for `decimal.Decimal` through the schema's `scalar_map`.
+DECIMAL_SCALAR = strawberry.scalar(
+    name="Decimal",
+    description="An exact decimal number, serialized as a string (\"1234.5\").",
+    serialize=_serialize_decimal,
+    parse_value=_parse_decimal,
+)
+
+
+@strawberry.enum(description="What a user may do: USER sees its own data, ADMIN manages users.")
+class Role(Enum):
+    USER = "USER"
+    ADMIN = "ADMIN"
+
+
+@strawberry.enum(description="Where a strategy is in its lifecycle.")
+class StrategyStatus(Enum):
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    STOPPED = "STOPPED"
+    ERROR = "ERROR"
+
+
+@strawberry.enum(description="Whether a strategy trades real money (LIVE) or on a test network.")
+class Environment(Enum):
+    LIVE = "LIVE"
+    TESTNET = "TESTNET"
+
+
+@strawberry.enum
+class TradeSide(Enum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+@strawberry.enum
+class TradeStatus(Enum):
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+
+
+@strawberry.type(description="Where a page of a connection sits in the whole list.")
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def enum_value(enum: type[E], value: str | None) -> E | None:
+    """A stored value as the schema's enum; values unknown to the schema read as None."""
+    if value is None:
+        return None
+    try:
+        return enum(value)
+    except ValueError:
+        return None
+
+
+def page_info(cursors: list[str], *, has_next: bool, after: str | None) -> PageInfo:
+    """The page info of a forward page whose edges have `cursors`."""
+    return PageInfo(
+        has_next_page=has_next,
+        has_previous_page=after is not None,
+        start_cursor=cursors[0] if cursors else None,
+        end_cursor=cursors[-1] if cursors else None,
+    )

@@ -1,0 +1,66 @@
+"""Give every GraphQL error an `extensions.code`, and mask the unexpected ones."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from gateway.errors import GatewayError
+
+log = logging.getLogger("gateway.errors")
+
+INTERNAL_MESSAGE = "Internal server error."
+# The limiter rules' own messages (strawberry and graphql-core) mark a too-complex query.
+_TOO_COMPLEX = re.compile(
+    r"exceeds maximum operation depth|aliases found\. Allowed|Document contains more than \d+ tokens"
+)
+
+
+def _root_cause(error: GraphQLError) -> BaseException | None:
+    cause: BaseException | None = error.original_error
+    while isinstance(cause, GraphQLError) and cause.original_error is not None:
+        cause = cause.original_error
+    return cause
+
+
+def code_error(error: GraphQLError) -> GraphQLError:
+    """`error` with its code; an unexpected exception becomes a bare INTERNAL error."""
+    cause = _root_cause(error)
+    if isinstance(cause, GatewayError):
+        return GraphQLError(
+            cause.message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            original_error=cause,
+            extensions=cause.as_extensions(),
+        )
+    if cause is not None and not isinstance(cause, GraphQLError):
+        log.error("unexpected error at %s", error.path, exc_info=cause)
+        return GraphQLError(
+            INTERNAL_MESSAGE,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": "INTERNAL"},
+        )
+    # Syntax, validation and variable errors: the request itself is at fault.
+    code = "QUERY_TOO_COMPLEX" if _TOO_COMPLEX.search(error.message) else "BAD_USER_INPUT"
+    error.extensions = {**(error.extensions or {}), "code": code}
+    return error
+
+
+class CodedErrors(SchemaExtension):
+    """Rewrites each result's errors through `code_error`."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is not None and result.errors:
+            result.errors = [code_error(error) for error in result.errors]

@@ -1,0 +1,156 @@
+"""Figures: strategy performance, the analytics report, and activity events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+
+from datasources.analytics import ActivityEventRecord, DailyMetricRecord
+from resolvers.figures import DayFigures, Figures, daily_series, summarize
+from schema._base import Info
+
+if TYPE_CHECKING:
+    from schema.strategies import Strategy
+
+
+@strawberry.type(description="Totals over closed trades; net PnL is pnl - fees.")
+class FigureFields:
+    trades: int
+    wins: int
+    losses: int
+    win_rate: float | None = strawberry.field(
+        description="wins / closed trades; null when there were none."
+    )
+    gross_pnl: Decimal
+    fees: Decimal
+    net_pnl: Decimal
+    volume: Decimal = strawberry.field(description="Notional traded: quantity x entry price.")
+    max_drawdown: Decimal = strawberry.field(
+        description="Largest fall from a running peak of the cumulative daily net PnL."
+    )
+
+    @staticmethod
+    def figure_values(figures: Figures) -> dict[str, object]:
+        """The figure fields' values, to pass to a subclass constructor."""
+        return {
+            "trades": figures.trades,
+            "wins": figures.wins,
+            "losses": figures.losses,
+            "win_rate": figures.win_rate,
+            "gross_pnl": figures.gross_pnl,
+            "fees": figures.fees,
+            "net_pnl": figures.net_pnl,
+            "volume": figures.volume,
+            "max_drawdown": figures.max_drawdown,
+        }
+
+
+@strawberry.type(description="A strategy's lifetime figures.")
+class Performance(FigureFields):
+    last_trade_day: date | None
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[DailyMetricRecord]) -> Performance:
+        """Figures over a strategy's daily metrics."""
+        return cls(
+            **FigureFields.figure_values(summarize(rows)),  # type: ignore[arg-type]
+            last_trade_day=max((row.day for row in rows), default=None),
+        )
+
+
+@strawberry.type(description="One UTC day of the figures, summed over strategies.")
+class AnalyticsDay:
+    day: date
+    trades: int
+    wins: int
+    losses: int
+    gross_pnl: Decimal
+    fees: Decimal
+    net_pnl: Decimal
+    volume: Decimal
+    cumulative_net_pnl: Decimal
+
+    @classmethod
+    def from_figures(cls, day: DayFigures) -> AnalyticsDay:
+        """The schema view of one day of a series."""
+        return cls(
+            day=day.day,
+            trades=day.trades,
+            wins=day.wins,
+            losses=day.losses,
+            gross_pnl=day.gross_pnl,
+            fees=day.fees,
+            net_pnl=day.net_pnl,
+            volume=day.volume,
+            cumulative_net_pnl=day.cumulative_net_pnl,
+        )
+
+
+@strawberry.type(description="One strategy's share of an analytics report.")
+class StrategyBreakdown(FigureFields):
+    strategy_id: strawberry.ID
+
+    @strawberry.field(description="The strategy itself (strategies source).")
+    async def strategy(
+        self, info: Info
+    ) -> Annotated[Strategy, strawberry.lazy("schema.strategies")] | None:
+        from schema.strategies import Strategy  # noqa: PLC0415 - cyclic types
+
+        record = await info.context.loaders.strategies.by_id.load(self.strategy_id)
+        return Strategy.from_record(record) if record else None
+
+
+@strawberry.type(description="A user's figures between two UTC days, from the daily metrics.")
+class Analytics(FigureFields):
+    from_: date | None = strawberry.field(name="from")
+    to: date | None
+    daily: list[AnalyticsDay]
+    by_strategy: list[StrategyBreakdown]
+
+    @classmethod
+    def from_rows(
+        cls, rows: Sequence[DailyMetricRecord], *, from_day: date | None, to_day: date | None
+    ) -> Analytics:
+        """The report over a user's daily metrics in the range."""
+        per_strategy: dict[str, list[DailyMetricRecord]] = {}
+        for row in rows:
+            per_strategy.setdefault(row.strategy_id, []).append(row)
+        breakdown = [
+            StrategyBreakdown(
+                strategy_id=strawberry.ID(strategy_id),
+                **FigureFields.figure_values(summarize(strategy_rows)),  # type: ignore[arg-type]
+            )
+            for strategy_id, strategy_rows in sorted(per_strategy.items())
+        ]
+        return cls(
+            **FigureFields.figure_values(summarize(rows)),  # type: ignore[arg-type]
+            from_=from_day,
+            to=to_day,
+            daily=[AnalyticsDay.from_figures(day) for day in daily_series(rows)],
+            by_strategy=breakdown,
+        )
+
+
+@strawberry.type(description="Something that happened to the account or one of its strategies.")
+class ActivityEvent:
+    id: strawberry.ID
+    kind: str
+    subject_id: str | None
+    at: datetime
+    data: JSON
+
+    @classmethod
+    def from_record(cls, record: ActivityEventRecord) -> ActivityEvent:
+        """The schema view of a stored event."""
+        return cls(
+            id=strawberry.ID(record.id),
+            kind=record.kind,
+            subject_id=record.subject_id,
+            at=record.at,
+            data=dict(record.data),
+        )

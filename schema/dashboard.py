@@ -1,0 +1,131 @@
+"""The Profile and Dashboard aggregates: one query, every source fetched concurrently.
+
+Each field is its own resolver, so sibling fields (and so sources) are awaited
+together; every field fed by a source other than users is nullable, so one
+source being down costs only its own fields.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+import strawberry
+
+from datasources.users import UserRecord
+from resolvers import dashboard as aggregate
+from schema._base import Info
+from schema.analytics import ActivityEvent
+from schema.credentials import Credentials
+from schema.strategies import Strategy
+from schema.trades import Trade
+from schema.users import User
+
+
+@strawberry.type(description="How many strategies are in each status.")
+class StrategyCounts:
+    active: int
+    paused: int
+    stopped: int
+    error: int
+    total: int
+
+
+@strawberry.type(description="Net PnL over the last 1 / 7 / 30 UTC days including today.")
+class PnlSummary:
+    today: Decimal
+    seven_days: Decimal
+    thirty_days: Decimal
+    all_time: Decimal
+
+
+@strawberry.type(description="One day of the equity curve.")
+class EquityPoint:
+    day: date
+    net_pnl: Decimal = strawberry.field(description="That day's net PnL.")
+    equity: Decimal = strawberry.field(description="Cumulative net PnL at the day's end.")
+
+
+@strawberry.type(description="A user's profile: account, credentials, strategies and trades.")
+class Profile:
+    viewer: strawberry.Private[UserRecord]
+
+    @strawberry.field
+    def user(self) -> User:
+        return User.from_record(self.viewer)
+
+    @strawberry.field
+    def member_since(self) -> datetime:
+        return self.viewer.created_at
+
+    @strawberry.field(description="Broker credentials status (credentials source).")
+    async def credentials(self, info: Info) -> Credentials | None:
+        record = await aggregate.credentials(info.context, self.viewer.id)
+        return Credentials.from_record(record) if record else None
+
+    @strawberry.field(description="Number of strategies (strategies source).")
+    async def strategy_count(self, info: Info) -> int | None:
+        return (await aggregate.strategy_counts(info.context, self.viewer.id)).count()
+
+    @strawberry.field(description="Number of trades, open and closed (trades source).")
+    async def trade_count(self, info: Info) -> int | None:
+        return (await aggregate.trade_summary(info.context, self.viewer.id)).trades
+
+    @strawberry.field(description="Net PnL of every closed trade (trades source).")
+    async def lifetime_pnl(self, info: Info) -> Decimal | None:
+        return (await aggregate.trade_summary(info.context, self.viewer.id)).net_pnl
+
+
+@strawberry.type(description="Everything the home screen shows, from all five sources.")
+class Dashboard:
+    viewer: strawberry.Private[UserRecord]
+
+    @strawberry.field
+    def user(self) -> User:
+        return User.from_record(self.viewer)
+
+    @strawberry.field(description="Strategies per status (strategies source).")
+    async def strategy_counts(self, info: Info) -> StrategyCounts | None:
+        counts = await aggregate.strategy_counts(info.context, self.viewer.id)
+        return StrategyCounts(
+            active=counts.count("ACTIVE"),
+            paused=counts.count("PAUSED"),
+            stopped=counts.count("STOPPED"),
+            error=counts.count("ERROR"),
+            total=counts.count(),
+        )
+
+    @strawberry.field(description="The newest ACTIVE strategies (strategies source).")
+    async def active_strategies(self, info: Info, first: int = 10) -> list[Strategy] | None:
+        records = await aggregate.active_strategies(info.context, self.viewer.id, first)
+        return [Strategy.from_record(record) for record in records]
+
+    @strawberry.field(description="The newest trades by entry time (trades source).")
+    async def recent_trades(self, info: Info, first: int = 10) -> list[Trade] | None:
+        records = await aggregate.recent_trades(info.context, self.viewer.id, first)
+        return [Trade.from_record(record) for record in records]
+
+    @strawberry.field(description="Net PnL today, 7 days, 30 days, all time (trades source).")
+    async def pnl(self, info: Info) -> PnlSummary | None:
+        windows = await aggregate.pnl(info.context, self.viewer.id)
+        return PnlSummary(
+            today=windows.today,
+            seven_days=windows.seven_days,
+            thirty_days=windows.thirty_days,
+            all_time=windows.all_time,
+        )
+
+    @strawberry.field(description="Cumulative net PnL per UTC day (trades source).")
+    async def equity_curve(self, info: Info, days: int = 30) -> list[EquityPoint] | None:
+        points = await aggregate.equity(info.context, self.viewer.id, days)
+        return [EquityPoint(day=p.day, net_pnl=p.net_pnl, equity=p.equity) for p in points]
+
+    @strawberry.field(description="Whether broker credentials are stored (credentials source).")
+    async def credentials_configured(self, info: Info) -> bool | None:
+        record = await aggregate.credentials(info.context, self.viewer.id)
+        return bool(record and record.configured_fields)
+
+    @strawberry.field(description="The newest activity events (analytics source).")
+    async def recent_activity(self, info: Info, first: int = 10) -> list[ActivityEvent] | None:
+        records = await aggregate.recent_activity(info.context, self.viewer.id, first)
+        return [ActivityEvent.from_record(record) for record in records]

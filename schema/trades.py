@@ -1,0 +1,119 @@
+"""The Trade type, its filter and connection, and its join back to the strategy."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from datasources.trades import TradeFilter, TradeRecord
+from resolvers.pagination import Slice
+from schema._base import Environment, Info, PageInfo, TradeSide, TradeStatus, enum_value, page_info
+
+if TYPE_CHECKING:
+    from schema.strategies import Strategy
+
+
+@strawberry.input(description="Conditions on a trades list; times bound the entry time.")
+class TradeFilterInput:
+    strategy_id: strawberry.ID | None = None
+    instrument: str | None = None
+    status: TradeStatus | None = None
+    from_: datetime | None = strawberry.field(name="from", default=None)
+    to: datetime | None = None
+
+    def to_filter(self) -> TradeFilter:
+        """The datasource's filter for these conditions."""
+        return TradeFilter(
+            strategy_id=self.strategy_id,
+            instrument=self.instrument,
+            status=self.status.value if self.status else None,
+            from_time=self.from_,
+            to_time=self.to,
+        )
+
+
+@strawberry.type(description="One trade made by a strategy.")
+class Trade:
+    id: strawberry.ID
+    strategy_id: strawberry.ID
+    strategy_name: str
+    instrument: str
+    side: TradeSide
+    quantity: Decimal
+    entry_price: Decimal
+    exit_price: Decimal | None
+    entry_time: datetime
+    exit_time: datetime | None
+    pnl: Decimal | None
+    fees: Decimal
+    status: TradeStatus
+    broker: str | None
+    environment: Environment | None
+
+    @classmethod
+    def from_record(cls, record: TradeRecord) -> Trade:
+        """The schema view of a stored trade."""
+        return cls(
+            id=strawberry.ID(record.id),
+            strategy_id=strawberry.ID(record.strategy_id),
+            strategy_name=record.strategy_name,
+            instrument=record.instrument,
+            side=enum_value(TradeSide, record.side) or TradeSide.BUY,
+            quantity=record.quantity,
+            entry_price=record.entry_price,
+            exit_price=record.exit_price,
+            entry_time=record.entry_time,
+            exit_time=record.exit_time,
+            pnl=record.pnl,
+            fees=record.fees,
+            status=enum_value(TradeStatus, record.status) or TradeStatus.OPEN,
+            broker=record.broker,
+            environment=enum_value(Environment, record.environment),
+        )
+
+    @strawberry.field(description="pnl - fees for a closed trade; null while open.")
+    def net_pnl(self) -> Decimal | None:
+        if self.status is not TradeStatus.CLOSED or self.pnl is None:
+            return None
+        return self.pnl - self.fees
+
+    @strawberry.field(description="The strategy that made the trade (strategies source).")
+    async def strategy(
+        self, info: Info
+    ) -> Annotated[Strategy, strawberry.lazy("schema.strategies")] | None:
+        from schema.strategies import Strategy  # noqa: PLC0415 - cyclic types
+
+        record = await info.context.loaders.strategies.by_id.load(self.strategy_id)
+        return Strategy.from_record(record) if record else None
+
+
+@strawberry.type
+class TradeEdge:
+    cursor: str
+    node: Trade
+
+
+@strawberry.type(description="A page of trades.")
+class TradeConnection:
+    edges: list[TradeEdge]
+    page_info: PageInfo
+    slice: strawberry.Private[Slice[TradeRecord]]
+
+    @classmethod
+    def from_page(cls, page: Slice[TradeRecord]) -> TradeConnection:
+        """A connection over one page of trades."""
+        return cls(
+            edges=[
+                TradeEdge(cursor=cursor, node=Trade.from_record(record))
+                for record, cursor in zip(page.items, page.cursors, strict=True)
+            ],
+            page_info=page_info(list(page.cursors), has_next=page.has_next, after=page.after),
+            slice=page,
+        )
+
+    @strawberry.field(description="How many trades the whole list holds.")
+    async def total_count(self) -> int:
+        return await self.slice.total()

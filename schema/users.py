@@ -1,0 +1,108 @@
+"""The User type and its joins to the other four sources."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from datasources.users import UserRecord
+from resolvers.analytics import analytics_rows
+from resolvers.strategies import strategy_page
+from resolvers.trades import trade_page
+from schema._base import Info, Role, StrategyStatus, enum_value
+
+if TYPE_CHECKING:
+    from schema.analytics import Analytics
+    from schema.credentials import Credentials
+    from schema.strategies import StrategyConnection
+    from schema.trades import TradeConnection, TradeFilterInput
+
+
+@strawberry.type(description="A person with an account on the platform.")
+class User:
+    id: strawberry.ID
+    email: str
+    first_name: str
+    last_name: str
+    phone: str | None
+    role: Role
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_record(cls, record: UserRecord) -> User:
+        """The schema view of a stored user (the password hash stays behind)."""
+        return cls(
+            id=strawberry.ID(record.id),
+            email=record.email,
+            first_name=record.first_name,
+            last_name=record.last_name,
+            phone=record.phone,
+            role=enum_value(Role, record.role) or Role.USER,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+        )
+
+    @strawberry.field(description="The user's strategies, newest first (strategies source).")
+    async def strategies(
+        self,
+        info: Info,
+        status: StrategyStatus | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Annotated[StrategyConnection, strawberry.lazy("schema.strategies")] | None:
+        from schema.strategies import StrategyConnection  # noqa: PLC0415 - cyclic types
+
+        page = await strategy_page(
+            info.context, user_id=self.id, status=status, first=first, after=after
+        )
+        return StrategyConnection.from_page(page)
+
+    @strawberry.field(description="The user's broker credentials status, never a secret.")
+    async def credentials(
+        self, info: Info
+    ) -> Annotated[Credentials, strawberry.lazy("schema.credentials")] | None:
+        from schema.credentials import Credentials  # noqa: PLC0415 - cyclic types
+
+        record = await info.context.loaders.credentials.by_user.load(self.id)
+        return Credentials.from_record(record) if record else None
+
+    @strawberry.field(description="The user's trades, newest entry first (trades source).")
+    async def trades(
+        self,
+        info: Info,
+        filter: Annotated[  # noqa: A002 - the argument's GraphQL name
+            TradeFilterInput, strawberry.lazy("schema.trades")
+        ]
+        | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Annotated[TradeConnection, strawberry.lazy("schema.trades")] | None:
+        from schema.trades import TradeConnection  # noqa: PLC0415 - cyclic types
+
+        page = await trade_page(
+            info.context,
+            partition="user",
+            owner=self.id,
+            trade_filter=filter.to_filter() if filter else None,
+            first=first,
+            after=after,
+        )
+        return TradeConnection.from_page(page)
+
+    @strawberry.field(description="The user's figures between two UTC days (analytics source).")
+    async def analytics(
+        self,
+        info: Info,
+        from_: Annotated[date | None, strawberry.argument(name="from")] = None,
+        to: date | None = None,
+        strategy_id: strawberry.ID | None = None,
+    ) -> Annotated[Analytics, strawberry.lazy("schema.analytics")] | None:
+        from schema.analytics import Analytics  # noqa: PLC0415 - cyclic types
+
+        rows = await analytics_rows(
+            info.context, user_id=self.id, from_day=from_, to_day=to, strategy_id=strategy_id
+        )
+        return Analytics.from_rows(rows, from_day=from_, to_day=to)
