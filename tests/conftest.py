@@ -1,0 +1,154 @@
+"""Real servers for the whole suite: PostgreSQL databases made for this run, and a
+Mongo-wire server (the embedded SecantusDB, or a real mongod via MONGO_TEST_URI)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from pymongo import monitoring
+from sqlalchemy import delete
+
+from datasources import Sources
+from datasources.analytics import activity_events, daily_strategy_metrics
+from datasources.trades import trades
+from gateway.app import create_app
+from gateway.embedded import EmbeddedMongo
+from gateway.settings import Settings
+from tests.helpers import RoundTrips, SecretsSpy
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+RUN_ID = uuid.uuid4().hex[:8]
+
+# Registered before any client exists: PyMongo attaches global listeners at client creation.
+ROUND_TRIPS = RoundTrips()
+monitoring.register(ROUND_TRIPS.mongo_listener)
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, ""))
+
+
+@pytest.fixture(scope="session")
+def mongo_base_uri() -> Iterator[str]:
+    """The Mongo server of this run: MONGO_TEST_URI, or an embedded server started once."""
+    if uri := os.environ.get("MONGO_TEST_URI"):
+        yield uri
+        return
+    with EmbeddedMongo(storage=None) as server:
+        yield f"mongodb://{server.host}:{server.port}"
+
+
+async def _create_database(name: str) -> None:
+    conn = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_database(name: str) -> None:
+    conn = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def pg_urls() -> AsyncIterator[tuple[str, str]]:
+    """Two PostgreSQL databases (trades, analytics) that exist for this run only."""
+    names = (f"gw_test_{RUN_ID}_trades", f"gw_test_{RUN_ID}_analytics")
+    for name in names:
+        await _create_database(name)
+    base = POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+asyncpg://", 1)
+    try:
+        yield (_with_database(base, names[0]), _with_database(base, names[1]))
+    finally:
+        for name in names:
+            await _drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def settings(mongo_base_uri: str, pg_urls: tuple[str, str]) -> Settings:
+    """Settings pointing at this run's databases."""
+    base = mongo_base_uri.rstrip("/")
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        gateway_env="test",
+        mongo_user_uri=f"{base}/gw_{RUN_ID}_user_db",
+        mongo_strategy_uri=f"{base}/gw_{RUN_ID}_strategy_db",
+        mongo_credentials_uri=f"{base}/gw_{RUN_ID}_credentials_db",
+        trades_database_url=pg_urls[0],
+        analytics_database_url=pg_urls[1],
+        jwt_secret="test-secret-" + "x" * 64,
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[object]:
+    """The app with its lifespan running, migrated, for the whole session."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        sources: Sources = application.state.sources
+        await sources.migrate()
+        ROUND_TRIPS.watch_sql(sources)
+        yield application
+        for client in sources.mongo_clients:
+            await client.drop_database(f"gw_{RUN_ID}_user_db")
+            await client.drop_database(f"gw_{RUN_ID}_strategy_db")
+            await client.drop_database(f"gw_{RUN_ID}_credentials_db")
+
+
+@pytest.fixture(scope="session")
+def sources(app) -> Sources:
+    """The app's long-lived source clients."""
+    return app.state.sources  # type: ignore[no-any-return]
+
+
+@pytest.fixture(autouse=True)
+async def clean(sources: Sources) -> None:
+    """Every test starts with five empty databases."""
+    await sources.users["users"].delete_many({})
+    await sources.strategies["strategies"].delete_many({})
+    await sources.credentials["credentials"].delete_many({})
+    async with sources.trades.begin() as conn:
+        await conn.execute(delete(trades))
+    async with sources.analytics.begin() as conn:
+        await conn.execute(delete(daily_strategy_metrics))
+        await conn.execute(delete(activity_events))
+
+
+@pytest.fixture(scope="session")
+def secrets_spy() -> Iterator[SecretsSpy]:
+    """Sees every response body of the suite; at the end, none may hold a stored secret."""
+    spy = SecretsSpy()
+    yield spy
+    spy.assert_no_leak()
+
+
+@pytest.fixture
+async def client(app, secrets_spy: SecretsSpy) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process (ASGI)."""
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://gateway.test",
+        event_hooks={"response": [secrets_spy.inspect]},
+    ) as http:
+        yield http
+
+
+@pytest.fixture
+def round_trips() -> RoundTrips:
+    """The spy counting real commands and statements per source."""
+    ROUND_TRIPS.reset()
+    return ROUND_TRIPS

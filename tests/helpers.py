@@ -1,0 +1,237 @@
+"""Spies and factories shared by the tests: one helper per operation, defaults plus overrides."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from argon2 import PasswordHasher
+from pymongo import monitoring
+from sqlalchemy import event
+
+from datasources import Sources
+from datasources import credentials as credentials_source
+from datasources import strategies as strategies_source
+from datasources import trades as trades_source
+from datasources import users as users_source
+from datasources.analytics import refresh_daily_metrics
+from datasources.strategies import StrategyRecord
+from datasources.users import UserRecord
+from gateway.auth import TokenService
+from gateway.settings import Settings
+
+PASSWORD = "correct horse battery"  # noqa: S105 - the test users' password
+_PASSWORD_HASH = PasswordHasher().hash(PASSWORD)
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+_MONGO_SOURCES = {"user_db": "users", "strategy_db": "strategies", "credentials_db": "credentials"}
+_NOT_ROUND_TRIPS = {"endSessions", "hello", "ismaster", "isMaster", "ping"}
+
+
+@dataclass
+class Span:
+    """One command or statement: its source and when it started and ended (perf_counter)."""
+
+    source: str
+    started: float
+    ended: float | None = None
+
+
+class _MongoListener(monitoring.CommandListener):
+    def __init__(self, spy: RoundTrips) -> None:
+        self.spy = spy
+        self.open: dict[int, Span] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in _NOT_ROUND_TRIPS:
+            return
+        source = next(
+            (name for suffix, name in _MONGO_SOURCES.items() if event.database_name.endswith(suffix)),
+            None,
+        )
+        if source is not None:
+            self.open[event.request_id] = self.spy.record(source)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        if span := self.open.pop(event.request_id, None):
+            span.ended = time.perf_counter()
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        if span := self.open.pop(event.request_id, None):
+            span.ended = time.perf_counter()
+
+
+@dataclass
+class RoundTrips:
+    """Counts the real round trips each source makes (PyMongo command monitoring and
+    SQLAlchemy cursor events), and when each started and ended."""
+
+    spans: list[Span] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.mongo_listener = _MongoListener(self)
+
+    def record(self, source: str) -> Span:
+        span = Span(source=source, started=time.perf_counter())
+        self.spans.append(span)
+        return span
+
+    def reset(self) -> None:
+        self.spans.clear()
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(span.source for span in self.spans)
+
+    def watch_sql(self, sources: Sources) -> None:
+        for name, engine in (("trades", sources.trades), ("analytics", sources.analytics)):
+            self._listen(name, engine.sync_engine)
+
+    def _listen(self, name: str, sync_engine: Any) -> None:
+        started: dict[int, Span] = {}
+
+        @event.listens_for(sync_engine, "before_cursor_execute")
+        def before(conn, cursor, statement, parameters, context, executemany) -> None:
+            started[id(context)] = self.record(name)
+
+        @event.listens_for(sync_engine, "after_cursor_execute")
+        def after(conn, cursor, statement, parameters, context, executemany) -> None:
+            if span := started.pop(id(context), None):
+                span.ended = time.perf_counter()
+
+
+class SecretsSpy:
+    """Remembers the plaintext secrets the tests stored and every response body seen."""
+
+    def __init__(self) -> None:
+        self.secrets: set[str] = set()
+        self.leaks: list[str] = []
+        self.responses = 0
+
+    def add(self, *secrets: str) -> None:
+        self.secrets.update(secrets)
+
+    async def inspect(self, response: httpx.Response) -> None:
+        body = (await response.aread()).decode(errors="replace")
+        self.responses += 1
+        self.leaks.extend(secret for secret in self.secrets if secret in body)
+
+    def assert_no_leak(self) -> None:
+        assert not self.leaks, f"secrets leaked in responses: {sorted(set(self.leaks))}"
+
+
+def token_for(settings: Settings, user: UserRecord) -> str:
+    """A valid access token for `user`."""
+    return TokenService(settings).issue(user_id=user.id, token_version=user.token_version).token
+
+
+async def make_user(sources: Sources, **overrides: Any) -> UserRecord:
+    """Insert a user whose password is PASSWORD."""
+    values: dict[str, Any] = {
+        "email": f"user-{time.perf_counter_ns()}@example.com",
+        "password_hash": _PASSWORD_HASH,
+        "first_name": "Test",
+        "last_name": "User",
+        "phone": None,
+    }
+    values.update(overrides)
+    return await users_source.insert_user(db=sources.users, **values)
+
+
+async def make_strategy(sources: Sources, user: UserRecord, **overrides: Any) -> StrategyRecord:
+    """Insert a strategy of `user`."""
+    values: dict[str, Any] = {
+        "name": f"strategy-{time.perf_counter_ns()}",
+        "code": "def on_tick(ctx, tick): pass",
+        "status": "STOPPED",
+        "instrument": "BTCUSDT",
+        "broker": "binance",
+        "environment": "TESTNET",
+        "config": {"timeframe": "5m"},
+    }
+    values.update(overrides)
+    return await strategies_source.insert_strategy(db=sources.strategies, user_id=user.id, **values)
+
+
+def trade_row(strategy: StrategyRecord, **overrides: Any) -> dict[str, Any]:
+    """The column values of one closed trade of `strategy`, with overrides."""
+    entry = overrides.pop("entry_time", NOW - timedelta(hours=2))
+    row: dict[str, Any] = {
+        "user_id": strategy.user_id,
+        "strategy_id": strategy.id,
+        "strategy_name": strategy.name,
+        "instrument": strategy.instrument or "BTCUSDT",
+        "side": "BUY",
+        "quantity": Decimal("0.5"),
+        "entry_price": Decimal("100.00"),
+        "exit_price": Decimal("110.00"),
+        "entry_time": entry,
+        "exit_time": entry + timedelta(minutes=30),
+        "pnl": Decimal("5.00"),
+        "fees": Decimal("0.10"),
+        "status": "CLOSED",
+        "broker": strategy.broker,
+        "environment": strategy.environment,
+    }
+    row.update(overrides)
+    return row
+
+
+async def make_trades(sources: Sources, rows: list[dict[str, Any]]) -> None:
+    """Insert trade rows (see `trade_row`)."""
+    async with sources.trades.begin() as conn:
+        await trades_source.insert_trades(conn=conn, rows=rows)
+
+
+async def make_credentials(
+    sources: Sources, user: UserRecord, spy: SecretsSpy | None = None, **overrides: Any
+) -> dict[str, str]:
+    """Store credentials with distinctive secrets; returns the secrets (and tells the spy)."""
+    tag = user.id[-6:]
+    secrets = {
+        "apiKey": f"APIKEY-{tag}-plaintext-9f1c",
+        "apiSecret": f"APISECRET-{tag}-plaintext",
+        "accessToken": f"ACCESSTOKEN-{tag}-plaintext",
+    }
+    secrets.update(overrides.pop("secrets", {}))
+    if spy is not None:
+        spy.add(*secrets.values())
+    await credentials_source.upsert_credentials(
+        db=sources.credentials,
+        user_id=user.id,
+        broker=overrides.get("broker", "binance"),
+        client_id=overrides.get("client_id", "client-1"),
+        secrets={**secrets, "apiKeyHint": credentials_source.mask_hint(secrets.get("apiKey"))},
+    )
+    return secrets
+
+
+async def refresh_analytics(sources: Sources) -> None:
+    """Roll the trades up into the daily metrics."""
+    await refresh_daily_metrics(trades_engine=sources.trades, analytics_engine=sources.analytics)
+
+
+async def gql(
+    client: httpx.AsyncClient,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    *,
+    token: str | None = None,
+) -> dict[str, Any]:
+    """POST a GraphQL request and return the JSON body (any HTTP status)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+    )
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def error_codes(body: dict[str, Any]) -> list[str]:
+    """The extensions.code of every error in a response body."""
+    return [error["extensions"]["code"] for error in body.get("errors", [])]

@@ -1,0 +1,238 @@
+"""Sign-up, sign-in and access tokens."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from tests.helpers import PASSWORD, error_codes, gql, make_user, token_for
+
+REGISTER = """
+mutation Register($email: String!, $password: String!, $first: String!, $last: String!,
+                  $phone: String) {
+  register(email: $email, password: $password, firstName: $first, lastName: $last,
+           phone: $phone) {
+    accessToken tokenType expiresAt
+    user { id email firstName lastName phone role }
+  }
+}
+"""
+LOGIN = """
+mutation Login($email: String!, $password: String!) {
+  login(email: $email, password: $password) { accessToken user { id email } }
+}
+"""
+ME = "{ me { id email } }"
+
+
+def registration(**overrides):
+    values = {
+        "email": "Trader@Example.com",
+        "password": "a long enough password",
+        "first": "Ada",
+        "last": "Lovelace",
+        "phone": "+44 20 7946 0958",
+    }
+    values.update(overrides)
+    return values
+
+
+async def test_register_creates_a_user_and_returns_a_working_token(client):
+    body = await gql(client, REGISTER, registration())
+
+    payload = body["data"]["register"]
+    assert payload["tokenType"] == "Bearer"
+    assert payload["user"]["email"] == "trader@example.com"
+    assert payload["user"]["role"] == "USER"
+    me = await gql(client, ME, token=payload["accessToken"])
+    assert me["data"]["me"] == {"id": payload["user"]["id"], "email": "trader@example.com"}
+
+
+async def test_register_stores_an_argon2id_hash_never_the_password(client, sources):
+    await gql(client, REGISTER, registration())
+
+    stored = await sources.users["users"].find_one({"email": "trader@example.com"})
+    assert stored["password"].startswith("$argon2id$")
+    assert "a long enough password" not in str(stored)
+
+
+async def test_register_with_a_taken_email_is_a_conflict_that_writes_nothing(client, sources):
+    await gql(client, REGISTER, registration())
+
+    body = await gql(client, REGISTER, registration(email=" TRADER@example.com "))
+
+    assert error_codes(body) == ["CONFLICT"]
+    assert body["data"] is None
+    assert await sources.users["users"].count_documents({}) == 1
+
+
+async def test_register_rejects_bad_input_naming_the_field_and_writes_nothing(client, sources):
+    cases = {
+        "email": registration(email="not-an-email"),
+        "password": registration(password="short"),
+        "firstName": registration(first="   "),
+        "phone": registration(phone="call me maybe"),
+    }
+    for field, variables in cases.items():
+        body = await gql(client, REGISTER, variables)
+        assert error_codes(body) == ["BAD_USER_INPUT"], field
+        assert body["errors"][0]["extensions"]["field"] == field
+
+    assert await sources.users["users"].count_documents({}) == 0
+
+
+async def test_register_refuses_a_password_equal_to_the_email(client):
+    body = await gql(
+        client, REGISTER, registration(email="same@example.com", password="same@example.com")
+    )
+
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+    assert body["errors"][0]["extensions"]["field"] == "password"
+
+
+async def test_login_with_the_right_password_signs_in(client, sources):
+    user = await make_user(sources, email="login@example.com")
+
+    body = await gql(client, LOGIN, {"email": "LOGIN@example.com", "password": PASSWORD})
+
+    assert body["data"]["login"]["user"]["id"] == user.id
+    me = await gql(client, ME, token=body["data"]["login"]["accessToken"])
+    assert me["data"]["me"]["id"] == user.id
+
+
+async def test_login_fails_the_same_way_for_a_wrong_password_and_an_unknown_email(client, sources):
+    await make_user(sources, email="login@example.com")
+
+    wrong_password = await gql(client, LOGIN, {"email": "login@example.com", "password": "nope"})
+    unknown_email = await gql(client, LOGIN, {"email": "nobody@example.com", "password": "x"})
+
+    assert error_codes(wrong_password) == error_codes(unknown_email) == ["UNAUTHENTICATED"]
+    assert wrong_password["errors"][0]["message"] == unknown_email["errors"][0]["message"]
+
+
+async def test_login_records_a_sign_in_activity_event(client, sources):
+    await make_user(sources, email="login@example.com")
+    body = await gql(client, LOGIN, {"email": "login@example.com", "password": PASSWORD})
+    token = body["data"]["login"]["accessToken"]
+
+    dashboard = await gql(client, "{ dashboard { recentActivity { kind } } }", token=token)
+
+    assert dashboard["data"]["dashboard"]["recentActivity"] == [{"kind": "SIGNED_IN"}]
+
+
+async def test_a_missing_token_is_unauthenticated(client):
+    body = await gql(client, ME)
+
+    assert error_codes(body) == ["UNAUTHENTICATED"]
+    assert body["data"] == {"me": None}
+
+
+async def test_every_viewer_query_requires_a_token(client):
+    for query in (
+        "{ profile { tradeCount } }",
+        "{ dashboard { pnl { today } } }",
+        '{ strategy(id: "0123456789abcdef01234567") { id } }',
+        "{ strategies { totalCount } }",
+        "{ trades { totalCount } }",
+        "{ analytics { netPnl } }",
+    ):
+        body = await gql(client, query)
+        assert error_codes(body) == ["UNAUTHENTICATED"], query
+        assert body["data"] is None, query
+
+
+async def test_an_expired_token_is_unauthenticated(client, sources, settings):
+    user = await make_user(sources)
+    issued = datetime.now(UTC) - timedelta(hours=2)
+    claims = {
+        "sub": user.id,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": issued,
+        "exp": issued + timedelta(minutes=15),
+        "typ": "access",
+        "ver": 0,
+    }
+    token = jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
+
+    body = await gql(client, ME, token=token)
+
+    assert error_codes(body) == ["UNAUTHENTICATED"]
+    assert "expired" in body["errors"][0]["message"]
+
+
+async def test_a_tampered_token_is_unauthenticated(client, sources, settings):
+    victim = await make_user(sources)
+    attacker = await make_user(sources)
+    header, payload, signature = token_for(settings, attacker).split(".")
+    forged_claims = jwt.decode(
+        token_for(settings, victim), options={"verify_signature": False}
+    )
+    forged_payload = jwt.api_jws.base64url_encode(
+        jwt.utils.force_bytes(__import__("json").dumps(forged_claims, default=str))
+    ).decode()
+
+    body = await gql(client, ME, token=f"{header}.{forged_payload}.{signature}")
+
+    assert error_codes(body) == ["UNAUTHENTICATED"]
+    assert body["data"] == {"me": None}
+
+
+async def test_tokens_signed_otherwise_are_refused(client, sources, settings):
+    user = await make_user(sources)
+    base = {
+        "sub": user.id,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": datetime.now(UTC),
+        "exp": datetime.now(UTC) + timedelta(minutes=5),
+        "typ": "access",
+        "ver": 0,
+    }
+    secret = settings.jwt_secret.get_secret_value()
+    forged = {
+        "unsigned (alg none)": jwt.encode(base, None, algorithm="none"),
+        "another secret": jwt.encode(base, "x" * 48, algorithm="HS256"),
+        "another algorithm": jwt.encode(base, secret, algorithm="HS512"),
+        "another audience": jwt.encode({**base, "aud": "elsewhere"}, secret, algorithm="HS256"),
+        "another issuer": jwt.encode({**base, "iss": "elsewhere"}, secret, algorithm="HS256"),
+        "no expiry": jwt.encode(
+            {k: v for k, v in base.items() if k != "exp"}, secret, algorithm="HS256"
+        ),
+        "not an access token": jwt.encode({**base, "typ": "refresh"}, secret, algorithm="HS256"),
+    }
+    for why, token in forged.items():
+        body = await gql(client, ME, token=token)
+        assert error_codes(body) == ["UNAUTHENTICATED"], why
+
+
+async def test_a_malformed_authorization_header_is_unauthenticated(client):
+    response = await client.post(
+        "/graphql", json={"query": ME}, headers={"Authorization": "Basic dXNlcjpwYXNz"}
+    )
+
+    assert error_codes(response.json()) == ["UNAUTHENTICATED"]
+
+
+async def test_a_token_of_a_bumped_token_version_is_revoked(client, sources, settings):
+    user = await make_user(sources)
+    token = token_for(settings, user)
+    await sources.users["users"].update_one(
+        {"email": user.email}, {"$inc": {"tokenVersion": 1}}
+    )
+
+    body = await gql(client, ME, token=token)
+
+    assert error_codes(body) == ["UNAUTHENTICATED"]
+    assert "revoked" in body["errors"][0]["message"]
+
+
+async def test_a_token_of_a_deleted_user_is_refused(client, sources, settings):
+    user = await make_user(sources)
+    token = token_for(settings, user)
+    await sources.users["users"].delete_many({})
+
+    body = await gql(client, ME, token=token)
+
+    assert error_codes(body) == ["UNAUTHENTICATED"]
