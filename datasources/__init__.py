@@ -70,7 +70,9 @@ class Sources:
         user_db = database(settings.mongo_user_uri)
         strategy_db = database(settings.mongo_strategy_uri)
         credentials_db = database(settings.mongo_credentials_uri)
-        trades_engine = create_engine(settings.trades_database_url, pool_size=settings.sql_pool_size)
+        trades_engine = create_engine(
+            settings.trades_database_url, pool_size=settings.sql_pool_size
+        )
         analytics_engine = (
             trades_engine
             if settings.analytics_database_url == settings.trades_database_url
@@ -95,7 +97,7 @@ class Sources:
             await self.analytics.dispose()
 
     async def migrate(self) -> None:
-        """Create the Mongo indexes and the SQL tables and indexes; running it twice changes nothing."""
+        """Create the Mongo indexes and the SQL tables and indexes; idempotent."""
         await users.ensure_indexes(db=self.users)
         await strategies.ensure_indexes(db=self.strategies)
         await credentials.ensure_indexes(db=self.credentials)

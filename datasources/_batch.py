@@ -36,9 +36,7 @@ class Page(Generic[T]):
     has_next: bool
 
 
-def in_key_order(
-    keys: Sequence[K], rows: Iterable[V], key_of: Callable[[V], K]
-) -> list[V | None]:
+def in_key_order(keys: Sequence[K], rows: Iterable[V], key_of: Callable[[V], K]) -> list[V | None]:
     """One result per key, in key order; a key with no row gets None."""
     by_key = {key_of(row): row for row in rows}
     return [by_key.get(key) for key in keys]

@@ -16,7 +16,7 @@ log = logging.getLogger("gateway.sources")
 
 
 @asynccontextmanager
-async def guard(source: str, *, timeout: float) -> AsyncIterator[None]:
+async def guard(source: str, *, timeout: float) -> AsyncIterator[None]:  # noqa: ASYNC109 - applies it
     """Run a source call under `timeout`, mapping driver errors to coded ones.
 
     Most specific first: a unique-key violation is a CONFLICT; any other driver,

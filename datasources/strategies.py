@@ -205,9 +205,7 @@ class StrategyLoaders:
         self._scope = scope
         self._timeout = timeout
         self.by_id: DataLoader[str, StrategyRecord | None] = DataLoader(self._load_by_id)
-        self.page: DataLoader[StrategyPageKey, Page[StrategyRecord]] = DataLoader(
-            self._load_pages
-        )
+        self.page: DataLoader[StrategyPageKey, Page[StrategyRecord]] = DataLoader(self._load_pages)
         self.counts: DataLoader[str, StrategyCounts] = DataLoader(self._load_counts)
 
     def _owners(self) -> list[str] | None:

@@ -44,7 +44,9 @@ async def prepare(settings: Settings) -> None:
             return
         console.print("seeding the demo dataset…")
         summary = await seed_demo(sources)
-        await refresh_daily_metrics(trades_engine=sources.trades, analytics_engine=sources.analytics)
+        await refresh_daily_metrics(
+            trades_engine=sources.trades, analytics_engine=sources.analytics
+        )
         console.print(
             f"seeded {summary.users} users, {summary.strategies} strategies, "
             f"{summary.trades} trades"

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
@@ -66,6 +66,7 @@ class EmbeddedMongo:
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        client: MongoClient[dict[str, Any]]
         with MongoClient(self.uri("admin"), serverSelectionTimeoutMS=500) as client:
             while time.monotonic() < deadline:
                 if self._process is not None and self._process.poll() is not None:

@@ -190,7 +190,9 @@ class GraphQLEndpoint:
             result = await self._execute(request, graphql_request)
         except RequestError as exc:
             return JSONResponse(
-                _error_body(exc.message), status_code=exc.status, headers=exc.headers,
+                _error_body(exc.message),
+                status_code=exc.status,
+                headers=exc.headers,
                 media_type=media_type,
             )
         return JSONResponse(

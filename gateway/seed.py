@@ -35,6 +35,7 @@ INSTRUMENTS = {
 }
 BROKERS = {"BTCUSDT": "binance", "ETHUSDT": "binance", "SOLUSDT": "binance"}
 STATUSES = ["ACTIVE"] * 8 + ["PAUSED"] * 5 + ["STOPPED"] * 7 + ["ERROR"] * 4
+STYLES = ("momentum", "mean-revert", "breakout")
 CENT = Decimal("0.01")
 
 
@@ -99,13 +100,16 @@ async def seed_demo(
             strategy = await strategies_source.insert_strategy(
                 db=sources.strategies,
                 user_id=user_id,
-                name=f"{instrument} {['momentum', 'mean-revert', 'breakout'][index % 3]} #{index + 1}",
+                name=f"{instrument} {STYLES[index % 3]} #{index + 1}",
                 code="def on_tick(ctx, tick):\n    ...\n",
                 status=status,
                 instrument=instrument,
                 broker=BROKERS.get(instrument, "zerodha"),
                 environment="LIVE" if index % 4 == 0 else "TESTNET",
-                config={"timeframe": rng.choice(["1m", "5m", "15m"]), "risk": 0.01 * (1 + index % 3)},
+                config={
+                    "timeframe": rng.choice(["1m", "5m", "15m"]),
+                    "risk": 0.01 * (1 + index % 3),
+                },
                 created_at=moment - timedelta(days=95 - index),
                 errorMessage="Broker rejected order: insufficient margin"
                 if status == "ERROR"
@@ -118,7 +122,11 @@ async def seed_demo(
                 await trades_source.insert_trades(conn=conn, rows=rows[start : start + 2000])
         trade_count += len(rows)
         async with sources.analytics.begin() as conn:
-            for days_ago, kind in ((30, "STRATEGY_STARTED"), (2, "STRATEGY_PAUSED"), (0, "SIGNED_IN")):
+            for days_ago, kind in (
+                (30, "STRATEGY_STARTED"),
+                (2, "STRATEGY_PAUSED"),
+                (0, "SIGNED_IN"),
+            ):
                 await analytics_source.record_activity(
                     conn=conn, user_id=user_id, kind=kind, at=moment - timedelta(days=days_ago)
                 )

@@ -21,7 +21,7 @@ def _serialize_decimal(value: Decimal) -> str:
 def _parse_decimal(value: Any) -> Decimal:
     # Floats are refused: a binary float has already lost the amount's exact value.
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise BadUserInput("A Decimal must be given as a string, such as \"12.50\".")
+        raise BadUserInput('A Decimal must be given as a string, such as "12.50".')
     try:
         amount = Decimal(value)
     except InvalidOperation as exc:
@@ -34,7 +34,7 @@ def _parse_decimal(value: Any) -> Decimal:
 # Registered for `decimal.Decimal` through the schema's `scalar_map`.
 DECIMAL_SCALAR = strawberry.scalar(
     name="Decimal",
-    description="An exact decimal number, serialized as a string (\"1234.5\").",
+    description='An exact decimal number, serialized as a string ("1234.5").',
     serialize=_serialize_decimal,
     parse_value=_parse_decimal,
 )

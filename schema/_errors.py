@@ -16,7 +16,9 @@ log = logging.getLogger("gateway.errors")
 INTERNAL_MESSAGE = "Internal server error."
 # The limiter rules' own messages (strawberry and graphql-core) mark a too-complex query.
 _TOO_COMPLEX = re.compile(
-    r"exceeds maximum operation depth|aliases found\. Allowed|Document contains more than \d+ tokens"
+    r"exceeds maximum operation depth"
+    r"|aliases found\. Allowed"
+    r"|Document contains more than \d+ tokens"
 )
 
 

@@ -152,5 +152,5 @@ class ActivityEvent:
             kind=record.kind,
             subject_id=record.subject_id,
             at=record.at,
-            data=dict(record.data),
+            data=JSON(dict(record.data)),
         )

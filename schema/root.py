@@ -31,7 +31,7 @@ class AuthPayload:
         """The payload for a fresh sign-in."""
         return cls(
             access_token=signed_in.access_token,
-            token_type="Bearer",
+            token_type="Bearer",  # noqa: S106 - the scheme name, not a secret
             expires_at=signed_in.expires_at,
             user=User.from_record(signed_in.user),
         )

@@ -51,7 +51,7 @@ class Strategy:
             instrument=record.instrument,
             broker=record.broker,
             environment=enum_value(Environment, record.environment) or Environment.TESTNET,
-            config=dict(record.config),
+            config=JSON(dict(record.config)),
             last_action=record.last_action,
             auto_reconnect=record.auto_reconnect,
             error_message=record.error_message,

@@ -82,7 +82,7 @@ def settings(mongo_base_uri: str, pg_urls: tuple[str, str]) -> Settings:
     """Settings pointing at this run's databases."""
     base = mongo_base_uri.rstrip("/")
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         gateway_env="test",
         mongo_user_uri=f"{base}/gw_{RUN_ID}_user_db",
         mongo_strategy_uri=f"{base}/gw_{RUN_ID}_strategy_db",
@@ -138,7 +138,7 @@ def secrets_spy() -> Iterator[SecretsSpy]:
 @pytest.fixture
 async def client(app, secrets_spy: SecretsSpy) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in-process (ASGI)."""
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
         transport=transport,
         base_url="http://gateway.test",

@@ -25,7 +25,7 @@ from datasources.users import UserRecord
 from gateway.auth import TokenService
 from gateway.settings import Settings
 
-PASSWORD = "correct horse battery"  # noqa: S105 - the test users' password
+PASSWORD = "correct horse battery"
 _PASSWORD_HASH = PasswordHasher().hash(PASSWORD)
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -51,7 +51,11 @@ class _MongoListener(monitoring.CommandListener):
         if event.command_name in _NOT_ROUND_TRIPS:
             return
         source = next(
-            (name for suffix, name in _MONGO_SOURCES.items() if event.database_name.endswith(suffix)),
+            (
+                name
+                for suffix, name in _MONGO_SOURCES.items()
+                if event.database_name.endswith(suffix)
+            ),
             None,
         )
         if source is not None:
