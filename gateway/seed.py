@@ -149,8 +149,10 @@ def _trades_for(
         side = rng.choice(["BUY", "SELL"])
         quantity = (Decimal(rng.randint(1, 200)) / 100).quantize(CENT)
         entry_price = (base * Decimal(1 + rng.uniform(-0.05, 0.05))).quantize(CENT)
-        exit_price = (entry_price * Decimal(1 + rng.gauss(0.0015, 0.01))).quantize(CENT)
         direction = 1 if side == "BUY" else -1
+        # A small edge in the trade's own direction, so the demo account makes money overall.
+        move = direction * rng.gauss(0.0015, 0.01)
+        exit_price = (entry_price * Decimal(1 + move)).quantize(CENT)
         pnl = ((exit_price - entry_price) * quantity * direction).quantize(CENT)
         fees = (entry_price * quantity * Decimal("0.0004")).quantize(CENT)
         rows.append(
