@@ -5,7 +5,9 @@
 - The response is `application/graphql-response+json` when the client accepts
   it, else `application/json`. With the former, a request that fails before
   execution (syntax, validation, variables) is a 400; with the latter, any
-  well-formed request is a 200, as legacy clients expect.
+  well-formed request is a 200, as legacy clients expect. Either way a request
+  that fails before execution has no `data` entry.
+- A document with several operations needs an `operationName`.
 - GET from a browser (Accept: text/html, no query) serves GraphiQL.
 """
 
@@ -18,7 +20,7 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode, parse
 from strawberry.exceptions import MissingQueryError
 from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -29,7 +31,7 @@ from datasources import Sources
 from gateway.auth import TokenService
 from gateway.context import Context
 from gateway.settings import Settings
-from schema import GatewaySchema
+from schema import MAX_TOKENS, GatewaySchema
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -145,23 +147,47 @@ def _error_body(message: str, code: str = "BAD_USER_INPUT") -> dict[str, Any]:
     return {"errors": [{"message": message, "extensions": {"code": code}}]}
 
 
+def failed_before_execution(result: ExecutionResult) -> bool:
+    """Whether the request failed before execution (syntax, validation, variables).
+
+    Such a result has no data and only errors without a path: a field error,
+    even one that nulls the whole `data`, always has one.
+    """
+    return (
+        result.data is None
+        and bool(result.errors)
+        and all(
+            not isinstance(error, GraphQLError) or error.path is None
+            for error in result.errors or []
+        )
+    )
+
+
 def _status(result: ExecutionResult, media_type: str) -> int:
     if media_type != GRAPHQL_RESPONSE:
         return 200
-    # No data and only location-less errors: the request failed before execution.
-    request_failed = result.data is None and all(
-        not isinstance(error, GraphQLError) or error.path is None for error in result.errors or []
-    )
-    return 400 if request_failed and result.errors else 200
+    return 400 if failed_before_execution(result) else 200
 
 
 def result_body(result: ExecutionResult) -> dict[str, Any]:
-    """The JSON body of an execution result."""
+    """The JSON body of an execution result; no `data` entry if execution never began."""
     body: dict[str, Any] = {}
     if result.errors:
         body["errors"] = [error.formatted for error in result.errors]
-    body["data"] = result.data
+    if not failed_before_execution(result):
+        body["data"] = result.data
     return body
+
+
+def _has_several_operations(query: str) -> bool:
+    # Strawberry would run the first operation; the spec makes this a request error.
+    # A document that does not parse is left for the schema to report.
+    try:
+        document = parse(query, no_location=True, max_tokens=MAX_TOKENS)
+    except GraphQLError:
+        return False
+    operations = (d for d in document.definitions if isinstance(d, OperationDefinitionNode))
+    return sum(1 for _ in operations) > 1
 
 
 class GraphQLEndpoint:
@@ -200,6 +226,8 @@ class GraphQLEndpoint:
         )
 
     async def _execute(self, request: Request, graphql: GraphQLRequest) -> ExecutionResult:
+        if graphql.operation_name is None and _has_several_operations(graphql.query):
+            raise RequestError(400, "The document has several operations: send 'operationName'.")
         context = Context(
             sources=self.sources,
             tokens=self.tokens,

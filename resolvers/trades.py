@@ -9,8 +9,15 @@ from resolvers.pagination import Slice, check_first, parse_trade_cursor, trade_c
 
 
 def check_filter(trade_filter: TradeFilter) -> TradeFilter:
-    """The filter, refused when its time range is empty or reversed."""
+    """The filter, refused when a time has no UTC offset or its time range is empty or reversed."""
     start, end = trade_filter.from_time, trade_filter.to_time
+    for name, moment in (("from", start), ("to", end)):
+        # A time without an offset names no instant; guessing UTC could silently shift the range.
+        if moment is not None and moment.utcoffset() is None:
+            raise BadUserInput(
+                f"'filter.{name}' must include a UTC offset, such as '+00:00'.",
+                field=f"filter.{name}",
+            )
     if start is not None and end is not None and start >= end:
         raise BadUserInput("'filter.from' must be before 'filter.to'.", field="filter.from")
     return trade_filter

@@ -15,7 +15,12 @@ Info = strawberry.Info[Context, None]
 
 
 def _serialize_decimal(value: Decimal) -> str:
-    return format(value, "f")
+    # One spelling per amount ("2", never "2.0" or "2E+1"), whether it was read from a
+    # database or summed in Python; trimmed as text so no digit is ever rounded away.
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def _parse_decimal(value: Any) -> Decimal:
