@@ -27,7 +27,13 @@ def _settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        console.print(f"[red]Invalid configuration:[/red] {exc}")
+        # Only the messages: pydantic's own rendering echoes the input, secrets included.
+        console.print("Invalid configuration:", style="red", markup=False)
+        for error in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in error["loc"]) or "settings"
+            console.print(
+                f"  {where}: {error['msg']}", markup=False, highlight=False, soft_wrap=True
+            )
         raise SystemExit(2) from exc
 
 

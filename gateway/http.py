@@ -77,24 +77,31 @@ def _media_ranges(accept: str) -> list[tuple[str, float]]:
 
 
 def negotiate(accept: str | None) -> str | None:
-    """The response media type for this Accept header, or None when neither is acceptable."""
+    """The response media type for this Accept header, or None when neither is acceptable.
+
+    Each type takes its own quality if listed, else a wildcard's. On a tie an
+    explicitly listed `application/graphql-response+json` wins, while a bare
+    wildcard gets `application/json`: such clients predate the new type.
+    """
     if not accept or not accept.strip():
         return JSON
     ranges = _media_ranges(accept)
-    explicit = {media: q for media, q in ranges if media in (GRAPHQL_RESPONSE, JSON)}
-    if explicit:
-        best = max(explicit.items(), key=lambda item: (item[1], item[0] == GRAPHQL_RESPONSE))
-        return best[0] if best[1] > 0 else None
-    # A wildcard gets the legacy type: such clients predate the new media type.
-    if any(media in ("*/*", "application/*") and q > 0 for media, q in ranges):
-        return JSON
-    return None
+    listed = {media: q for media, q in ranges if media in (GRAPHQL_RESPONSE, JSON)}
+    wildcard = max((q for media, q in ranges if media in ("*/*", "application/*")), default=0.0)
+    quality = {media: listed.get(media, wildcard) for media in (JSON, GRAPHQL_RESPONSE)}
+    best = max(quality.values())
+    if best <= 0:
+        return None
+    if quality[GRAPHQL_RESPONSE] == best and GRAPHQL_RESPONSE in listed:
+        return GRAPHQL_RESPONSE
+    return JSON if quality[JSON] == best else GRAPHQL_RESPONSE
 
 
 def wants_graphiql(request: Request) -> bool:
     """Whether a GET is a browser asking for a page rather than a GraphQL result."""
-    accept = request.headers.get("accept", "")
-    return "query" not in request.query_params and "text/html" in accept
+    ranges = _media_ranges(request.headers.get("accept", ""))
+    html = any(media == "text/html" and q > 0 for media, q in ranges)
+    return html and "query" not in request.query_params
 
 
 def _json_param(value: Any, name: str) -> dict[str, Any] | None:
