@@ -1,15 +1,17 @@
-"""Shared schema pieces: the resolver `Info` type, scalars, enums and page info."""
+"""Shared schema pieces: the resolver `Info` type, scalars, enums and connections."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import strawberry
 
 from gateway.context import Context
 from gateway.errors import BadUserInput
+from resolvers.pagination import Slice
 
 Info = strawberry.Info[Context, None]
 
@@ -98,11 +100,42 @@ def enum_value(enum: type[E], value: str | None) -> E | None:
         return None
 
 
-def page_info(cursors: list[str], *, has_next: bool, after: str | None) -> PageInfo:
-    """The page info of a forward page whose edges have `cursors`."""
-    return PageInfo(
-        has_next_page=has_next,
-        has_previous_page=after is not None,
-        start_cursor=cursors[0] if cursors else None,
-        end_cursor=cursors[-1] if cursors else None,
-    )
+NodeT = TypeVar("NodeT")
+RecordT = TypeVar("RecordT")
+
+
+@strawberry.type
+class Edge(Generic[NodeT]):
+    cursor: str
+    node: NodeT
+
+
+@strawberry.type
+class Connection(Generic[NodeT]):
+    """A page of a list; subclassed per node type (`StrategyConnection`)."""
+
+    edges: list[Edge[NodeT]]
+    page_info: PageInfo
+    total: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="How many items the whole list holds.")
+    async def total_count(self) -> int:
+        return await self.total()
+
+    @classmethod
+    def of(cls, page: Slice[RecordT], node: Callable[[RecordT], NodeT]) -> Self:
+        """A connection over one page, each record turned into its schema type by `node`."""
+        cursors = list(page.cursors)
+        return cls(
+            edges=[
+                Edge(cursor=cursor, node=node(record))
+                for record, cursor in zip(page.items, cursors, strict=True)
+            ],
+            page_info=PageInfo(
+                has_next_page=page.has_next,
+                has_previous_page=page.after is not None,
+                start_cursor=cursors[0] if cursors else None,
+                end_cursor=cursors[-1] if cursors else None,
+            ),
+            total=page.total,
+        )

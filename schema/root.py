@@ -15,7 +15,7 @@ from schema._base import Info, StrategyStatus
 from schema.analytics import Analytics
 from schema.dashboard import Dashboard, Profile
 from schema.strategies import Strategy, StrategyConnection
-from schema.trades import TradeConnection, TradeFilterInput
+from schema.trades import Trade, TradeConnection, TradeFilterInput
 from schema.users import User
 
 
@@ -71,7 +71,7 @@ class Query:
         page = await strategy_page(
             info.context, user_id=viewer.id, status=status, first=first, after=after
         )
-        return StrategyConnection.from_page(page)
+        return StrategyConnection.of(page, Strategy.from_record)
 
     @strawberry.field(description="The viewer's trades, newest entry first.")
     async def trades(
@@ -90,7 +90,7 @@ class Query:
             first=first,
             after=after,
         )
-        return TradeConnection.from_page(page)
+        return TradeConnection.of(page, Trade.from_record)
 
     @strawberry.field(description="The viewer's figures between two UTC days (inclusive).")
     async def analytics(

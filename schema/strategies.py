@@ -1,4 +1,4 @@
-"""The Strategy type, its connection, and its joins to users, trades and analytics."""
+"""The Strategy type, its and its joins to users, trades and analytics."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from datasources.strategies import StrategyRecord
-from resolvers.pagination import Slice
 from resolvers.trades import trade_page
-from schema._base import Environment, Info, PageInfo, StrategyStatus, enum_value, page_info
+from schema._base import Connection, Environment, Info, StrategyStatus, enum_value
 
 if TYPE_CHECKING:
     from schema.analytics import Performance
@@ -80,7 +79,7 @@ class Strategy:
         first: int | None = None,
         after: str | None = None,
     ) -> Annotated[TradeConnection, strawberry.lazy("schema.trades")] | None:
-        from schema.trades import TradeConnection  # noqa: PLC0415 - cyclic types
+        from schema.trades import Trade, TradeConnection  # noqa: PLC0415 - cyclic types
 
         page = await trade_page(
             info.context,
@@ -90,7 +89,7 @@ class Strategy:
             first=first,
             after=after,
         )
-        return TradeConnection.from_page(page)
+        return TradeConnection.of(page, Trade.from_record)
 
     @strawberry.field(description="Lifetime figures from the daily metrics (analytics source).")
     async def performance(
@@ -102,30 +101,6 @@ class Strategy:
         return Performance.from_rows(rows)
 
 
-@strawberry.type
-class StrategyEdge:
-    cursor: str
-    node: Strategy
-
-
 @strawberry.type(description="A page of strategies.")
-class StrategyConnection:
-    edges: list[StrategyEdge]
-    page_info: PageInfo
-    slice: strawberry.Private[Slice[StrategyRecord]]
-
-    @classmethod
-    def from_page(cls, page: Slice[StrategyRecord]) -> StrategyConnection:
-        """A connection over one page of strategies."""
-        return cls(
-            edges=[
-                StrategyEdge(cursor=cursor, node=Strategy.from_record(record))
-                for record, cursor in zip(page.items, page.cursors, strict=True)
-            ],
-            page_info=page_info(list(page.cursors), has_next=page.has_next, after=page.after),
-            slice=page,
-        )
-
-    @strawberry.field(description="How many strategies the whole list holds.")
-    async def total_count(self) -> int:
-        return await self.slice.total()
+class StrategyConnection(Connection[Strategy]):
+    pass

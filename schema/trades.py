@@ -1,4 +1,4 @@
-"""The Trade type, its filter and connection, and its join back to the strategy."""
+"""The Trade type, its filter and and its join back to the strategy."""
 
 from __future__ import annotations
 
@@ -9,8 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from datasources.trades import TradeFilter, TradeRecord
-from resolvers.pagination import Slice
-from schema._base import Environment, Info, PageInfo, TradeSide, TradeStatus, enum_value, page_info
+from schema._base import (
+    Connection,
+    Environment,
+    Info,
+    TradeSide,
+    TradeStatus,
+    enum_value,
+)
 
 if TYPE_CHECKING:
     from schema.strategies import Strategy
@@ -90,30 +96,6 @@ class Trade:
         return Strategy.from_record(record) if record else None
 
 
-@strawberry.type
-class TradeEdge:
-    cursor: str
-    node: Trade
-
-
 @strawberry.type(description="A page of trades.")
-class TradeConnection:
-    edges: list[TradeEdge]
-    page_info: PageInfo
-    slice: strawberry.Private[Slice[TradeRecord]]
-
-    @classmethod
-    def from_page(cls, page: Slice[TradeRecord]) -> TradeConnection:
-        """A connection over one page of trades."""
-        return cls(
-            edges=[
-                TradeEdge(cursor=cursor, node=Trade.from_record(record))
-                for record, cursor in zip(page.items, page.cursors, strict=True)
-            ],
-            page_info=page_info(list(page.cursors), has_next=page.has_next, after=page.after),
-            slice=page,
-        )
-
-    @strawberry.field(description="How many trades the whole list holds.")
-    async def total_count(self) -> int:
-        return await self.slice.total()
+class TradeConnection(Connection[Trade]):
+    pass

@@ -53,12 +53,15 @@ class User:
         first: int | None = None,
         after: str | None = None,
     ) -> Annotated[StrategyConnection, strawberry.lazy("schema.strategies")] | None:
-        from schema.strategies import StrategyConnection  # noqa: PLC0415 - cyclic types
+        from schema.strategies import (  # noqa: PLC0415 - cyclic types
+            Strategy,
+            StrategyConnection,
+        )
 
         page = await strategy_page(
             info.context, user_id=self.id, status=status, first=first, after=after
         )
-        return StrategyConnection.from_page(page)
+        return StrategyConnection.of(page, Strategy.from_record)
 
     @strawberry.field(description="The user's broker credentials status, never a secret.")
     async def credentials(
@@ -80,7 +83,7 @@ class User:
         first: int | None = None,
         after: str | None = None,
     ) -> Annotated[TradeConnection, strawberry.lazy("schema.trades")] | None:
-        from schema.trades import TradeConnection  # noqa: PLC0415 - cyclic types
+        from schema.trades import Trade, TradeConnection  # noqa: PLC0415 - cyclic types
 
         page = await trade_page(
             info.context,
@@ -90,7 +93,7 @@ class User:
             first=first,
             after=after,
         )
-        return TradeConnection.from_page(page)
+        return TradeConnection.of(page, Trade.from_record)
 
     @strawberry.field(description="The user's figures between two UTC days (analytics source).")
     async def analytics(
