@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"  # noqa: S105 - refused in production
+# A fixed development key under the id "dev": refused in production like the JWT secret.
+DEV_ENCRYPTION_KEYS = "dev:" + base64.b64encode(b"dev-only-credentials-key-32bytes").decode()
+DEFAULT_BROKERS = "binance,zerodha,alpaca,interactive-brokers"
+_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 MAX_PAGE_SIZE = 100
 
@@ -32,7 +39,20 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     jwt_issuer: str = "trading-gateway"
     jwt_audience: str = "trading-platform"
+    # Tokens signed with the previous secret stay valid until they expire, so rotating
+    # JWT_SECRET logs nobody out.
+    jwt_previous_secret: SecretStr | None = None
     access_token_ttl_seconds: int = Field(default=900, gt=0)
+    refresh_token_ttl_seconds: int = Field(default=30 * 86400, gt=0)
+
+    # "kid:base64-32-byte-key[,kid:key...]": the first encrypts, every one decrypts.
+    credentials_encryption_keys: SecretStr = SecretStr(DEV_ENCRYPTION_KEYS)
+    # The brokers a strategy may name, comma-separated.
+    strategy_brokers: str = DEFAULT_BROKERS
+    # How often `gateway serve` finishes interrupted account deletions.
+    deletion_sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    # How long an idempotency key remembers its first result.
+    idempotency_ttl_seconds: int = Field(default=86400, gt=0)
 
     # How long a request waits on one source before it is reported unavailable.
     source_timeout_seconds: float = Field(default=5.0, gt=0)
@@ -40,12 +60,49 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=12, gt=0)
     graphiql: bool = True
 
+    @property
+    def brokers(self) -> tuple[str, ...]:
+        """The brokers a strategy may name."""
+        return tuple(name.strip() for name in self.strategy_brokers.split(",") if name.strip())
+
+    @property
+    def encryption_keys(self) -> list[tuple[str, bytes]]:
+        """(key id, 32-byte key) pairs; the first one encrypts."""
+        return parse_encryption_keys(self.credentials_encryption_keys.get_secret_value())
+
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> Self:
+        self.encryption_keys  # noqa: B018 - parsed once here so a bad value fails at start
+        if not self.brokers:
+            raise ValueError("STRATEGY_BROKERS must name at least one broker")
         secret = self.jwt_secret.get_secret_value()
         if self.gateway_env == "production":
             if secret == DEV_JWT_SECRET:
                 raise ValueError("JWT_SECRET must be set to a non-default value in production")
             if len(secret) < 32:
                 raise ValueError("JWT_SECRET must be at least 32 characters in production")
+            keys = self.credentials_encryption_keys.get_secret_value()
+            if keys == DEV_ENCRYPTION_KEYS:
+                raise ValueError(
+                    "CREDENTIALS_ENCRYPTION_KEYS must be set to a non-default value in production"
+                )
         return self
+
+
+def parse_encryption_keys(value: str) -> list[tuple[str, bytes]]:
+    """Parse `kid:base64key,...`; each key must decode to 32 bytes (AES-256)."""
+    keys: list[tuple[str, bytes]] = []
+    for entry in value.split(","):
+        kid, sep, encoded = entry.strip().partition(":")
+        if not sep or not _KEY_ID.match(kid):
+            raise ValueError("CREDENTIALS_ENCRYPTION_KEYS entries must look like 'kid:base64key'")
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"CREDENTIALS_ENCRYPTION_KEYS: key {kid!r} is not base64") from exc
+        if len(key) != 32:
+            raise ValueError(f"CREDENTIALS_ENCRYPTION_KEYS: key {kid!r} must be 32 bytes")
+        if any(kid == known for known, _ in keys):
+            raise ValueError(f"CREDENTIALS_ENCRYPTION_KEYS: key id {kid!r} is repeated")
+        keys.append((kid, key))
+    return keys

@@ -7,13 +7,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from datasources import analytics as analytics_source
 from datasources import users as users_source
 from datasources._guard import guard
 from datasources.users import UserRecord, normalize_email
 from gateway.auth import hash_password, verify_password
 from gateway.context import Context
-from gateway.errors import BadUserInput, Conflict, GatewayError, Unauthenticated
+from gateway.errors import BadUserInput, Conflict, Unauthenticated
+from resolvers.activity import record_event
 
 log = logging.getLogger("gateway.accounts")
 
@@ -68,19 +68,6 @@ def _check_phone(phone: str | None) -> str | None:
     return phone
 
 
-async def _record_event(ctx: Context, user_id: str, kind: str) -> None:
-    # Activity is a record of what happened, not a condition of it: a sign-in
-    # succeeds even when the analytics database is down.
-    try:
-        async with (
-            guard(analytics_source.SOURCE, timeout=ctx.sources.timeout),
-            ctx.sources.analytics.begin() as conn,
-        ):
-            await analytics_source.record_activity(conn=conn, user_id=user_id, kind=kind)
-    except GatewayError:
-        log.warning("could not record %s for user %s", kind, user_id)
-
-
 def _sign_in(ctx: Context, user: UserRecord) -> SignedIn:
     issued = ctx.tokens.issue(user_id=user.id, token_version=user.token_version)
     ctx.sign_in(user)
@@ -115,7 +102,7 @@ async def register(
             )
     except Conflict as exc:
         raise Conflict("This email cannot be registered.", field="email") from exc
-    await _record_event(ctx, user.id, "ACCOUNT_CREATED")
+    await record_event(ctx, user.id, "ACCOUNT_CREATED")
     return _sign_in(ctx, user)
 
 
@@ -125,5 +112,5 @@ async def login(ctx: Context, *, email: str, password: str) -> SignedIn:
         user = await users_source.find_user_by_email(db=ctx.sources.users, email=email)
     if not await verify_password(user.password_hash if user else None, password) or user is None:
         raise Unauthenticated("Invalid email or password.")
-    await _record_event(ctx, user.id, "SIGNED_IN")
+    await record_event(ctx, user.id, "SIGNED_IN")
     return _sign_in(ctx, user)

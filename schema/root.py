@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated
 
 import strawberry
+from strawberry.tools import merge_types
 
-from resolvers import accounts
 from resolvers.analytics import analytics_rows
 from resolvers.strategies import get_strategy, strategy_page
 from resolvers.trades import trade_page
 from schema._base import Info, StrategyStatus
+from schema.accounts import AccountMutations
 from schema.analytics import Analytics
 from schema.dashboard import Dashboard, Profile
 from schema.strategies import Strategy, StrategyConnection
 from schema.trades import Trade, TradeConnection, TradeFilterInput
 from schema.users import User
-
-
-@strawberry.type(description="A signed-in session: an access token for the user.")
-class AuthPayload:
-    access_token: str
-    token_type: str
-    expires_at: datetime
-    user: User
-
-    @classmethod
-    def from_signed_in(cls, signed_in: accounts.SignedIn) -> AuthPayload:
-        """The payload for a fresh sign-in."""
-        return cls(
-            access_token=signed_in.access_token,
-            token_type="Bearer",  # noqa: S106 - the scheme name, not a secret
-            expires_at=signed_in.expires_at,
-            user=User.from_record(signed_in.user),
-        )
 
 
 @strawberry.type
@@ -107,29 +90,5 @@ class Query:
         return Analytics.from_rows(rows, from_day=from_, to_day=to)
 
 
-@strawberry.type
-class Mutation:
-    @strawberry.mutation(description="Create an account and sign in.")
-    async def register(
-        self,
-        info: Info,
-        email: str,
-        password: str,
-        first_name: str,
-        last_name: str,
-        phone: str | None = None,
-    ) -> AuthPayload:
-        signed_in = await accounts.register(
-            info.context,
-            email=email,
-            password=password,
-            first_name=first_name,
-            last_name=last_name,
-            phone=phone,
-        )
-        return AuthPayload.from_signed_in(signed_in)
-
-    @strawberry.mutation(description="Sign in with email and password.")
-    async def login(self, info: Info, email: str, password: str) -> AuthPayload:
-        signed_in = await accounts.login(info.context, email=email, password=password)
-        return AuthPayload.from_signed_in(signed_in)
+# Each domain declares its own mutations; the schema shows them as one type.
+Mutation = merge_types("Mutation", (AccountMutations,))

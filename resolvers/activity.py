@@ -1,0 +1,39 @@
+"""Recording what happened to an account: sign-ins, strategy lifecycle changes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from datasources import analytics as analytics_source
+from datasources._guard import guard
+from gateway.context import Context
+from gateway.errors import GatewayError
+
+log = logging.getLogger("gateway.activity")
+
+
+async def record_event(
+    ctx: Context,
+    user_id: str,
+    kind: str,
+    *,
+    subject_id: str | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> None:
+    """Append an activity event for `user_id`, best effort.
+
+    Activity is a record of what happened, not a condition of it: the action
+    stands even when the analytics database is down; the miss is logged.
+    """
+    try:
+        async with (
+            guard(analytics_source.SOURCE, timeout=ctx.sources.timeout),
+            ctx.sources.analytics.begin() as conn,
+        ):
+            await analytics_source.record_activity(
+                conn=conn, user_id=user_id, kind=kind, subject_id=subject_id, data=data
+            )
+    except GatewayError:
+        log.warning("could not record %s for user %s", kind, user_id)
