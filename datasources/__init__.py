@@ -16,7 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from datasources import analytics, credentials, strategies, trades, users
+from datasources import analytics, credentials, idempotency, strategies, trades, users
 from datasources._batch import Page, Scope
 from datasources._guard import guard
 from datasources._mongo import Document, client_key, get_database, open_client
@@ -101,6 +101,8 @@ class Sources:
         await users.ensure_indexes(db=self.users)
         await strategies.ensure_indexes(db=self.strategies)
         await credentials.ensure_indexes(db=self.credentials)
+        await idempotency.ensure_indexes(db=self.strategies)
+        await idempotency.ensure_indexes(db=self.credentials)
         async with self.trades.begin() as conn:
             await conn.run_sync(trades.metadata.create_all)
         async with self.analytics.begin() as conn:

@@ -1,0 +1,129 @@
+"""Idempotency keys: a repeated mutation with the same key returns the first result.
+
+Keys live beside the data they protect (a collection `idempotency_keys` in that
+source's Mongo database), scoped by user and operation, and expire by TTL.
+
+    claim = await claim_key(db=..., user_id=..., operation="createStrategy", key=..., ...)
+    if claim.result_id is not None:      # done before: answer with the first result
+        ...
+    try:
+        ...act, producing result_id...
+    except BaseException:
+        await release_key(...)           # nothing happened: let a retry act
+        raise
+    await complete_key(..., result_id=result_id)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from datasources._mongo import Document, now
+from gateway.errors import BadUserInput, Conflict
+
+COLLECTION = "idempotency_keys"
+INDEXES = [IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0)]
+MAX_KEY_LENGTH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A claimed key: `result_id` is set when the operation already completed under it."""
+
+    id: str
+    result_id: str | None
+
+
+def fingerprint(payload: Any) -> str:
+    """A stable digest of a request's input, to tell a retry from a reused key."""
+    encoded = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def _key_id(user_id: str, operation: str, key: str) -> str:
+    return f"{user_id}:{operation}:{key}"
+
+
+async def ensure_indexes(*, db: AsyncDatabase[Document]) -> None:
+    """Create the TTL index that forgets old keys."""
+    await db[COLLECTION].create_indexes(INDEXES)
+
+
+async def claim_key(
+    *,
+    db: AsyncDatabase[Document],
+    user_id: str,
+    operation: str,
+    key: str,
+    request_fingerprint: str,
+    ttl_seconds: int,
+) -> Claim:
+    """Claim `key` for this request, or find the completed first request under it.
+
+    A key reused with a different input, or while its first request is still
+    running, is a CONFLICT naming `clientMutationId`.
+    """
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise BadUserInput(
+            f"'clientMutationId' must be 1 to {MAX_KEY_LENGTH} characters long.",
+            field="clientMutationId",
+        )
+    key_id = _key_id(user_id, operation, key)
+    moment = now()
+    try:
+        await db[COLLECTION].insert_one(
+            {
+                "_id": key_id,
+                "userId": user_id,
+                "fingerprint": request_fingerprint,
+                "resultId": None,
+                "createdAt": moment,
+                "expiresAt": moment + timedelta(seconds=ttl_seconds),
+            }
+        )
+    except DuplicateKeyError:
+        existing = await db[COLLECTION].find_one({"_id": key_id})
+        if existing is None:  # expired between the insert and the read: claim again
+            return await claim_key(
+                db=db,
+                user_id=user_id,
+                operation=operation,
+                key=key,
+                request_fingerprint=request_fingerprint,
+                ttl_seconds=ttl_seconds,
+            )
+        if existing["fingerprint"] != request_fingerprint:
+            raise Conflict(
+                "This clientMutationId was already used with a different input.",
+                field="clientMutationId",
+            ) from None
+        if existing.get("resultId") is None:
+            raise Conflict(
+                "A request with this clientMutationId is still in progress.",
+                field="clientMutationId",
+            ) from None
+        return Claim(id=key_id, result_id=str(existing["resultId"]))
+    return Claim(id=key_id, result_id=None)
+
+
+async def complete_key(*, db: AsyncDatabase[Document], claim: Claim, result_id: str) -> None:
+    """Record the result of the request that claimed the key."""
+    await db[COLLECTION].update_one({"_id": claim.id}, {"$set": {"resultId": result_id}})
+
+
+async def release_key(*, db: AsyncDatabase[Document], claim: Claim) -> None:
+    """Forget a claim whose request failed, so a retry may act."""
+    await db[COLLECTION].delete_one({"_id": claim.id, "resultId": None})
+
+
+async def delete_user_keys(*, db: AsyncDatabase[Document], user_id: str) -> None:
+    """Forget every key of a user (account deletion)."""
+    await db[COLLECTION].delete_many({"userId": user_id})
