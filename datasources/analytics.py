@@ -363,3 +363,15 @@ class AnalyticsLoaders:
                 for key in group:
                     found[key] = by_user.get(key.user_id, [])
         return [found[key] for key in keys]
+
+
+# Account deletion (see gateway/deletion.py).
+
+
+async def delete_user_analytics(*, conn: AsyncConnection, user_id: str) -> int:
+    """Remove a user's daily metrics and activity events; idempotent. Returns rows removed."""
+    metrics = await conn.execute(
+        delete(daily_strategy_metrics).where(daily_strategy_metrics.c.user_id == user_id)
+    )
+    events = await conn.execute(delete(activity_events).where(activity_events.c.user_id == user_id))
+    return metrics.rowcount + events.rowcount

@@ -146,3 +146,15 @@ class CredentialsLoaders:
             async with guard(SOURCE, timeout=self._timeout):
                 rows = await find_credentials(db=self._db, user_ids=visible)
         return in_key_order(keys, rows, lambda record: record.user_id)
+
+
+# Account deletion (see gateway/deletion.py).
+
+
+async def delete_user_credentials(*, db: AsyncDatabase[Document], user_id: str) -> int:
+    """Remove a user's credentials; idempotent. Returns how many documents were removed."""
+    oids = to_object_ids([user_id])
+    if not oids:
+        return 0
+    result = await db[COLLECTION].delete_many({"userId": {"$in": oids}})
+    return result.deleted_count

@@ -245,3 +245,15 @@ class StrategyLoaders:
             async with guard(SOURCE, timeout=self._timeout):
                 counts = await count_strategies_by_status(db=self._db, user_ids=users)
         return [counts.get(key, StrategyCounts()) for key in keys]
+
+
+# Account deletion (see gateway/deletion.py).
+
+
+async def delete_user_strategies(*, db: AsyncDatabase[Document], user_id: str) -> int:
+    """Remove every strategy of a user; idempotent. Returns how many were removed."""
+    oid = to_object_id(user_id)
+    if oid is None:
+        return 0
+    result = await db[COLLECTION].delete_many({"userId": oid})
+    return result.deleted_count

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     and_,
     case,
+    delete,
     func,
     insert,
     or_,
@@ -402,3 +403,12 @@ class TradeLoaders:
             async with guard(SOURCE, timeout=self._timeout), self._engine.connect() as conn:
                 found = await daily_net_pnl(conn=conn, user_ids=users)
         return [found.get(key, []) for key in keys]
+
+
+# Account deletion (see gateway/deletion.py).
+
+
+async def delete_user_trades(*, conn: AsyncConnection, user_id: str) -> int:
+    """Remove every trade of a user; idempotent. Returns how many rows were removed."""
+    result = await conn.execute(delete(trades).where(trades.c.user_id == user_id))
+    return result.rowcount

@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from datasources._batch import Scope, in_key_order
 from datasources._guard import guard
-from datasources._mongo import Document, now, to_object_ids, utc
+from datasources._mongo import Document, now, to_object_id, to_object_ids, utc
 
 SOURCE = "users"
 COLLECTION = "users"
@@ -129,3 +129,35 @@ class UserLoaders:
         async with guard(SOURCE, timeout=self._timeout):
             rows = await find_users(db=self._db, ids=visible) if visible else []
         return in_key_order(keys, rows, lambda user: user.id)
+
+
+# Account deletion (see gateway/deletion.py).
+
+
+async def mark_user_deleting(*, db: AsyncDatabase[Document], user_id: str) -> bool:
+    """Mark a user as being deleted and revoke its access tokens; False if it is gone."""
+    oid = to_object_id(user_id)
+    if oid is None:
+        return False
+    moment = now()
+    result = await db[COLLECTION].update_one(
+        {"_id": oid, "deletingAt": None},
+        {"$set": {"deletingAt": moment, "updatedAt": moment}, "$inc": {"tokenVersion": 1}},
+    )
+    if result.matched_count:
+        return True
+    return await db[COLLECTION].count_documents({"_id": oid}, limit=1) > 0
+
+
+async def find_deleting_user_ids(*, db: AsyncDatabase[Document]) -> list[str]:
+    """Users marked as being deleted (a deletion interrupted before its job was recorded)."""
+    cursor = db[COLLECTION].find({"deletingAt": {"$ne": None}}, {"_id": 1})
+    return [str(doc["_id"]) async for doc in cursor]
+
+
+async def delete_user(*, db: AsyncDatabase[Document], user_id: str) -> None:
+    """Remove a user's document and its refresh tokens; idempotent."""
+    oid = to_object_id(user_id)
+    await db["refresh_tokens"].delete_many({"userId": {"$in": [user_id, oid]}})
+    if oid is not None:
+        await db[COLLECTION].delete_one({"_id": oid})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from datasources import Sources
 from gateway.auth import TokenService
+from gateway.deletion import sweep_forever
 from gateway.http import GraphQLEndpoint
 from gateway.settings import Settings
 from schema import build_schema
@@ -30,10 +33,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.graphql = GraphQLEndpoint(
             schema=schema, sources=sources, tokens=TokenService(settings), settings=settings
         )
+        # Finishes account deletions a crash interrupted, now and periodically.
+        sweeper = asyncio.create_task(
+            sweep_forever(sources, interval=settings.deletion_sweep_interval_seconds),
+            name="deletion-sweep",
+        )
         log.info("gateway ready (%s)", settings.gateway_env)
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await sources.close()
 
     app = FastAPI(

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from datasources import Sources
 from datasources.analytics import RefreshResult, refresh_daily_metrics
 from gateway.app import create_app
+from gateway.deletion import SweepResult, finish_deletions
 from gateway.settings import Settings
 
 console = Console(stderr=True)
@@ -99,6 +100,25 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _finish_deletions(settings: Settings) -> SweepResult:
+    sources = Sources.open(settings)
+    try:
+        return await finish_deletions(sources)
+    finally:
+        await sources.close()
+
+
+def cmd_finish_deletions(_args: argparse.Namespace) -> int:
+    """Complete account deletions that were interrupted."""
+    result = asyncio.run(_finish_deletions(_settings()))
+    console.print(
+        f"[green]deletions[/green]: {len(result.finished)} finished, {len(result.failed)} pending"
+    )
+    for user_id in result.failed:
+        console.print(f"  still pending: {user_id} (a source is unavailable; run again later)")
+    return 1 if result.failed else 0
+
+
 def cmd_schema_print(_args: argparse.Namespace) -> int:
     """Print the schema in SDL."""
     from schema import build_schema  # noqa: PLC0415 - only this command needs it
@@ -141,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--since", type=date.fromisoformat, default=None, help="first UTC day to recompute"
     )
     refresh.set_defaults(handler=cmd_refresh)
+
+    accounts = commands.add_parser("accounts", help="Account maintenance.")
+    accounts_commands = accounts.add_subparsers(dest="accounts_command", required=True)
+    finish = accounts_commands.add_parser("finish-deletions", help=cmd_finish_deletions.__doc__)
+    finish.set_defaults(handler=cmd_finish_deletions)
 
     schema = commands.add_parser("schema", help="Schema tools.")
     schema_commands = schema.add_subparsers(dest="schema_command", required=True)

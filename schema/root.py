@@ -12,6 +12,7 @@ from resolvers.analytics import analytics_rows
 from resolvers.strategies import get_strategy, strategy_page
 from resolvers.trades import trade_page
 from schema._base import Info, StrategyStatus
+from schema.account_deletion import AccountDeletionMutations
 from schema.accounts import AccountMutations
 from schema.analytics import Analytics
 from schema.dashboard import Dashboard, Profile
@@ -91,4 +92,4 @@ class Query:
 
 
 # Each domain declares its own mutations; the schema shows them as one type.
-Mutation = merge_types("Mutation", (AccountMutations,))
+Mutation = merge_types("Mutation", (AccountMutations, AccountDeletionMutations))

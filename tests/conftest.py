@@ -117,9 +117,9 @@ def sources(app) -> Sources:
 @pytest.fixture(autouse=True)
 async def clean(sources: Sources) -> None:
     """Every test starts with five empty databases."""
-    await sources.users["users"].delete_many({})
-    await sources.strategies["strategies"].delete_many({})
-    await sources.credentials["credentials"].delete_many({})
+    for db in (sources.users, sources.strategies, sources.credentials):
+        for name in await db.list_collection_names():
+            await db[name].delete_many({})
     async with sources.trades.begin() as conn:
         await conn.execute(delete(trades))
     async with sources.analytics.begin() as conn:

@@ -1,0 +1,21 @@
+"""Deleting one's own account."""
+
+from __future__ import annotations
+
+from gateway.auth import verify_password
+from gateway.context import Context
+from gateway.deletion import delete_account
+from gateway.errors import Unauthenticated
+
+
+async def delete_own_account(ctx: Context, *, password: str) -> bool:
+    """Delete the viewer's account everywhere, after checking its password.
+
+    Irrevocable once it returns: every token of the account is revoked at
+    once, and its data is gone from all five databases now, or as soon as an
+    unavailable source answers again.
+    """
+    viewer = await ctx.viewer()
+    if not await verify_password(viewer.user.password_hash, password):
+        raise Unauthenticated("The password is not correct.")
+    return await delete_account(ctx.sources, viewer.id)
