@@ -2,23 +2,30 @@
 
 Reads never return a secret: the record this module builds says only which
 secret fields are set, and the masked hint of the API key stored beside it.
+
+Writes seal: `upsert_credentials` takes plaintext secrets and a `SecretBox` and
+stores only sealed values (see gateway/crypto.py for the format), so no caller
+(resolver, seed, test factory) can put a plaintext secret in the collection.
+Only `rotate_credentials` ever opens a stored secret, to seal it again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from aiodataloader import DataLoader
 from bson import ObjectId
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from datasources._batch import Scope, in_key_order
 from datasources._guard import guard
 from datasources._mongo import Document, now, to_object_ids, utc
+from gateway.crypto import SecretBox, UnsealError
 
 SOURCE = "credentials"
 COLLECTION = "credentials"
@@ -30,6 +37,8 @@ SECRET_FIELDS = (
     "apiKey",
     "apiSecret",
 )
+CLIENT_ID = "clientId"
+API_KEY_HINT = "apiKeyHint"
 INDEXES = [IndexModel([("userId", ASCENDING)], unique=True)]
 # Only these fields are read; secrets are asked for as presence flags, never fetched.
 _PROJECTION: dict[str, Any] = {
@@ -46,6 +55,7 @@ _PROJECTION: dict[str, Any] = {
 class CredentialsRecord:
     """A user's broker credentials status: which secrets are configured, none of their values."""
 
+    id: str
     user_id: str
     broker: str | None
     client_id: str | None
@@ -56,6 +66,7 @@ class CredentialsRecord:
 
 def _record(doc: Document, configured: Sequence[str]) -> CredentialsRecord:
     return CredentialsRecord(
+        id=str(doc["_id"]),
         user_id=str(doc["userId"]),
         broker=doc.get("broker"),
         client_id=doc.get("clientId"),
@@ -103,31 +114,175 @@ async def find_credentials(
     return records
 
 
+def _storage_update(
+    *, box: SecretBox, user_id: str, broker: str, changes: Mapping[str, str | None]
+) -> dict[str, Any]:
+    unknown = set(changes) - {CLIENT_ID, *SECRET_FIELDS}
+    if unknown:
+        raise ValueError(f"unknown credential fields: {sorted(unknown)}")
+    to_set: dict[str, Any] = {}
+    to_unset: dict[str, str] = {}
+    for name, value in changes.items():
+        if value is None:
+            to_unset[name] = ""
+        elif name == CLIENT_ID:
+            to_set[name] = value
+        else:
+            to_set[name] = box.seal(value, user_id=user_id, field=name)
+    if "apiKey" in changes:
+        hint = mask_hint(changes["apiKey"])
+        if hint is None:
+            to_unset[API_KEY_HINT] = ""
+        else:
+            to_set[API_KEY_HINT] = hint
+    moment = now()
+    update: dict[str, Any] = {
+        "$set": {"broker": broker, **to_set, "updatedAt": moment},
+        "$setOnInsert": {"createdAt": moment},
+    }
+    if to_unset:
+        update["$unset"] = to_unset
+    return update
+
+
 async def upsert_credentials(
     *,
     db: AsyncDatabase[Document],
+    box: SecretBox,
     user_id: str,
     broker: str,
-    client_id: str | None,
-    secrets: Mapping[str, str | None],
-) -> None:
-    """Store a user's credentials document, replacing the listed secret fields.
+    changes: Mapping[str, str | None],
+) -> str:
+    """Store a user's broker credentials, sealing every secret; returns the document's id.
 
-    Callers pass secrets already sealed for storage; the API key's masked hint
-    must be given as `apiKeyHint` in `secrets` when the API key changes.
+    `changes` may name `clientId` and any of `SECRET_FIELDS`: a field given a value
+    is set (a secret sealed by `box` for this user and field), a field given None is
+    removed, a field left out keeps its stored value. The API key's masked hint
+    follows the API key: stored beside it when it is set, removed when it is cleared.
     """
-    unknown = set(secrets) - {*SECRET_FIELDS, "apiKeyHint"}
-    if unknown:
-        raise ValueError(f"unknown credential fields: {sorted(unknown)}")
-    moment = now()
-    await db[COLLECTION].update_one(
-        {"userId": ObjectId(user_id)},
-        {
-            "$set": {"broker": broker, "clientId": client_id, **secrets, "updatedAt": moment},
-            "$setOnInsert": {"createdAt": moment},
-        },
-        upsert=True,
+    update = _storage_update(box=box, user_id=user_id, broker=broker, changes=changes)
+    # Two first saves of one user may race to insert; the loser's retry updates.
+    doc: Document | None = None
+    for attempt in range(2):
+        try:
+            doc = await db[COLLECTION].find_one_and_update(
+                {"userId": ObjectId(user_id)},
+                update,
+                projection={"_id": 1},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+            break
+        except DuplicateKeyError:
+            if attempt:
+                raise
+    if doc is None:
+        raise RuntimeError("an upsert returning the document after it returned none")
+    return str(doc["_id"])
+
+
+@dataclass(frozen=True, slots=True)
+class RotationResult:
+    """What one `rotate_credentials` pass did."""
+
+    kid: str
+    documents_checked: int = 0
+    documents_rotated: int = 0
+    secrets_rotated: int = 0
+    # Secrets that could not be opened (unknown key, tampered, copied): left as they are.
+    unreadable_secrets: int = 0
+    unreadable_user_ids: tuple[str, ...] = ()
+    # Documents another writer kept changing under the pass; a rerun picks them up.
+    documents_skipped: int = 0
+
+
+@dataclass(slots=True)
+class _Tally:
+    documents_checked: int = 0
+    documents_rotated: int = 0
+    secrets_rotated: int = 0
+    unreadable_secrets: int = 0
+    unreadable_user_ids: list[str] = field(default_factory=list)
+    documents_skipped: int = 0
+
+
+_ROTATION_PROJECTION: dict[str, Any] = {"userId": 1, **dict.fromkeys(SECRET_FIELDS, 1)}
+_ROTATION_ATTEMPTS = 5
+
+
+async def rotate_credentials(
+    *,
+    db: AsyncDatabase[Document],
+    box: SecretBox,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> RotationResult:
+    """Seal every stored secret not already under `box`'s current key again under it.
+
+    Idempotent and safe to interrupt: each document is updated on its own with a
+    compare-and-set on the ciphertexts it replaces, so a concurrent save is never
+    overwritten (the document is read again and retried), and a rerun skips what
+    is already under the current key. `updatedAt` is left alone: the user's data
+    did not change. Secrets that cannot be opened are counted and left untouched.
+    `on_progress(done, total)` is called after each document.
+    """
+    tally = _Tally()
+    total = await db[COLLECTION].count_documents({})
+    if on_progress is not None:
+        on_progress(0, total)
+    cursor = db[COLLECTION].find({}, _ROTATION_PROJECTION).sort("_id", ASCENDING)
+    async for doc in cursor:
+        await _rotate_document(db=db, box=box, doc=doc, tally=tally)
+        tally.documents_checked += 1
+        if on_progress is not None:
+            on_progress(tally.documents_checked, max(total, tally.documents_checked))
+    return RotationResult(
+        kid=box.current_kid,
+        documents_checked=tally.documents_checked,
+        documents_rotated=tally.documents_rotated,
+        secrets_rotated=tally.secrets_rotated,
+        unreadable_secrets=tally.unreadable_secrets,
+        unreadable_user_ids=tuple(tally.unreadable_user_ids),
+        documents_skipped=tally.documents_skipped,
     )
+
+
+async def _rotate_document(
+    *, db: AsyncDatabase[Document], box: SecretBox, doc: Document, tally: _Tally
+) -> None:
+    current: Document | None = doc
+    for _attempt in range(_ROTATION_ATTEMPTS):
+        if current is None:  # deleted meanwhile: nothing left to rotate
+            return
+        user_id = str(current["userId"])
+        stale = {
+            name: value
+            for name in SECRET_FIELDS
+            if (value := current.get(name)) is not None
+            and not (isinstance(value, str) and box.is_current(value))
+        }
+        resealed: dict[str, str] = {}
+        unreadable = 0
+        for name, value in stale.items():
+            try:
+                resealed[name] = box.reseal(value, user_id=user_id, field=name)
+            except UnsealError:
+                unreadable += 1
+        if resealed:
+            # Compare-and-set: only if every replaced ciphertext is still the one we opened.
+            result = await db[COLLECTION].update_one(
+                {"_id": current["_id"], **{name: stale[name] for name in resealed}},
+                {"$set": resealed},
+            )
+            if result.matched_count == 0:
+                current = await db[COLLECTION].find_one({"_id": doc["_id"]}, _ROTATION_PROJECTION)
+                continue
+            tally.documents_rotated += 1
+            tally.secrets_rotated += len(resealed)
+        if unreadable:
+            tally.unreadable_secrets += unreadable
+            tally.unreadable_user_ids.append(user_id)
+        return
+    tally.documents_skipped += 1
 
 
 class CredentialsLoaders:

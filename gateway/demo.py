@@ -15,6 +15,7 @@ from rich.console import Console
 from datasources import Sources
 from datasources.analytics import refresh_daily_metrics
 from gateway.app import create_app
+from gateway.crypto import SecretBox
 from gateway.embedded import EmbeddedMongo, EmbeddedMongoError, free_port
 from gateway.seed import DEMO_EMAIL, DEMO_PASSWORD, is_seeded, seed_demo
 from gateway.settings import Settings
@@ -43,7 +44,7 @@ async def prepare(settings: Settings) -> None:
             console.print("demo data found, reusing it")
             return
         console.print("seeding the demo dataset…")
-        summary = await seed_demo(sources)
+        summary = await seed_demo(sources, box=SecretBox.from_settings(settings))
         await refresh_daily_metrics(
             trades_engine=sources.trades, analytics_engine=sources.analytics
         )

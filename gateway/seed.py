@@ -19,9 +19,13 @@ from datasources import strategies as strategies_source
 from datasources import trades as trades_source
 from datasources import users as users_source
 from gateway.auth import hash_password
+from gateway.crypto import SecretBox
+from gateway.settings import Settings
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - the published demo sign-in
+# An ADMIN (same password) to try `user(id)` and `users(search)` with.
+ADMIN_EMAIL = "admin@example.com"
 OTHER_USERS = (
     ("alice@example.com", "Alice", "Nguyen"),
     ("bob@example.com", "Bob", "Okafor"),
@@ -55,9 +59,17 @@ async def is_seeded(sources: Sources) -> bool:
 
 
 async def seed_demo(
-    sources: Sources, *, trades_per_strategy: int = 180, now: datetime | None = None
+    sources: Sources,
+    *,
+    trades_per_strategy: int = 180,
+    now: datetime | None = None,
+    box: SecretBox | None = None,
 ) -> SeedSummary:
-    """Write the demo dataset; the heavy user gets 24 strategies and their trades over 90 days."""
+    """Write the demo dataset; the heavy user gets 24 strategies and their trades over 90 days.
+
+    Broker secrets are sealed with `box` (default: the keys of the environment's settings),
+    through the same write the `saveCredentials` mutation uses.
+    """
     rng = random.Random(20261121)  # noqa: S311 - demo data, not secrets
     moment = now or datetime.now(UTC)
     demo = await users_source.insert_user(
@@ -79,16 +91,25 @@ async def seed_demo(
             phone=None,
         )
         owners.append((other.id, 3, 20))
+    await users_source.insert_user(
+        db=sources.users,
+        email=ADMIN_EMAIL,
+        password_hash=await hash_password(DEMO_PASSWORD),
+        first_name="Ada",
+        last_name="Admin",
+        phone=None,
+        role="ADMIN",
+    )
     await credentials_source.upsert_credentials(
         db=sources.credentials,
+        box=box or SecretBox.from_settings(Settings()),
         user_id=demo.id,
         broker="binance",
-        client_id="demo-client",
-        secrets={
+        changes={
+            "clientId": "demo-client",
             # Placeholders: the demo never talks to a broker.
             "apiKey": "demo-api-key-not-real-7f3a",
             "apiSecret": "demo-api-secret-not-real",
-            "apiKeyHint": credentials_source.mask_hint("demo-api-key-not-real-7f3a"),
         },
     )
     strategy_count = trade_count = 0
@@ -130,7 +151,7 @@ async def seed_demo(
                 await analytics_source.record_activity(
                     conn=conn, user_id=user_id, kind=kind, at=moment - timedelta(days=days_ago)
                 )
-    return SeedSummary(users=len(owners), strategies=strategy_count, trades=trade_count)
+    return SeedSummary(users=len(owners) + 1, strategies=strategy_count, trades=trade_count)
 
 
 def _trades_for(

@@ -1,13 +1,16 @@
-"""The Credentials type: a status view of a user's broker credentials, never a secret."""
+"""Broker credentials: the status view (never a secret) and the mutations that write them."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import Annotated
 
 import strawberry
 
 from datasources.credentials import CredentialsRecord
+from resolvers import credentials as credentials_resolvers
+from schema._base import Info
 
 
 @strawberry.enum(description="A secret field of broker credentials.")
@@ -45,3 +48,81 @@ class Credentials:
     @strawberry.field(description="Whether any secret is stored for the broker.")
     def configured(self) -> bool:
         return bool(self.configured_fields)
+
+
+_SECRET_HELP = "Omit to keep the stored value, null to clear it; 1 to 4096 characters."
+
+
+@strawberry.input(
+    description="The viewer's broker credentials to store. Fields left out keep their "
+    "stored values; an explicit null clears one. Secrets are encrypted at rest and can "
+    "never be read back."
+)
+class SaveCredentialsInput:
+    broker: str = strawberry.field(description="One of the brokers the gateway is set up for.")
+    client_id: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The broker account's client id (not a secret). Omit to keep, null to clear; "
+        "at most 128 characters.",
+    )
+    access_token: str | None = strawberry.field(default=strawberry.UNSET, description=_SECRET_HELP)
+    broker_username: str | None = strawberry.field(
+        default=strawberry.UNSET, description=_SECRET_HELP
+    )
+    broker_password: str | None = strawberry.field(
+        default=strawberry.UNSET, description=_SECRET_HELP
+    )
+    totp_secret: str | None = strawberry.field(default=strawberry.UNSET, description=_SECRET_HELP)
+    api_key: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description=_SECRET_HELP + " Its last 4 characters become apiKeyHint.",
+    )
+    api_secret: str | None = strawberry.field(default=strawberry.UNSET, description=_SECRET_HELP)
+    client_mutation_id: str | None = strawberry.field(
+        default=None,
+        description="An idempotency key: repeating the request with the same key returns "
+        "the credentials it saved (as they are now) instead of saving again; a different "
+        "input under the same key is a CONFLICT. At most 128 characters.",
+    )
+
+    def changes(self) -> dict[str, str | None]:
+        """The fields the client sent, by their stored names; None means clear."""
+        sent = {
+            "clientId": self.client_id,
+            "accessToken": self.access_token,
+            "brokerUsername": self.broker_username,
+            "brokerPassword": self.broker_password,
+            "totpSecret": self.totp_secret,
+            "apiKey": self.api_key,
+            "apiSecret": self.api_secret,
+        }
+        return {name: value for name, value in sent.items() if value is not strawberry.UNSET}
+
+
+@strawberry.type
+class CredentialMutations:
+    @strawberry.mutation(
+        description="Create or update the viewer's broker credentials; returns their status "
+        "view, never a secret."
+    )
+    async def save_credentials(
+        self,
+        info: Info,
+        input: Annotated[  # noqa: A002 - the argument's GraphQL name
+            SaveCredentialsInput, strawberry.argument(description="What to store.")
+        ],
+    ) -> Credentials:
+        record = await credentials_resolvers.save_credentials(
+            info.context,
+            broker=input.broker,
+            changes=input.changes(),
+            client_mutation_id=input.client_mutation_id,
+        )
+        return Credentials.from_record(record)
+
+    @strawberry.mutation(
+        description="Remove the viewer's broker credentials. True when there were some, "
+        "false when there were none (deleting twice is harmless)."
+    )
+    async def delete_credentials(self, info: Info) -> bool:
+        return await credentials_resolvers.delete_credentials(info.context)

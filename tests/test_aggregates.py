@@ -28,6 +28,7 @@ from tests.helpers import (
     make_trades,
     make_user,
     refresh_analytics,
+    suite_box,
     token_for,
     trade_row,
 )
@@ -458,7 +459,11 @@ async def test_the_dashboard_says_whether_credentials_are_configured(client, sou
 async def test_credentials_stored_without_any_secret_are_not_configured(client, sources, settings):
     user, token = await signed_in(sources, settings)
     await credentials_source.upsert_credentials(
-        db=sources.credentials, user_id=user.id, broker="binance", client_id="c-1", secrets={}
+        db=sources.credentials,
+        box=suite_box(),
+        user_id=user.id,
+        broker="binance",
+        changes={"clientId": "c-1"},
     )
 
     body = await gql(
@@ -840,10 +845,10 @@ async def test_credentials_without_an_api_key_have_no_hint(client, sources, sett
     secrets_spy.add("TOTP-only-plaintext-secret")
     await credentials_source.upsert_credentials(
         db=sources.credentials,
+        box=suite_box(),
         user_id=user.id,
         broker="zerodha",
-        client_id=None,
-        secrets={"totpSecret": "TOTP-only-plaintext-secret"},
+        changes={"totpSecret": "TOTP-only-plaintext-secret"},
     )
 
     body = await gql(

@@ -1,0 +1,201 @@
+"""Saving and deleting the viewer's broker credentials.
+
+Secrets are write-only: they go in sealed (the datasource seals them with the
+gateway's `SecretBox`) and come out only as the status view.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from datasources import credentials as credentials_source
+from datasources import idempotency
+from datasources._guard import guard
+from datasources.credentials import CLIENT_ID, SECRET_FIELDS, CredentialsRecord
+from gateway.context import Context
+from gateway.crypto import SecretBox
+from gateway.errors import BadUserInput, GatewayError, NotFound
+from resolvers.activity import record_event
+
+log = logging.getLogger("gateway.credentials")
+
+OPERATION = "saveCredentials"
+MAX_SECRET = 4096
+MAX_CLIENT_ID = 128
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsInput:
+    """A checked saveCredentials input: `changes` holds only the fields the client sent
+    (None clears a field; a field left out keeps its stored value)."""
+
+    broker: str
+    changes: Mapping[str, str | None]
+
+
+def check_input(
+    brokers: tuple[str, ...], *, broker: str, changes: Mapping[str, str | None]
+) -> CredentialsInput:
+    """Validate a saveCredentials input, naming the first bad field; nothing is written here."""
+    known = {name.lower(): name for name in brokers}
+    chosen = known.get(broker.strip().lower())
+    if chosen is None:
+        raise BadUserInput(f"'broker' must be one of: {', '.join(brokers)}.", field="broker")
+    checked: dict[str, str | None] = {}
+    for name, value in changes.items():
+        if name == CLIENT_ID:
+            checked[name] = _check_client_id(value)
+        elif name in SECRET_FIELDS:
+            checked[name] = _check_secret(name, value)
+        else:  # the schema only sends known fields; anything else is a programming error
+            raise ValueError(f"unknown credentials field {name!r}")
+    return CredentialsInput(broker=chosen, changes=checked)
+
+
+def _check_client_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not 1 <= len(value) <= MAX_CLIENT_ID:
+        raise BadUserInput(
+            f"'clientId' must be 1 to {MAX_CLIENT_ID} characters long (null clears it).",
+            field=CLIENT_ID,
+        )
+    return value
+
+
+def _check_secret(name: str, value: str | None) -> str | None:
+    # Secrets are stored exactly as given: no trimming, a broker may mean every character.
+    if value is not None and not 1 <= len(value) <= MAX_SECRET:
+        raise BadUserInput(
+            f"'{name}' must be 1 to {MAX_SECRET} characters long (null clears it).", field=name
+        )
+    return value
+
+
+def _fingerprint(box: SecretBox, user_id: str, checked: CredentialsInput) -> str:
+    # Secrets enter the fingerprint only as keyed digests: the key collection must not hold
+    # anything that would let a reader guess a secret offline.
+    changes: dict[str, Any] = {}
+    for name, value in checked.changes.items():
+        if value is not None and name in SECRET_FIELDS:
+            changes[name] = box.digest(value, user_id=user_id, field=name)
+        else:
+            changes[name] = value
+    return idempotency.fingerprint({"broker": checked.broker, "changes": changes})
+
+
+async def _status(ctx: Context, user_id: str) -> CredentialsRecord | None:
+    """The viewer's credentials as stored now, bypassing (and then refreshing) the loader."""
+    async with guard(credentials_source.SOURCE, timeout=ctx.sources.timeout):
+        found = await credentials_source.find_credentials(
+            db=ctx.sources.credentials, user_ids=[user_id]
+        )
+    record = found[0] if found else None
+    loader = ctx.loaders.credentials.by_user
+    loader.clear(user_id)
+    loader.prime(user_id, record)
+    return record
+
+
+async def save_credentials(
+    ctx: Context,
+    *,
+    broker: str,
+    changes: Mapping[str, str | None],
+    client_mutation_id: str | None,
+) -> CredentialsRecord:
+    """Upsert the viewer's broker credentials and return their status view.
+
+    Every input is checked before anything is written. With a `client_mutation_id`,
+    a repeat of a completed request returns the credentials it saved instead of
+    saving again; the same key with another input is a CONFLICT.
+    """
+    viewer = await ctx.viewer()
+    checked = check_input(ctx.settings.brokers, broker=broker, changes=changes)
+    box = SecretBox.from_settings(ctx.settings)
+    db = ctx.sources.credentials
+    claim: idempotency.Claim | None = None
+    if client_mutation_id is not None:
+        async with guard(credentials_source.SOURCE, timeout=ctx.sources.timeout):
+            claim = await idempotency.claim_key(
+                db=db,
+                user_id=viewer.id,
+                operation=OPERATION,
+                key=client_mutation_id,
+                request_fingerprint=_fingerprint(box, viewer.id, checked),
+                ttl_seconds=ctx.settings.idempotency_ttl_seconds,
+            )
+        if claim.result_id is not None:
+            return await _replay(ctx, viewer.id, claim.result_id)
+    try:
+        async with guard(credentials_source.SOURCE, timeout=ctx.sources.timeout):
+            document_id = await credentials_source.upsert_credentials(
+                db=db, box=box, user_id=viewer.id, broker=checked.broker, changes=checked.changes
+            )
+    except BaseException:
+        if claim is not None:
+            await _release(ctx, claim)
+        raise
+    if claim is not None:
+        await _complete(ctx, claim, document_id)
+    await record_event(
+        ctx,
+        viewer.id,
+        "CREDENTIALS_SAVED",
+        subject_id=document_id,
+        data={
+            "broker": checked.broker,
+            # Names only, never values.
+            "set": sorted(name for name, value in checked.changes.items() if value is not None),
+            "cleared": sorted(name for name, value in checked.changes.items() if value is None),
+        },
+    )
+    record = await _status(ctx, viewer.id)
+    if record is None:  # deleted by a concurrent deleteCredentials in between
+        raise NotFound("The credentials were deleted while they were being saved.")
+    return record
+
+
+async def _replay(ctx: Context, user_id: str, document_id: str) -> CredentialsRecord:
+    record = await _status(ctx, user_id)
+    if record is None or record.id != document_id:
+        raise NotFound("The credentials saved under this clientMutationId have since been deleted.")
+    return record
+
+
+async def _complete(ctx: Context, claim: idempotency.Claim, document_id: str) -> None:
+    # The credentials are saved: a failure to note it must not turn success into an error.
+    # The key then reads as "in progress" (CONFLICT on a retry) until its TTL.
+    try:
+        async with guard(credentials_source.SOURCE, timeout=ctx.sources.timeout):
+            await idempotency.complete_key(
+                db=ctx.sources.credentials, claim=claim, result_id=document_id
+            )
+    except GatewayError:
+        log.warning("could not complete idempotency key %s", claim.id)
+
+
+async def _release(ctx: Context, claim: idempotency.Claim) -> None:
+    # Best effort, under the original failure, which is what the client must see.
+    try:
+        async with guard(credentials_source.SOURCE, timeout=ctx.sources.timeout):
+            await idempotency.release_key(db=ctx.sources.credentials, claim=claim)
+    except GatewayError:
+        log.warning("could not release idempotency key %s", claim.id)
+
+
+async def delete_credentials(ctx: Context) -> bool:
+    """Remove the viewer's credentials; True when there were some, False when there were none."""
+    viewer = await ctx.viewer()
+    async with guard(credentials_source.SOURCE, timeout=ctx.sources.timeout):
+        removed = await credentials_source.delete_user_credentials(
+            db=ctx.sources.credentials, user_id=viewer.id
+        )
+    ctx.loaders.credentials.by_user.clear(viewer.id).prime(viewer.id, None)
+    if removed:
+        await record_event(ctx, viewer.id, "CREDENTIALS_DELETED")
+    return removed > 0
