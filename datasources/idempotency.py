@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -122,6 +123,19 @@ async def complete_key(*, db: AsyncDatabase[Document], claim: Claim, result_id: 
 async def release_key(*, db: AsyncDatabase[Document], claim: Claim) -> None:
     """Forget a claim whose request failed, so a retry may act."""
     await db[COLLECTION].delete_one({"_id": claim.id, "resultId": None})
+
+
+async def forget_result(
+    *, db: AsyncDatabase[Document], user_id: str, operation: str, result_id: str
+) -> None:
+    """Forget the keys whose result was `result_id` (the result was deleted since).
+
+    A later request under such a key then acts anew instead of answering with, or
+    re-creating, what is gone.
+    """
+    await db[COLLECTION].delete_many(
+        {"_id": {"$regex": f"^{re.escape(_key_id(user_id, operation, ''))}"}, "resultId": result_id}
+    )
 
 
 async def delete_user_keys(*, db: AsyncDatabase[Document], user_id: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiodataloader import DataLoader
 from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from datasources._batch import Page, Scope, grouped, in_key_order, paginate
@@ -168,13 +168,19 @@ async def insert_strategy(
     broker: str | None = None,
     environment: str = "TESTNET",
     config: Mapping[str, Any] | None = None,
+    auto_reconnect: bool = False,
+    strategy_id: str | None = None,
     created_at: datetime | None = None,
     **extra: Any,
 ) -> StrategyRecord:
-    """Insert a strategy in the platform's document shape; a duplicate name raises."""
+    """Insert a strategy in the platform's document shape; a duplicate name or id raises.
+
+    `strategy_id` lets a caller choose the id beforehand, so that a retried insert
+    of the same strategy collides with the first instead of creating a second.
+    """
     moment = created_at or now()
     doc: dict[str, Any] = {
-        "_id": ObjectId(),
+        "_id": ObjectId(strategy_id) if strategy_id is not None else ObjectId(),
         "userId": ObjectId(user_id),
         "name": name,
         "code": code,
@@ -185,7 +191,7 @@ async def insert_strategy(
         "environment": environment.lower(),
         "config": dict(config or {}),
         "lastAction": None,
-        "autoReconnect": False,
+        "autoReconnect": auto_reconnect,
         "errorMessage": None,
         "errorCount": 0,
         "lastHeartbeat": None,
@@ -195,6 +201,137 @@ async def insert_strategy(
     }
     await db[COLLECTION].insert_one(doc)
     return _record(doc)
+
+
+# The fields a user edits, by record attribute, with their storage names.
+EDITABLE_FIELDS = {
+    "name": "name",
+    "code": "code",
+    "instrument": "instrument",
+    "broker": "broker",
+    "environment": "environment",
+    "config": "config",
+    "auto_reconnect": "autoReconnect",
+}
+
+
+def _owned(strategy_id: str, user_id: str) -> dict[str, Any] | None:
+    # An id that is not an ObjectId names no strategy: the filter matches nothing.
+    oid, owner = to_object_id(strategy_id), to_object_id(user_id)
+    if oid is None or owner is None:
+        return None
+    return {"_id": oid, "userId": owner}
+
+
+def _status_in(statuses: Sequence[str]) -> dict[str, Any]:
+    return {"status": {"$in": [status.lower() for status in statuses]}}
+
+
+async def find_strategy(
+    *, db: AsyncDatabase[Document], strategy_id: str, user_id: str
+) -> StrategyRecord | None:
+    """The strategy with this id if `user_id` owns it, read afresh (writes check with this)."""
+    query = _owned(strategy_id, user_id)
+    if query is None:
+        return None
+    doc = await db[COLLECTION].find_one(query)
+    return _record(doc) if doc is not None else None
+
+
+async def find_strategy_by_name(
+    *, db: AsyncDatabase[Document], user_id: str, name: str
+) -> StrategyRecord | None:
+    """`user_id`'s strategy named exactly `name`, if there is one."""
+    owner = to_object_id(user_id)
+    if owner is None:
+        return None
+    doc = await db[COLLECTION].find_one({"userId": owner, "name": name})
+    return _record(doc) if doc is not None else None
+
+
+async def update_strategy(
+    *,
+    db: AsyncDatabase[Document],
+    strategy_id: str,
+    user_id: str,
+    changes: Mapping[str, Any],
+    only_in: Sequence[str] | None = None,
+) -> StrategyRecord | None:
+    """Set `changes` (record attribute names, see EDITABLE_FIELDS) and updatedAt in one write.
+
+    With `only_in` the write is a compare-and-set: it applies only while the
+    status is one of these. Returns the strategy as written, or None when no
+    strategy of `user_id` matched. A duplicate name raises DuplicateKeyError.
+    """
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"not editable strategy fields: {sorted(unknown)}")
+    query = _owned(strategy_id, user_id)
+    if query is None:
+        return None
+    if only_in is not None:
+        query.update(_status_in(only_in))
+    values = {EDITABLE_FIELDS[name]: value for name, value in changes.items()}
+    if "environment" in values:
+        values["environment"] = str(values["environment"]).lower()
+    doc = await db[COLLECTION].find_one_and_update(
+        query,
+        {"$set": {**values, "updatedAt": now()}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return _record(doc) if doc is not None else None
+
+
+async def change_status(
+    *,
+    db: AsyncDatabase[Document],
+    strategy_id: str,
+    user_id: str,
+    from_status: str,
+    to_status: str,
+    action: str,
+    broker: str | None = None,
+    clear_error: bool = False,
+) -> StrategyRecord | None:
+    """Compare-and-set the status: move it from `from_status` to `to_status`, atomically.
+
+    The filter names the one status left, so the caller knows exactly which
+    edge was taken (a pre-image may be stale on some servers; the filter is
+    not). Concurrent changes of one strategy serialize: each sees the status
+    the previous one left. `broker`, when given, must also still be the
+    strategy's broker (the one whose credentials the caller checked). Sets
+    lastAction to `action` and updatedAt, and with `clear_error` empties
+    errorMessage. Returns the strategy as written, or None when nothing matched
+    (the caller reads the strategy to say why).
+    """
+    query = _owned(strategy_id, user_id)
+    if query is None:
+        return None
+    query["status"] = from_status.lower()
+    if broker is not None:
+        query["broker"] = broker
+    values: dict[str, Any] = {"status": to_status.lower(), "lastAction": action, "updatedAt": now()}
+    if clear_error:
+        values["errorMessage"] = None
+    doc = await db[COLLECTION].find_one_and_update(
+        query, {"$set": values}, return_document=ReturnDocument.AFTER
+    )
+    return _record(doc) if doc is not None else None
+
+
+async def delete_strategy(
+    *, db: AsyncDatabase[Document], strategy_id: str, user_id: str, only_in: Sequence[str]
+) -> StrategyRecord | None:
+    """Delete the strategy if `user_id` owns it and its status is one of `only_in`.
+
+    Returns the deleted strategy, or None when nothing matched. Its trades and
+    metrics live in other databases and are left as they are.
+    """
+    query = _owned(strategy_id, user_id)
+    if query is None:
+        return None
+    doc = await db[COLLECTION].find_one_and_delete({**query, **_status_in(only_in)})
+    return _record(doc) if doc is not None else None
 
 
 class StrategyLoaders:

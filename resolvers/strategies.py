@@ -1,13 +1,28 @@
-"""Reading strategies: single lookups and a user's strategies page."""
+"""Strategies: reading them, and creating, updating and deleting the viewer's own.
+
+The lifecycle (start, stop, pause, resume) is in `strategy_lifecycle`.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from enum import Enum
+from typing import Any
 
+from bson import ObjectId
+
+from datasources import idempotency
+from datasources import strategies as strategies_source
+from datasources._guard import guard
 from datasources.strategies import StrategyPageKey, StrategyRecord
 from gateway.context import Context
-from gateway.errors import NotFound
+from gateway.errors import BadUserInput, Conflict, GatewayError, NotFound
+from resolvers.activity import record_event
 from resolvers.pagination import Slice, check_first, parse_strategy_cursor, strategy_cursor
+from resolvers.strategy_input import FIELDS, api_name, check_fields
+
+log = logging.getLogger("gateway.strategies")
 
 
 async def strategy_page(
@@ -42,7 +57,256 @@ async def strategy_page(
 
 async def get_strategy(ctx: Context, strategy_id: str) -> StrategyRecord:
     """The viewer's strategy with this id; NOT_FOUND for another user's or a missing one."""
+    viewer = await ctx.viewer()
     record = await ctx.loaders.strategies.by_id.load(strategy_id)
+    # Checked here too: an ADMIN's loaders read every user's rows.
+    if record is None or record.user_id != viewer.id:
+        raise NotFound("No strategy with this id.")
+    return record
+
+
+# Writes. Each checks its whole input before it writes, and reads the strategy
+# afresh (never through the request's loaders) to decide.
+
+NOT_RUNNING = ("STOPPED", "ERROR")
+# Fields the strategy runner executes with: they change only while it does not run.
+RUNTIME_FIELDS = ("code", "config", "instrument", "broker", "environment")
+CREATE = "createStrategy"
+# How often a write retries when the strategy changed between its read and its write.
+ATTEMPTS = 3
+
+
+def article(status: str) -> str:
+    """`status` with its indefinite article: "an ACTIVE", "a PAUSED"."""
+    return f"{'an' if status[:1] in 'AEIOU' else 'a'} {status}"
+
+
+def remember(
+    ctx: Context, *, user_id: str, strategy_id: str, record: StrategyRecord | None
+) -> None:
+    """Forget what this request's loaders cached about a strategy that was written."""
+    loaders = ctx.loaders.strategies
+    loaders.by_id.clear(strategy_id)
+    if record is not None:
+        loaders.by_id.prime(strategy_id, record)
+    loaders.counts.clear(user_id)
+    loaders.page.clear_all()
+
+
+async def read_strategy(ctx: Context, *, user_id: str, strategy_id: str) -> StrategyRecord:
+    """The user's strategy read afresh; NOT_FOUND for a missing or another user's one."""
+    async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
+        record = await strategies_source.find_strategy(
+            db=ctx.sources.strategies, strategy_id=strategy_id, user_id=user_id
+        )
     if record is None:
         raise NotFound("No strategy with this id.")
     return record
+
+
+def _name_taken() -> Conflict:
+    return Conflict("You already have a strategy with this name.", field="name")
+
+
+async def create_strategy(
+    ctx: Context, *, fields: Mapping[str, Any], client_mutation_id: str | None
+) -> StrategyRecord:
+    """Create a STOPPED strategy for the viewer.
+
+    With `client_mutation_id`, a repeated request answers with the strategy the
+    first one created (see `_create_once`).
+    """
+    viewer = await ctx.viewer()
+    missing = [api_name(name) for name in FIELDS if name not in fields]
+    if missing:
+        raise ValueError(f"createStrategy needs every field: {missing}")
+    checked = check_fields(fields, brokers=ctx.settings.brokers)
+    if client_mutation_id is None:
+        record = await _insert(ctx, user_id=viewer.id, strategy_id=str(ObjectId()), fields=checked)
+    else:
+        record = await _create_once(ctx, user_id=viewer.id, fields=checked, key=client_mutation_id)
+    remember(ctx, user_id=viewer.id, strategy_id=record.id, record=record)
+    return record
+
+
+async def _insert(
+    ctx: Context, *, user_id: str, strategy_id: str, fields: Mapping[str, Any]
+) -> StrategyRecord:
+    """Insert under an id chosen beforehand; a second insert of that id finds the first."""
+    db = ctx.sources.strategies
+    try:
+        async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
+            record = await strategies_source.insert_strategy(
+                db=db, user_id=user_id, strategy_id=strategy_id, status="STOPPED", **fields
+            )
+    except Conflict as exc:
+        # Either the name is taken, or a concurrent retry under the same
+        # idempotency key inserted this very id first: then that is our answer.
+        existing = await _find(ctx, user_id=user_id, strategy_id=strategy_id)
+        if existing is not None:
+            return existing
+        raise _name_taken() from exc
+    await record_event(
+        ctx, user_id, "STRATEGY_CREATED", subject_id=record.id, data={"name": record.name}
+    )
+    return record
+
+
+async def _find(ctx: Context, *, user_id: str, strategy_id: str) -> StrategyRecord | None:
+    async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
+        return await strategies_source.find_strategy(
+            db=ctx.sources.strategies, strategy_id=strategy_id, user_id=user_id
+        )
+
+
+async def _create_once(
+    ctx: Context, *, user_id: str, fields: Mapping[str, Any], key: str
+) -> StrategyRecord:
+    """Create under an idempotency key: the same key and input give the same strategy.
+
+    The new strategy's id is chosen first and recorded as the key's result
+    before the insert. So a retry after the first request died at any point,
+    or timed out without knowing whether its insert landed, finds that id: it
+    answers with the strategy if it exists and otherwise inserts it under that
+    id, which can only ever happen once.
+    """
+    db = ctx.sources.strategies
+    async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
+        claim = await idempotency.claim_key(
+            db=db,
+            user_id=user_id,
+            operation=CREATE,
+            key=key,
+            request_fingerprint=idempotency.fingerprint(fields),
+            ttl_seconds=ctx.settings.idempotency_ttl_seconds,
+        )
+    if claim.result_id is not None:
+        existing = await _find(ctx, user_id=user_id, strategy_id=claim.result_id)
+        if existing is not None:
+            return existing
+        return await _insert(ctx, user_id=user_id, strategy_id=claim.result_id, fields=fields)
+    strategy_id = str(ObjectId())
+    try:
+        await _bind(ctx, claim=claim, user_id=user_id, name=fields["name"], result_id=strategy_id)
+    except BaseException:
+        await _release(ctx, claim)
+        raise
+    return await _insert(ctx, user_id=user_id, strategy_id=strategy_id, fields=fields)
+
+
+async def _bind(
+    ctx: Context, *, claim: idempotency.Claim, user_id: str, name: str, result_id: str
+) -> None:
+    db = ctx.sources.strategies
+    async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
+        # Checked before the key is bound to an id, so the common mistake of a
+        # taken name leaves the key free for a corrected request.
+        taken = await strategies_source.find_strategy_by_name(db=db, user_id=user_id, name=name)
+        if taken is not None:
+            raise _name_taken()
+        await idempotency.complete_key(db=db, claim=claim, result_id=result_id)
+
+
+async def _release(ctx: Context, claim: idempotency.Claim) -> None:
+    try:
+        async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
+            await idempotency.release_key(db=ctx.sources.strategies, claim=claim)
+    except GatewayError:
+        # The claim stays "in progress" until its TTL; the original error matters more.
+        log.warning("could not release idempotency key %s", claim.id)
+
+
+async def update_strategy(
+    ctx: Context, *, strategy_id: str, fields: Mapping[str, Any]
+) -> StrategyRecord:
+    """Change the given fields of the viewer's strategy; fields left out keep their value.
+
+    Name and autoReconnect change at any time. The fields the runner executes
+    with (code, config, instrument, broker, environment) change only while the
+    strategy is not running (STOPPED or ERROR); that is part of the write's
+    filter, so a concurrent start cannot slip in between. A field given with its
+    current value is no change, so a client may send the whole form back.
+    """
+    viewer = await ctx.viewer()
+    checked = check_fields(fields, brokers=ctx.settings.brokers)
+    for _ in range(ATTEMPTS):
+        current = await read_strategy(ctx, user_id=viewer.id, strategy_id=strategy_id)
+        changes = {name: value for name, value in checked.items() if _differs(current, name, value)}
+        if not changes:
+            return current
+        runtime = [name for name in RUNTIME_FIELDS if name in changes]
+        if runtime and current.status not in NOT_RUNNING:
+            raise BadUserInput(
+                f"Cannot change '{api_name(runtime[0])}' of {article(current.status)} "
+                "strategy: stop it first.",
+                field=api_name(runtime[0]),
+            )
+        try:
+            async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
+                record = await strategies_source.update_strategy(
+                    db=ctx.sources.strategies,
+                    strategy_id=strategy_id,
+                    user_id=viewer.id,
+                    changes=changes,
+                    only_in=NOT_RUNNING if runtime else None,
+                )
+        except Conflict as exc:
+            raise _name_taken() from exc
+        if record is not None:
+            await record_event(
+                ctx,
+                viewer.id,
+                "STRATEGY_UPDATED",
+                subject_id=record.id,
+                data={"name": record.name, "fields": sorted(api_name(name) for name in changes)},
+            )
+            remember(ctx, user_id=viewer.id, strategy_id=record.id, record=record)
+            return record
+        # Started (or deleted) since it was read: read again to answer for its state now.
+    raise Conflict("The strategy kept changing while it was being updated; try again.")
+
+
+def _differs(current: StrategyRecord, name: str, value: Any) -> bool:
+    stored: object = dict(current.config) if name == "config" else getattr(current, name)
+    return bool(stored != value)
+
+
+async def delete_strategy(ctx: Context, *, strategy_id: str) -> StrategyRecord:
+    """Delete the viewer's strategy unless it runs (ACTIVE or PAUSED: stop it first).
+
+    Its trades stay (they carry the strategy's name), and so do its daily metrics.
+    """
+    viewer = await ctx.viewer()
+    db = ctx.sources.strategies
+    for _ in range(ATTEMPTS):
+        async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
+            deleted = await strategies_source.delete_strategy(
+                db=db, strategy_id=strategy_id, user_id=viewer.id, only_in=NOT_RUNNING
+            )
+        if deleted is not None:
+            break
+        current = await read_strategy(ctx, user_id=viewer.id, strategy_id=strategy_id)
+        if current.status not in NOT_RUNNING:
+            raise BadUserInput(
+                f"Cannot delete {article(current.status)} strategy: stop it first.", field="id"
+            )
+    else:
+        raise Conflict("The strategy kept changing while it was being deleted; try again.")
+    await _forget_creation(ctx, user_id=viewer.id, strategy_id=deleted.id)
+    await record_event(
+        ctx, viewer.id, "STRATEGY_DELETED", subject_id=deleted.id, data={"name": deleted.name}
+    )
+    remember(ctx, user_id=viewer.id, strategy_id=deleted.id, record=None)
+    return deleted
+
+
+async def _forget_creation(ctx: Context, *, user_id: str, strategy_id: str) -> None:
+    # A createStrategy retried under the key that made this strategy would otherwise
+    # bring it back under its old id (and its old trades with it).
+    try:
+        async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
+            await idempotency.forget_result(
+                db=ctx.sources.strategies, user_id=user_id, operation=CREATE, result_id=strategy_id
+            )
+    except GatewayError:
+        log.warning("could not forget the idempotency keys of deleted strategy %s", strategy_id)

@@ -1,14 +1,15 @@
-"""The Strategy type, its and its joins to users, trades and analytics."""
+"""The Strategy type and its joins to users, trades and analytics; the strategy mutations."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
 
 from datasources.strategies import StrategyRecord
+from resolvers import strategies, strategy_lifecycle
 from resolvers.trades import trade_page
 from schema._base import Connection, Environment, Info, StrategyStatus, enum_value
 
@@ -104,3 +105,147 @@ class Strategy:
 @strawberry.type(description="A page of strategies.")
 class StrategyConnection(Connection[Strategy]):
     pass
+
+
+_RUNTIME_NOTE = " Changes only while the strategy is STOPPED or ERROR."
+
+
+@strawberry.input(description="A new strategy. It starts STOPPED.")
+class CreateStrategyInput:
+    name: str = strawberry.field(
+        description="1 to 100 characters (trimmed), unique among your strategies."
+    )
+    code: str = strawberry.field(description="The strategy's source, at most 256 KiB (UTF-8).")
+    instrument: str = strawberry.field(description="The symbol it trades, 1 to 64 characters.")
+    broker: str = strawberry.field(description="One of the brokers the gateway is set up for.")
+    environment: Environment = strawberry.field(
+        default=Environment.TESTNET, description="LIVE trades real money; TESTNET by default."
+    )
+    config: JSON = strawberry.field(
+        default_factory=dict,
+        description="Any settings the strategy reads: a JSON object of at most 64 KiB.",
+    )
+    auto_reconnect: bool = strawberry.field(
+        default=False, description="Whether the runner reconnects it after a broker disconnect."
+    )
+    client_mutation_id: str | None = strawberry.field(
+        default=None,
+        description="An idempotency key: repeating the request with the same key returns the "
+        "strategy the first request created instead of creating another (a different input "
+        "under the same key is a CONFLICT). At most 128 characters.",
+    )
+
+    def fields(self) -> dict[str, Any]:
+        """Every field of the strategy, by record attribute."""
+        return {
+            "name": self.name,
+            "code": self.code,
+            "instrument": self.instrument,
+            "broker": self.broker,
+            "environment": self.environment.value,
+            "config": self.config,
+            "auto_reconnect": self.auto_reconnect,
+        }
+
+
+@strawberry.input(
+    description="Changes to a strategy: a field left out keeps its value; none may be null."
+)
+class UpdateStrategyInput:
+    name: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="1 to 100 characters (trimmed), unique among your strategies.",
+    )
+    code: str | None = strawberry.field(
+        default=strawberry.UNSET, description="At most 256 KiB (UTF-8)." + _RUNTIME_NOTE
+    )
+    instrument: str | None = strawberry.field(
+        default=strawberry.UNSET, description="1 to 64 characters." + _RUNTIME_NOTE
+    )
+    broker: str | None = strawberry.field(
+        default=strawberry.UNSET, description="A configured broker." + _RUNTIME_NOTE
+    )
+    environment: Environment | None = strawberry.field(
+        default=strawberry.UNSET, description="LIVE or TESTNET." + _RUNTIME_NOTE
+    )
+    config: JSON | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Replaces the whole config: a JSON object of at most 64 KiB." + _RUNTIME_NOTE,
+    )
+    auto_reconnect: bool | None = strawberry.field(default=strawberry.UNSET)
+
+    def fields(self) -> dict[str, Any]:
+        """The fields the client sent, by record attribute (a null stays None, to be refused)."""
+        sent: dict[str, Any] = {
+            "name": self.name,
+            "code": self.code,
+            "instrument": self.instrument,
+            "broker": self.broker,
+            "environment": self.environment,
+            "config": self.config,
+            "auto_reconnect": self.auto_reconnect,
+        }
+        given = {name: value for name, value in sent.items() if value is not strawberry.UNSET}
+        if isinstance(given.get("environment"), Environment):
+            given["environment"] = given["environment"].value
+        return given
+
+
+@strawberry.type
+class StrategyMutations:
+    @strawberry.mutation(description="Create a strategy; it starts STOPPED.")
+    async def create_strategy(self, info: Info, input: CreateStrategyInput) -> Strategy:  # noqa: A002
+        record = await strategies.create_strategy(
+            info.context, fields=input.fields(), client_mutation_id=input.client_mutation_id
+        )
+        return Strategy.from_record(record)
+
+    @strawberry.mutation(
+        description="Change some fields of a strategy. Code, config, instrument, broker and "
+        "environment change only while it is STOPPED or ERROR; name and autoReconnect at any time."
+    )
+    async def update_strategy(
+        self,
+        info: Info,
+        id: strawberry.ID,  # noqa: A002 - the argument's GraphQL name
+        input: UpdateStrategyInput,  # noqa: A002
+    ) -> Strategy:
+        record = await strategies.update_strategy(
+            info.context, strategy_id=id, fields=input.fields()
+        )
+        return Strategy.from_record(record)
+
+    @strawberry.mutation(
+        description="Delete a STOPPED or ERROR strategy (stop a running one first) and return "
+        "its id. Its trades stay, under its name."
+    )
+    async def delete_strategy(self, info: Info, id: strawberry.ID) -> strawberry.ID:  # noqa: A002
+        record = await strategies.delete_strategy(info.context, strategy_id=id)
+        return strawberry.ID(record.id)
+
+    @strawberry.mutation(
+        description="STOPPED → ACTIVE. Needs your credentials for the strategy's broker."
+    )
+    async def start_strategy(self, info: Info, id: strawberry.ID) -> Strategy:  # noqa: A002
+        return await _transition(info, id, "start")
+
+    @strawberry.mutation(description="ACTIVE, PAUSED or ERROR → STOPPED.")
+    async def stop_strategy(self, info: Info, id: strawberry.ID) -> Strategy:  # noqa: A002
+        return await _transition(info, id, "stop")
+
+    @strawberry.mutation(description="ACTIVE → PAUSED.")
+    async def pause_strategy(self, info: Info, id: strawberry.ID) -> Strategy:  # noqa: A002
+        return await _transition(info, id, "pause")
+
+    @strawberry.mutation(
+        description="PAUSED → ACTIVE. Needs your credentials for the strategy's broker."
+    )
+    async def resume_strategy(self, info: Info, id: strawberry.ID) -> Strategy:  # noqa: A002
+        return await _transition(info, id, "resume")
+
+
+async def _transition(info: Info, strategy_id: str, action: str) -> Strategy:
+    record = await strategy_lifecycle.transition_strategy(
+        info.context, strategy_id=strategy_id, action=action
+    )
+    return Strategy.from_record(record)

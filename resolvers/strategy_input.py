@@ -1,0 +1,166 @@
+"""Checking a strategy's fields before anything is written; each rule names its field.
+
+Fields are keyed by the record's attribute names (`auto_reconnect`); errors name
+them as the API does (`autoReconnect`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import unicodedata
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from datasources.strategies import ENVIRONMENTS
+from gateway.errors import BadUserInput
+
+MAX_NAME = 100
+MAX_INSTRUMENT = 64
+MAX_CODE_BYTES = 256 * 1024
+MAX_CONFIG_BYTES = 64 * 1024
+# MongoDB nests documents at most 100 deep; a config this deep is a mistake anyway.
+MAX_CONFIG_DEPTH = 32
+_INT64 = (-(2**63), 2**63 - 1)
+
+FIELDS = ("name", "code", "instrument", "broker", "environment", "config", "auto_reconnect")
+API_NAMES = {"auto_reconnect": "autoReconnect"}
+
+
+def api_name(field: str) -> str:
+    """The name the API gives a record field."""
+    return API_NAMES.get(field, field)
+
+
+def _utf8_length(value: str, field: str) -> int:
+    try:
+        return len(value.encode("utf-8"))
+    except UnicodeEncodeError as exc:  # a lone surrogate, allowed by JSON escapes
+        raise BadUserInput(f"'{field}' is not valid Unicode text.", field=field) from exc
+
+
+def _check_label(value: str, field: str, maximum: int) -> str:
+    value = value.strip()
+    _utf8_length(value, field)
+    if not 1 <= len(value) <= maximum:
+        raise BadUserInput(f"'{field}' must be 1 to {maximum} characters long.", field=field)
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise BadUserInput(f"'{field}' must not contain control characters.", field=field)
+    return value
+
+
+def check_name(value: str) -> str:
+    """A strategy name: trimmed, 1 to 100 characters."""
+    return _check_label(value, "name", MAX_NAME)
+
+
+def check_instrument(value: str) -> str:
+    """An instrument symbol: trimmed, 1 to 64 characters."""
+    return _check_label(value, "instrument", MAX_INSTRUMENT)
+
+
+def check_code(value: str) -> str:
+    """Strategy source code: at most 256 KiB once encoded as UTF-8 (stored as given)."""
+    if _utf8_length(value, "code") > MAX_CODE_BYTES:
+        raise BadUserInput(
+            f"'code' must be at most {MAX_CODE_BYTES // 1024} KiB (UTF-8).", field="code"
+        )
+    return value
+
+
+def check_broker(value: str, brokers: Sequence[str]) -> str:
+    """One of the configured brokers, matched case-insensitively, in its configured spelling."""
+    wanted = value.strip().casefold()
+    for broker in brokers:
+        if broker.casefold() == wanted:
+            return broker
+    raise BadUserInput(f"'broker' must be one of: {', '.join(brokers)}.", field="broker")
+
+
+def check_environment(value: str) -> str:
+    """LIVE or TESTNET."""
+    if value not in ENVIRONMENTS:
+        raise BadUserInput(
+            f"'environment' must be one of: {', '.join(ENVIRONMENTS)}.", field="environment"
+        )
+    return value
+
+
+def _config_error(message: str) -> BadUserInput:
+    return BadUserInput(f"'config' {message}", field="config")
+
+
+def _check_config_values(config: Mapping[str, Any]) -> None:
+    # Iterative, so a deeply nested value cannot exhaust the stack before it is refused.
+    pending: list[tuple[Any, int]] = [(config, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_CONFIG_DEPTH:
+            raise _config_error(f"must not nest deeper than {MAX_CONFIG_DEPTH} levels.")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                # Keys the storage treats as operators or paths, or cannot store at all.
+                if key.startswith("$") or "." in key or "\x00" in key:
+                    raise _config_error(
+                        f"keys must not start with '$' or contain '.' or NUL: {key[:40]!r}."
+                    )
+                pending.append((item, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+        elif isinstance(value, bool) or value is None or isinstance(value, str):
+            continue
+        elif isinstance(value, int):
+            if not _INT64[0] <= value <= _INT64[1]:
+                raise _config_error("integers must fit in 64 bits.")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise _config_error("numbers must be finite.")
+        else:
+            raise _config_error("must hold only JSON values.")
+
+
+def check_config(value: Any) -> dict[str, Any]:
+    """A JSON object of at most 64 KiB serialized (compact UTF-8 JSON)."""
+    if not isinstance(value, dict):
+        raise _config_error("must be a JSON object.")
+    _check_config_values(value)
+    try:
+        encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _config_error("is not valid Unicode text.") from exc
+    if len(encoded) > MAX_CONFIG_BYTES:
+        raise _config_error(f"must be at most {MAX_CONFIG_BYTES // 1024} KiB as JSON.")
+    return value
+
+
+def check_fields(given: Mapping[str, Any], *, brokers: Sequence[str]) -> dict[str, Any]:
+    """The given fields, checked and normalized; a null is refused for every field.
+
+    Fields are checked in a fixed order, so the first bad one is always the one named.
+    """
+    unknown = set(given) - set(FIELDS)
+    if unknown:
+        raise ValueError(f"unknown strategy fields: {sorted(unknown)}")
+    checked: dict[str, Any] = {}
+    for field in FIELDS:
+        if field not in given:
+            continue
+        value = given[field]
+        if value is None:
+            raise BadUserInput(f"'{api_name(field)}' cannot be null.", field=api_name(field))
+        match field:
+            case "name":
+                checked[field] = check_name(value)
+            case "code":
+                checked[field] = check_code(value)
+            case "instrument":
+                checked[field] = check_instrument(value)
+            case "broker":
+                checked[field] = check_broker(value, brokers)
+            case "environment":
+                checked[field] = check_environment(value)
+            case "config":
+                checked[field] = check_config(value)
+            case _:
+                checked[field] = bool(value)
+    return checked

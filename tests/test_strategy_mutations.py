@@ -1,0 +1,715 @@
+"""createStrategy, updateStrategy and deleteStrategy over HTTP, and createStrategy's
+idempotency key. Every rejected request is shown to change nothing, by reading Mongo back."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from bson import ObjectId
+from sqlalchemy import select
+
+from datasources.trades import trades as trades_table
+from tests.helpers import (
+    NOW,
+    error_codes,
+    gql,
+    make_strategy,
+    make_trades,
+    make_user,
+    token_for,
+    trade_row,
+)
+from tests.strategy_ops import (
+    CREATE,
+    create,
+    create_input,
+    delete,
+    error_of,
+    stored,
+    stored_of,
+    strategy_events,
+    update,
+)
+
+
+async def signed_in(sources, settings):
+    user = await make_user(sources)
+    return user, token_for(settings, user)
+
+
+def created(body: dict[str, Any]) -> dict[str, Any]:
+    assert "errors" not in body, body["errors"]
+    strategy: dict[str, Any] = body["data"]["createStrategy"]
+    return strategy
+
+
+def updated(body: dict[str, Any]) -> dict[str, Any]:
+    assert "errors" not in body, body["errors"]
+    strategy: dict[str, Any] = body["data"]["updateStrategy"]
+    return strategy
+
+
+def rejected(body: dict[str, Any], code: str, field: str | None = None) -> dict[str, Any]:
+    """The single error of a rejected mutation, checked for its code and field."""
+    error = error_of(body)
+    assert body["data"] is None
+    assert error["extensions"]["code"] == code, error
+    if field is not None:
+        assert error["extensions"].get("field") == field, error
+    return error
+
+
+# createStrategy ----------------------------------------------------------------------------
+
+
+async def test_create_strategy_stores_a_stopped_strategy_in_the_platforms_shape(
+    client, sources, settings
+):
+    user, token = await signed_in(sources, settings)
+
+    strategy = created(await create(client, token, name="Breakout", environment="LIVE"))
+
+    assert strategy["name"] == "Breakout"
+    assert strategy["status"] == "STOPPED"
+    assert strategy["environment"] == "LIVE"
+    assert strategy["config"] == {"timeframe": "5m", "risk": {"maxPosition": 2}}
+    assert strategy["autoReconnect"] is True
+    assert strategy["lastAction"] is None
+    assert strategy["errorCount"] == 0
+    assert strategy["createdAt"] == strategy["updatedAt"]
+    doc = await stored(sources, strategy["id"])
+    assert doc is not None
+    assert doc["userId"] == ObjectId(user.id)
+    assert doc["status"] == "stopped"
+    assert doc["environment"] == "live"
+    assert doc["broker"] == "binance"
+    assert doc["instrument"] == "BTCUSDT"
+    assert doc["code"] == create_input()["code"]
+    assert doc["autoReconnect"] is True
+    assert isinstance(doc["createdAt"], datetime)
+
+
+async def test_a_created_strategy_is_readable_and_listed(client, sources, settings):
+    _user, token = await signed_in(sources, settings)
+    strategy = created(await create(client, token))
+
+    body = await gql(
+        client,
+        "query($id: ID!) { strategy(id: $id) { id name } strategies { totalCount } }",
+        {"id": strategy["id"]},
+        token=token,
+    )
+
+    assert body["data"] == {
+        "strategy": {"id": strategy["id"], "name": strategy["name"]},
+        "strategies": {"totalCount": 1},
+    }
+
+
+async def test_create_strategy_defaults_environment_config_and_auto_reconnect(
+    client, sources, settings
+):
+    _user, token = await signed_in(sources, settings)
+    values = create_input()
+    for optional in ("environment", "config", "autoReconnect"):
+        del values[optional]
+
+    strategy = created(await gql(client, CREATE, {"input": values}, token=token))
+
+    assert strategy["environment"] == "TESTNET"
+    assert strategy["config"] == {}
+    assert strategy["autoReconnect"] is False
+
+
+async def test_create_strategy_trims_the_name_and_instrument(client, sources, settings):
+    _user, token = await signed_in(sources, settings)
+
+    strategy = created(await create(client, token, name="  Grid  ", instrument=" ETHUSDT "))
+
+    assert strategy["name"] == "Grid"
+    assert strategy["instrument"] == "ETHUSDT"
+
+
+async def test_create_strategy_takes_the_broker_in_its_configured_spelling(
+    client, sources, settings
+):
+    _user, token = await signed_in(sources, settings)
+
+    strategy = created(await create(client, token, broker="Interactive-Brokers"))
+
+    assert strategy["broker"] == "interactive-brokers"
+
+
+async def test_create_strategy_accepts_values_at_their_limits(client, sources, settings):
+    _user, token = await signed_in(sources, settings)
+    padding = 64 * 1024 - len('{"k":""}')
+
+    strategy = created(
+        await create(
+            client,
+            token,
+            name="n" * 100,
+            code="é" * (128 * 1024),  # two bytes each: exactly 256 KiB
+            instrument="i" * 64,
+            config={"k": "v" * padding},
+        )
+    )
+
+    assert len(strategy["name"]) == 100
+    assert len(strategy["code"]) == 128 * 1024
+
+
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+INVALID_CREATE_INPUTS = [
+    ("name", {"name": ""}),
+    ("name", {"name": "   "}),
+    ("name", {"name": "n" * 101}),
+    ("name", {"name": "two\nlines"}),
+    ("code", {"code": "é" * (128 * 1024) + "x"}),
+    ("config", {"config": [1, 2]}),
+    ("config", {"config": "a string"}),
+    ("config", {"config": 42}),
+    ("config", {"config": {"k": "v" * (64 * 1024)}}),
+    ("config", {"config": {"$where": "1"}}),
+    ("config", {"config": {"a.b": 1}}),
+    ("config", {"config": {"big": 2**63}}),
+    ("config", {"config": {"deep": nested(40)}}),
+    ("broker", {"broker": "nyse"}),
+    ("broker", {"broker": ""}),
+    ("instrument", {"instrument": ""}),
+    ("instrument", {"instrument": "i" * 65}),
+]
+
+
+@pytest.mark.parametrize(("field", "overrides"), INVALID_CREATE_INPUTS)
+async def test_create_strategy_refuses_invalid_input_naming_the_field(
+    client, sources, settings, field, overrides
+):
+    user, token = await signed_in(sources, settings)
+
+    body = await create(client, token, **overrides)
+
+    error = rejected(body, "BAD_USER_INPUT", field)
+    assert f"'{field}'" in error["message"]
+    assert await stored_of(sources, user) == []
+    assert await strategy_events(sources, user) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "overrides"),
+    [("environment", {"environment": "PAPER"}), ("config", {"config": None})],
+)
+async def test_create_strategy_refuses_what_the_schema_types_rule_out(
+    client, sources, settings, field, overrides
+):
+    user, token = await signed_in(sources, settings)
+
+    body = await create(client, token, **overrides)
+
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+    assert field in body["errors"][0]["message"]
+    assert await stored_of(sources, user) == []
+
+
+async def test_create_strategy_refuses_a_name_the_user_already_has(client, sources, settings):
+    user, token = await signed_in(sources, settings)
+    first = created(await create(client, token, name="Scalper"))
+
+    body = await create(client, token, name="  Scalper ", code="other code")
+
+    rejected(body, "CONFLICT", "name")
+    docs = await stored_of(sources, user)
+    assert [(str(doc["_id"]), doc["code"]) for doc in docs] == [(first["id"], first["code"])]
+
+
+async def test_two_users_may_use_the_same_name(client, sources, settings):
+    _alice, alice_token = await signed_in(sources, settings)
+    _bob, bob_token = await signed_in(sources, settings)
+
+    first = created(await create(client, alice_token, name="Scalper"))
+    second = created(await create(client, bob_token, name="Scalper"))
+
+    assert first["id"] != second["id"]
+
+
+async def test_create_strategy_requires_a_token(client, sources):
+    body = await create(client, token="")
+
+    assert error_codes(body) == ["UNAUTHENTICATED"]
+    assert await sources.strategies["strategies"].count_documents({}) == 0
+
+
+# createStrategy: the idempotency key -------------------------------------------------------
+
+
+async def test_the_same_key_twice_creates_one_strategy_and_answers_with_it_both_times(
+    client, sources, settings
+):
+    user, token = await signed_in(sources, settings)
+    values = create_input(clientMutationId="create-1")
+
+    first = created(await gql(client, CREATE, {"input": values}, token=token))
+    second = created(await gql(client, CREATE, {"input": values}, token=token))
+
+    assert second["id"] == first["id"]
+    assert len(await stored_of(sources, user)) == 1
+    assert [event["kind"] for event in await strategy_events(sources, user)] == ["STRATEGY_CREATED"]
+
+
+async def test_a_repeated_key_answers_with_the_strategy_as_it_is_now(client, sources, settings):
+    _user, token = await signed_in(sources, settings)
+    values = create_input(clientMutationId="create-1")
+    first = created(await gql(client, CREATE, {"input": values}, token=token))
+    updated(await update(client, token, first["id"], name="Renamed"))
+
+    again = created(await gql(client, CREATE, {"input": values}, token=token))
+
+    assert (again["id"], again["name"]) == (first["id"], "Renamed")
+
+
+async def test_the_same_key_with_another_input_is_a_conflict(client, sources, settings):
+    user, token = await signed_in(sources, settings)
+    first = created(await create(client, token, name="One", clientMutationId="create-1"))
+
+    body = await create(client, token, name="Two", clientMutationId="create-1")
+
+    rejected(body, "CONFLICT", "clientMutationId")
+    assert [str(doc["_id"]) for doc in await stored_of(sources, user)] == [first["id"]]
+
+
+async def test_the_same_key_of_another_user_is_independent(client, sources, settings):
+    alice, alice_token = await signed_in(sources, settings)
+    bob, bob_token = await signed_in(sources, settings)
+    values = create_input(clientMutationId="shared-key")
+
+    first = created(await gql(client, CREATE, {"input": values}, token=alice_token))
+    second = created(await gql(client, CREATE, {"input": values}, token=bob_token))
+
+    assert first["id"] != second["id"]
+    assert len(await stored_of(sources, alice)) == 1
+    assert len(await stored_of(sources, bob)) == 1
+
+
+async def test_a_taken_name_leaves_the_key_free_for_a_corrected_request(client, sources, settings):
+    user, token = await signed_in(sources, settings)
+    created(await create(client, token, name="Taken"))
+
+    refused = await create(client, token, name="Taken", clientMutationId="create-1")
+    corrected = await create(client, token, name="Free", clientMutationId="create-1")
+
+    rejected(refused, "CONFLICT", "name")
+    assert created(corrected)["name"] == "Free"
+    assert len(await stored_of(sources, user)) == 2
+
+
+async def test_an_invalid_input_does_not_use_up_the_key(client, sources, settings):
+    _user, token = await signed_in(sources, settings)
+
+    refused = await create(client, token, name="", clientMutationId="create-1")
+    corrected = await create(client, token, name="Valid", clientMutationId="create-1")
+
+    rejected(refused, "BAD_USER_INPUT", "name")
+    assert created(corrected)["name"] == "Valid"
+
+
+async def test_a_retry_after_the_first_request_died_before_inserting_creates_it_once(
+    client, sources, settings
+):
+    user, token = await signed_in(sources, settings)
+    values = create_input(clientMutationId="create-1")
+    first = created(await gql(client, CREATE, {"input": values}, token=token))
+    # As if the first request had recorded its key and id, then died before its insert.
+    await sources.strategies["strategies"].delete_one({"_id": ObjectId(first["id"])})
+
+    retried = created(await gql(client, CREATE, {"input": values}, token=token))
+    again = created(await gql(client, CREATE, {"input": values}, token=token))
+
+    assert retried["id"] == again["id"] == first["id"]
+    assert len(await stored_of(sources, user)) == 1
+
+
+async def test_concurrent_requests_under_one_key_create_one_strategy(client, sources, settings):
+    user, token = await signed_in(sources, settings)
+    values = create_input(clientMutationId="double-click")
+
+    bodies = await asyncio.gather(
+        *(gql(client, CREATE, {"input": values}, token=token) for _ in range(8))
+    )
+
+    docs = await stored_of(sources, user)
+    assert len(docs) == 1
+    for body in bodies:
+        if "errors" in body:
+            rejected(body, "CONFLICT", "clientMutationId")
+        else:
+            assert created(body)["id"] == str(docs[0]["_id"])
+    assert any("errors" not in body for body in bodies)
+
+
+async def test_a_key_whose_strategy_was_deleted_creates_a_new_one(client, sources, settings):
+    user, token = await signed_in(sources, settings)
+    values = create_input(clientMutationId="create-1")
+    first = created(await gql(client, CREATE, {"input": values}, token=token))
+    assert await delete(client, token, first["id"]) == {"data": {"deleteStrategy": first["id"]}}
+
+    again = created(await gql(client, CREATE, {"input": values}, token=token))
+
+    assert again["id"] != first["id"]
+    assert [str(doc["_id"]) for doc in await stored_of(sources, user)] == [again["id"]]
+
+
+@pytest.mark.parametrize("key", ["", "k" * 129])
+async def test_a_malformed_key_is_refused(client, sources, settings, key):
+    user, token = await signed_in(sources, settings)
+
+    body = await create(client, token, clientMutationId=key)
+
+    rejected(body, "BAD_USER_INPUT", "clientMutationId")
+    assert await stored_of(sources, user) == []
+
+
+# updateStrategy ----------------------------------------------------------------------------
+
+
+async def test_update_strategy_changes_only_the_given_fields(client, sources, settings):
+    user, token = await signed_in(sources, settings)
+    strategy = await make_strategy(
+        sources, user, config={"timeframe": "5m"}, created_at=NOW - timedelta(hours=1)
+    )
+    before = await stored(sources, strategy.id)
+
+    result = updated(
+        await update(client, token, strategy.id, code="print(1)", config={"timeframe": "1h"})
+    )
+
+    assert result["code"] == "print(1)"
+    assert result["config"] == {"timeframe": "1h"}
+    after = await stored(sources, strategy.id)
+    assert before is not None
+    assert after is not None
+    assert after["updatedAt"] > before["updatedAt"]
+    untouched = {key for key in before if key not in ("code", "config", "updatedAt")}
+    assert {key: after[key] for key in untouched} == {key: before[key] for key in untouched}
+
+
+async def test_update_strategy_changes_every_editable_field(client, sources, settings):
+    user, token = await signed_in(sources, settings)
+    strategy = await make_strategy(sources, user)
+
+    result = updated(
+        await update(
+            client,
+            token,
+            strategy.id,
+            name=" New name ",
+            code="new code",
+            instrument="ETHUSDT",
+            broker="alpaca",
+            environment="LIVE",
+            config={"a": [1, 2]},
+            autoReconnect=True,
+        )
+    )
+
+    assert {key: result[key] for key in ("name", "code", "instrument", "broker")} == {
+        "name": "New name",
+        "code": "new code",
+        "instrument": "ETHUSDT",
+        "broker": "alpaca",
+    }
+    assert (result["environment"], result["config"], result["autoReconnect"]) == (
+        "LIVE",
+        {"a": [1, 2]},
+        True,
+    )
+    doc = await stored(sources, strategy.id)
+    assert doc is not None
+    assert (doc["environment"], doc["autoReconnect"]) == ("live", True)
+
+
+async def test_update_strategy_records_which_fields_changed(client, sources, settings):
+    user, token = await signed_in(sources, settings)
+    strategy = await make_strategy(sources, user, name="Old")
+
+    updated(await update(client, token, strategy.id, name="New", autoReconnect=True))
+
+    assert await strategy_events(sources, user) == [
+        {
+            "kind": "STRATEGY_UPDATED",
+            "subjectId": strategy.id,
+            "data": {"name": "New", "fields": ["autoReconnect", "name"]},
+        }
+    ]
+
+
+async def test_an_update_without_changes_writes_nothing(client, sources, settings):
+    user, token = await signed_in(sources, settings)
+    strategy = await make_strategy(sources, user)
+    before = await stored(sources, strategy.id)
+
+    result = updated(await update(client, token, strategy.id, name=strategy.name))
+
+    assert result["name"] == strategy.name
+    assert await stored(sources, strategy.id) == before
+    assert await strategy_events(sources, user) == []
+
+
+INVALID_UPDATES = [
+    ("name", {"name": ""}),
+    ("name", {"name": "n" * 101}),
+    ("name", {"name": None}),
+    ("code", {"code": "c" * (256 * 1024 + 1)}),
+    ("code", {"code": None}),
+    ("config", {"config": [1]}),
+    ("config", {"config": None}),
+    ("config", {"config": {"k": "v" * (64 * 1024)}}),
+    ("broker", {"broker": "nyse"}),
+    ("broker", {"broker": None}),
+    ("instrument", {"instrument": "i" * 65}),
+    ("instrument", {"instrument": None}),
+    ("environment", {"environment": None}),
+    ("autoReconnect", {"autoReconnect": None}),
+    # One bad field refuses the whole input: the good one is not applied either.
+    ("name", {"code": "fine", "name": ""}),
+]
+
+
+@pytest.mark.parametrize(("field", "changes"), INVALID_UPDATES)
+async def test_update_strategy_refuses_invalid_input_naming_the_field_and_changes_nothing(
+    client, sources, settings, field, changes
+):
+    user, token = await signed_in(sources, settings)
+    strategy = await make_strategy(sources, user)
+    before = await stored(sources, strategy.id)
+
+    body = await update(client, token, strategy.id, **changes)
+
+    rejected(body, "BAD_USER_INPUT", field)
+    assert await stored(sources, strategy.id) == before
+    assert await strategy_events(sources, user) == []
+
+
+async def test_renaming_to_a_name_the_user_has_is_a_conflict(client, sources, settings):
+    user, token = await signed_in(sources, settings)
+    await make_strategy(sources, user, name="Taken")
+    strategy = await make_strategy(sources, user, name="Mine")
+    before = await stored(sources, strategy.id)
+
+    body = await update(client, token, strategy.id, name="Taken", code="changed")
+
+    rejected(body, "CONFLICT", "name")
+    assert await stored(sources, strategy.id) == before
+
+
+@pytest.mark.parametrize("status", ["ACTIVE", "PAUSED"])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("code", "new code"),
+        ("config", {"new": True}),
+        ("instrument", "ETHUSDT"),
+        ("broker", "alpaca"),
+        ("environment", "LIVE"),
+    ],
+)
+async def test_a_running_strategys_runtime_fields_do_not_change(
+    client, sources, settings, status, field, value
+):
+    user, token = await signed_in(sources, settings)
+    strategy = await make_strategy(sources, user, status=status)
+    before = await stored(sources, strategy.id)
+
+    body = await update(client, token, strategy.id, **{field: value})
+
+    error = rejected(body, "BAD_USER_INPUT", field)
+    assert status in error["message"]
+    assert "stop it first" in error["message"]
+    assert await stored(sources, strategy.id) == before
+
+
+async def test_a_running_strategy_may_be_renamed_and_change_auto_reconnect(
+    client, sources, settings
+):
+    user, token = await signed_in(sources, settings)
+    strategy = await make_strategy(sources, user, status="ACTIVE")
+
+    result = updated(await update(client, token, strategy.id, name="Renamed", autoReconnect=True))
+
+    assert (result["name"], result["autoReconnect"], result["status"]) == (
+        "Renamed",
+        True,
+        "ACTIVE",
+    )
+
+
+async def test_a_running_strategy_accepts_its_unchanged_runtime_fields_back(
+    client, sources, settings
+):
+    user, token = await signed_in(sources, settings)
+    strategy = await make_strategy(sources, user, status="ACTIVE")
+
+    result = updated(await update(client, token, strategy.id, code=strategy.code, name="Renamed"))
+
+    assert result["name"] == "Renamed"
+
+
+async def test_a_strategy_in_error_may_have_its_code_fixed(client, sources, settings):
+    user, token = await signed_in(sources, settings)
+    strategy = await make_strategy(sources, user, status="ERROR", errorMessage="boom")
+
+    result = updated(await update(client, token, strategy.id, code="fixed"))
+
+    assert (result["code"], result["status"]) == ("fixed", "ERROR")
+
+
+async def test_updating_another_users_strategy_is_not_found_and_changes_nothing(
+    client, sources, settings
+):
+    owner = await make_user(sources)
+    strategy = await make_strategy(sources, owner)
+    before = await stored(sources, strategy.id)
+    _intruder, token = await signed_in(sources, settings)
+
+    body = await update(client, token, strategy.id, name="Mine now", code="x")
+
+    error = rejected(body, "NOT_FOUND")
+    assert strategy.name not in error["message"]
+    assert await stored(sources, strategy.id) == before
+    assert await strategy_events(sources, owner) == []
+
+
+@pytest.mark.parametrize("strategy_id", ["not-an-id", str(ObjectId())])
+async def test_updating_an_unknown_strategy_is_not_found(client, sources, settings, strategy_id):
+    _user, token = await signed_in(sources, settings)
+
+    body = await update(client, token, strategy_id, name="x")
+
+    rejected(body, "NOT_FOUND")
+
+
+# deleteStrategy ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["STOPPED", "ERROR"])
+async def test_delete_strategy_removes_a_strategy_that_does_not_run(
+    client, sources, settings, status
+):
+    user, token = await signed_in(sources, settings)
+    strategy = await make_strategy(sources, user, status=status)
+    kept = await make_strategy(sources, user)
+
+    body = await delete(client, token, strategy.id)
+
+    assert body == {"data": {"deleteStrategy": strategy.id}}
+    assert [str(doc["_id"]) for doc in await stored_of(sources, user)] == [kept.id]
+    assert await strategy_events(sources, user) == [
+        {"kind": "STRATEGY_DELETED", "subjectId": strategy.id, "data": {"name": strategy.name}}
+    ]
+
+
+async def test_a_deleted_strategys_trades_stay_under_its_name(client, sources, settings):
+    user, token = await signed_in(sources, settings)
+    strategy = await make_strategy(sources, user, name="Retired")
+    await make_trades(sources, [trade_row(strategy), trade_row(strategy)])
+
+    await delete(client, token, strategy.id)
+
+    async with sources.trades.connect() as conn:
+        rows = list(await conn.execute(select(trades_table.c.strategy_name)))
+    assert [row.strategy_name for row in rows] == ["Retired", "Retired"]
+    body = await gql(client, "{ trades { totalCount } }", token=token)
+    assert body["data"] == {"trades": {"totalCount": 2}}
+
+
+@pytest.mark.parametrize("status", ["ACTIVE", "PAUSED"])
+async def test_deleting_a_running_strategy_asks_to_stop_it_first(client, sources, settings, status):
+    user, token = await signed_in(sources, settings)
+    strategy = await make_strategy(sources, user, status=status)
+    before = await stored(sources, strategy.id)
+
+    body = await delete(client, token, strategy.id)
+
+    error = rejected(body, "BAD_USER_INPUT")
+    named = {"ACTIVE": "an ACTIVE", "PAUSED": "a PAUSED"}[status]
+    assert error["message"] == f"Cannot delete {named} strategy: stop it first."
+    assert await stored(sources, strategy.id) == before
+
+
+async def test_deleting_another_users_strategy_is_not_found_and_keeps_it(client, sources, settings):
+    owner = await make_user(sources)
+    strategy = await make_strategy(sources, owner)
+    _intruder, token = await signed_in(sources, settings)
+
+    body = await delete(client, token, strategy.id)
+
+    rejected(body, "NOT_FOUND")
+    assert await stored(sources, strategy.id) is not None
+
+
+async def test_deleting_twice_is_not_found_the_second_time(client, sources, settings):
+    user, token = await signed_in(sources, settings)
+    strategy = await make_strategy(sources, user)
+    await delete(client, token, strategy.id)
+
+    body = await delete(client, token, strategy.id)
+
+    rejected(body, "NOT_FOUND")
+
+
+async def test_later_fields_of_the_same_request_see_each_write(client, sources, settings):
+    _user, token = await signed_in(sources, settings)
+
+    body = await gql(
+        client,
+        """
+        mutation($one: CreateStrategyInput!, $two: CreateStrategyInput!) {
+          one: createStrategy(input: $one) { owner { strategies { totalCount } } }
+          two: createStrategy(input: $two) { owner { strategies { totalCount } } }
+        }
+        """,
+        {"one": create_input(name="One"), "two": create_input(name="Two")},
+        token=token,
+    )
+
+    assert body == {
+        "data": {
+            "one": {"owner": {"strategies": {"totalCount": 1}}},
+            "two": {"owner": {"strategies": {"totalCount": 2}}},
+        }
+    }
+
+
+async def test_create_strategy_takes_config_as_an_inline_literal(client, sources, settings):
+    _user, token = await signed_in(sources, settings)
+
+    body = await gql(
+        client,
+        """
+        mutation {
+          createStrategy(input: {
+            name: "BTC breakout", code: "pass", instrument: "BTCUSDT", broker: "binance",
+            config: { timeframe: "5m", risk: { maxPosition: 2 } }
+          }) { status environment config }
+        }
+        """,
+        token=token,
+    )
+
+    assert body == {
+        "data": {
+            "createStrategy": {
+                "status": "STOPPED",
+                "environment": "TESTNET",
+                "config": {"timeframe": "5m", "risk": {"maxPosition": 2}},
+            }
+        }
+    }
