@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from aiodataloader import DataLoader
 from bson import ObjectId
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from datasources._batch import Scope, in_key_order
+from datasources import refresh_tokens
+from datasources._batch import Page, Scope, in_key_order, paginate
 from datasources._guard import guard
 from datasources._mongo import Document, now, to_object_id, to_object_ids, utc
 
@@ -20,6 +22,11 @@ SOURCE = "users"
 COLLECTION = "users"
 # Default index names (`email_1`, ...), as Mongoose creates them, so existing indexes match.
 INDEXES = [IndexModel([("email", ASCENDING)], unique=True)]
+ROLES = ("USER", "ADMIN")
+# The profile fields a user may change, by their stored names.
+PROFILE_FIELDS = ("firstName", "lastName", "phone")
+# A user being deleted (account deletion sets `deletingAt`) is nobody's to see or act as.
+_NOT_DELETING: dict[str, Any] = {"deletingAt": None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +43,16 @@ class UserRecord:
     token_version: int
     created_at: datetime
     updated_at: datetime
+    deleting: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UserPageKey:
+    """One page of the users list (ADMIN): an optional search, a size and a cursor id."""
+
+    search: str | None
+    first: int
+    after: str | None = None
 
 
 def _record(doc: Document) -> UserRecord:
@@ -51,6 +68,7 @@ def _record(doc: Document) -> UserRecord:
         token_version=int(doc.get("tokenVersion", 0)),
         created_at=created,
         updated_at=utc(doc.get("updatedAt")) or created,
+        deleting=doc.get("deletingAt") is not None,
     )
 
 
@@ -60,8 +78,9 @@ def normalize_email(email: str) -> str:
 
 
 async def ensure_indexes(*, db: AsyncDatabase[Document]) -> None:
-    """Create the collection's indexes; a no-op when they exist."""
+    """Create the indexes of `users` and of its `refresh_tokens`; a no-op when they exist."""
     await db[COLLECTION].create_indexes(INDEXES)
+    await refresh_tokens.ensure_indexes(db=db)
 
 
 async def find_users(*, db: AsyncDatabase[Document], ids: Sequence[str]) -> list[UserRecord]:
@@ -115,6 +134,105 @@ async def update_password_hash(
     )
 
 
+def _list_filter(*, search: str | None, user_ids: Sequence[str] | None) -> dict[str, Any]:
+    query: dict[str, Any] = dict(_NOT_DELETING)
+    if user_ids is not None:
+        query["_id"] = {"$in": to_object_ids(user_ids)}
+    if search:
+        # Escaped, so the input is matched as plain text and never runs as a pattern.
+        pattern = {"$regex": re.escape(search), "$options": "i"}
+        query["$or"] = [{field: pattern} for field in ("email", "firstName", "lastName")]
+    return query
+
+
+async def find_user_page(
+    *,
+    db: AsyncDatabase[Document],
+    search: str | None,
+    after: str | None,
+    limit: int,
+    user_ids: Sequence[str] | None = None,
+) -> list[UserRecord]:
+    """Users not being deleted, newest first, whose email or names contain `search`
+    (case-insensitive), after the cursor id if given; only `user_ids` unless None."""
+    query = _list_filter(search=search, user_ids=user_ids)
+    if after is not None:
+        query.setdefault("_id", {})["$lt"] = to_object_id(after)
+    cursor = db[COLLECTION].find(query).sort([("_id", DESCENDING)]).limit(limit)
+    return [_record(doc) async for doc in cursor]
+
+
+async def count_users(
+    *, db: AsyncDatabase[Document], search: str | None, user_ids: Sequence[str] | None = None
+) -> int:
+    """How many users `find_user_page` would list over all its pages."""
+    return await db[COLLECTION].count_documents(_list_filter(search=search, user_ids=user_ids))
+
+
+def _live_user(user_id: str, token_version: int) -> dict[str, Any] | None:
+    oid = to_object_id(user_id)
+    if oid is None:
+        return None
+    return {"_id": oid, "tokenVersion": token_version, **_NOT_DELETING}
+
+
+async def update_user_profile(
+    *,
+    db: AsyncDatabase[Document],
+    user_id: str,
+    token_version: int,
+    changes: Mapping[str, str | None],
+) -> UserRecord | None:
+    """Set profile fields (`PROFILE_FIELDS`, by stored name) and bump updatedAt.
+
+    Applies only while the user exists, is not being deleted and is still at
+    `token_version` (the caller's token is not revoked); None otherwise.
+    """
+    unknown = set(changes) - set(PROFILE_FIELDS)
+    if unknown:
+        raise ValueError(f"not profile fields: {sorted(unknown)}")
+    query = _live_user(user_id, token_version)
+    if query is None:
+        return None
+    doc = await db[COLLECTION].find_one_and_update(
+        query,
+        {"$set": {**changes, "updatedAt": now()}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return _record(doc) if doc else None
+
+
+async def replace_password(
+    *, db: AsyncDatabase[Document], user_id: str, token_version: int, password_hash: str
+) -> UserRecord | None:
+    """Store a new password hash and bump tokenVersion, revoking every access token.
+
+    A compare-and-set on `token_version`: applies only while the user exists, is
+    not being deleted and no other change revoked the caller's token; None otherwise.
+    """
+    query = _live_user(user_id, token_version)
+    if query is None:
+        return None
+    doc = await db[COLLECTION].find_one_and_update(
+        query,
+        {"$set": {"password": password_hash, "updatedAt": now()}, "$inc": {"tokenVersion": 1}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return _record(doc) if doc else None
+
+
+async def set_user_role(*, db: AsyncDatabase[Document], email: str, role: str) -> UserRecord | None:
+    """Give the user with this email `role` (USER or ADMIN); None when there is no such user."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}")
+    doc = await db[COLLECTION].find_one_and_update(
+        {"email": normalize_email(email)},
+        {"$set": {"role": role.lower(), "updatedAt": now()}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return _record(doc) if doc else None
+
+
 class UserLoaders:
     """The users source's per-request loaders."""
 
@@ -123,12 +241,43 @@ class UserLoaders:
         self._scope = scope
         self._timeout = timeout
         self.by_id: DataLoader[str, UserRecord | None] = DataLoader(self._load_by_id)
+        self.page: DataLoader[UserPageKey, Page[UserRecord]] = DataLoader(self._load_pages)
+        # Keyed by search text; "" counts every user (a loader key cannot be None).
+        self.count: DataLoader[str, int] = DataLoader(self._load_counts)
+
+    def _only(self) -> list[str] | None:
+        # Outside an ADMIN's scope the list holds at most the viewer itself.
+        return None if self._scope.user_id is None else [self._scope.user_id]
 
     async def _load_by_id(self, keys: list[str]) -> list[UserRecord | None]:
         visible = self._scope.visible(keys)
         async with guard(SOURCE, timeout=self._timeout):
             rows = await find_users(db=self._db, ids=visible) if visible else []
         return in_key_order(keys, rows, lambda user: user.id)
+
+    async def _load_pages(self, keys: list[UserPageKey]) -> list[Page[UserRecord]]:
+        # Pages differ in search and cursor, so each distinct key is its own query.
+        pages: dict[UserPageKey, Page[UserRecord]] = {}
+        async with guard(SOURCE, timeout=self._timeout):
+            for key in dict.fromkeys(keys):
+                rows = await find_user_page(
+                    db=self._db,
+                    search=key.search,
+                    after=key.after,
+                    limit=key.first + 1,
+                    user_ids=self._only(),
+                )
+                pages[key] = paginate(rows, key.first)
+        return [pages[key] for key in keys]
+
+    async def _load_counts(self, keys: list[str]) -> list[int]:
+        counts: dict[str, int] = {}
+        async with guard(SOURCE, timeout=self._timeout):
+            for search in dict.fromkeys(keys):
+                counts[search] = await count_users(
+                    db=self._db, search=search or None, user_ids=self._only()
+                )
+        return [counts[key] for key in keys]
 
 
 # Account deletion (see gateway/deletion.py).

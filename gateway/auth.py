@@ -1,8 +1,11 @@
-"""Passwords (Argon2id) and access tokens (JWT, HS256 pinned)."""
+"""Passwords (Argon2id), access tokens (JWT, HS256 pinned, a `kid` per key) and the
+opaque refresh tokens exchanged for new ones."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +20,10 @@ from gateway.settings import Settings
 ALGORITHM = "HS256"
 ACCESS = "access"
 _REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
+# Refresh tokens are opaque random strings under this prefix: never a JWT (no dots, no
+# header), so neither kind of token can pass for the other.
+REFRESH_PREFIX = "rt_"
+_REFRESH_BYTES = 32
 
 _hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
 # Verified against when an email is unknown, so a miss costs the same time as a hit.
@@ -40,6 +47,32 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
     return await asyncio.to_thread(check)
 
 
+def key_id(secret: str) -> str:
+    """The `kid` of a signing secret: derived from it, so rotating needs no extra setting.
+
+    A labelled digest, so the header never carries a plain hash of the secret itself.
+    """
+    return hashlib.sha256(b"trading-gateway jwt kid:" + secret.encode()).hexdigest()[:16]
+
+
+def new_refresh_token() -> str:
+    """A fresh opaque refresh token (256 random bits); only its hash is ever stored."""
+    return REFRESH_PREFIX + secrets.token_urlsafe(_REFRESH_BYTES)
+
+
+def hash_refresh_token(token: str) -> str:
+    """The SHA-256 digest a refresh token is stored and looked up by.
+
+    A fast hash is enough: the token is 256 random bits, not a guessable password.
+    """
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def looks_like_refresh_token(token: str) -> bool:
+    """Whether `token` has the shape of a refresh token (cheap check before any lookup)."""
+    return token.startswith(REFRESH_PREFIX) and "." not in token and len(token) <= 128
+
+
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
     """What a verified access token says about its bearer."""
@@ -58,10 +91,21 @@ class IssuedToken:
 
 
 class TokenService:
-    """Signs and verifies access tokens with the configured secret, issuer and audience."""
+    """Signs and verifies access tokens with the configured secrets, issuer and audience.
+
+    Tokens are signed with the current secret (`JWT_SECRET`) and name it in their
+    `kid` header; a token naming the previous secret (`JWT_PREVIOUS_SECRET`) still
+    verifies, so rotating (previous := old current) logs nobody out.
+    """
 
     def __init__(self, settings: Settings) -> None:
-        self._secret = settings.jwt_secret.get_secret_value()
+        current = settings.jwt_secret.get_secret_value()
+        self._secret = current
+        self.kid = key_id(current)
+        self._keys = {self.kid: current}
+        if settings.jwt_previous_secret is not None:
+            previous = settings.jwt_previous_secret.get_secret_value()
+            self._keys.setdefault(key_id(previous), previous)
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._ttl = timedelta(seconds=settings.access_token_ttl_seconds)
@@ -80,14 +124,27 @@ class TokenService:
             "typ": ACCESS,
             "ver": token_version,
         }
-        return IssuedToken(jwt.encode(claims, self._secret, algorithm=ALGORITHM), expires)
+        token = jwt.encode(claims, self._secret, algorithm=ALGORITHM, headers={"kid": self.kid})
+        return IssuedToken(token, expires)
 
     def verify(self, token: str) -> AccessClaims:
         """The claims of a valid access token; anything else is UNAUTHENTICATED."""
+        if looks_like_refresh_token(token):
+            raise Unauthenticated(
+                "A refresh token is not an access token: exchange it with refreshToken."
+            )
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("The access token is invalid.") from exc
+        secret = self._keys.get(kid) if isinstance(kid, str) else None
+        if secret is None:
+            # No kid, or a key that is neither current nor previous: retired or forged.
+            raise Unauthenticated("The access token is invalid.")
         try:
             claims = jwt.decode(
                 token,
-                self._secret,
+                secret,
                 algorithms=[ALGORITHM],
                 audience=self._audience,
                 issuer=self._issuer,

@@ -13,11 +13,16 @@ from pathlib import Path
 import uvicorn
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from datasources import Sources
+from datasources import users as users_source
 from datasources.analytics import RefreshResult, refresh_daily_metrics
+from datasources.credentials import RotationResult, rotate_credentials
+from datasources.users import UserRecord
 from gateway.app import create_app
+from gateway.crypto import SecretBox
 from gateway.deletion import SweepResult, finish_deletions
 from gateway.settings import Settings
 
@@ -75,6 +80,29 @@ async def _refresh(settings: Settings, since: date | None, progress: bool) -> Re
         await sources.close()
 
 
+async def _rotate(settings: Settings, progress: bool) -> RotationResult:
+    sources = Sources.open(settings)
+    box = SecretBox.from_settings(settings)
+    try:
+        if not progress:
+            return await rotate_credentials(db=sources.credentials, box=box)
+        with Progress(
+            TextColumn(f"re-encrypting under key {box.current_kid!r}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task("rotate", total=None)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            return await rotate_credentials(db=sources.credentials, box=box, on_progress=advance)
+    finally:
+        await sources.close()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the gateway against the configured databases."""
     settings = _settings()
@@ -117,6 +145,63 @@ def cmd_finish_deletions(_args: argparse.Namespace) -> int:
     for user_id in result.failed:
         console.print(f"  still pending: {user_id} (a source is unavailable; run again later)")
     return 1 if result.failed else 0
+
+
+async def _set_role(settings: Settings, email: str, role: str) -> UserRecord | None:
+    sources = Sources.open(settings)
+    try:
+        return await users_source.set_user_role(db=sources.users, email=email, role=role)
+    finally:
+        await sources.close()
+
+
+def _change_role(email: str, role: str) -> int:
+    user = asyncio.run(_set_role(_settings(), email, role))
+    if user is None:
+        console.print(f"[red]no user with the email {escape(email)!r}[/red]", highlight=False)
+        return 1
+    # Read from the database on every request: the new role applies at once.
+    console.print(f"[green]{role.lower()}[/green]: {escape(user.email)} is now {role}")
+    return 0
+
+
+def cmd_accounts_promote(args: argparse.Namespace) -> int:
+    """Make the user with this email an ADMIN."""
+    return _change_role(args.email, "ADMIN")
+
+
+def cmd_accounts_demote(args: argparse.Namespace) -> int:
+    """Make the user with this email an ordinary USER again."""
+    return _change_role(args.email, "USER")
+
+
+def cmd_credentials_rotate(_args: argparse.Namespace) -> int:
+    """Re-encrypt every stored broker secret under the current key; safe to rerun."""
+    result = asyncio.run(_rotate(_settings(), progress=console.is_terminal))
+    console.print(
+        f"[green]rotated[/green]: {result.secrets_rotated} secrets in "
+        f"{result.documents_rotated} documents re-encrypted under key {result.kid!r} "
+        f"({result.documents_checked} documents checked)",
+        highlight=False,
+    )
+    if result.documents_skipped:
+        console.print(
+            f"[yellow]{result.documents_skipped} documents kept changing while rotating; "
+            "run the command again[/yellow]"
+        )
+    if result.unreadable_secrets:
+        shown = ", ".join(result.unreadable_user_ids[:50])
+        more = len(result.unreadable_user_ids) - 50
+        console.print(
+            f"[red]{result.unreadable_secrets} secrets of "
+            f"{len(result.unreadable_user_ids)} users could not be decrypted "
+            "(unknown key id, or altered) and were left as they are[/red]: "
+            + shown
+            + (f" and {more} more" if more > 0 else ""),
+            highlight=False,
+        )
+    # Not every secret is under the current key: the old key must not be dropped yet.
+    return 1 if result.unreadable_secrets or result.documents_skipped else 0
 
 
 def cmd_schema_print(_args: argparse.Namespace) -> int:
@@ -166,6 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
     accounts_commands = accounts.add_subparsers(dest="accounts_command", required=True)
     finish = accounts_commands.add_parser("finish-deletions", help=cmd_finish_deletions.__doc__)
     finish.set_defaults(handler=cmd_finish_deletions)
+    for name, handler in (("promote", cmd_accounts_promote), ("demote", cmd_accounts_demote)):
+        role = accounts_commands.add_parser(name, help=handler.__doc__)
+        role.add_argument("email")
+        role.set_defaults(handler=handler)
+
+    credentials = commands.add_parser("credentials", help="Broker credentials maintenance.")
+    credentials_commands = credentials.add_subparsers(dest="credentials_command", required=True)
+    rotate = credentials_commands.add_parser("rotate", help=cmd_credentials_rotate.__doc__)
+    rotate.set_defaults(handler=cmd_credentials_rotate)
 
     schema = commands.add_parser("schema", help="Schema tools.")
     schema_commands = schema.add_subparsers(dest="schema_command", required=True)

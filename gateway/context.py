@@ -13,6 +13,8 @@ from gateway.auth import TokenService
 from gateway.errors import Unauthenticated
 from gateway.settings import Settings
 
+ADMIN = "ADMIN"
+
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
@@ -68,21 +70,35 @@ class Context(BaseContext):
         claims = self.tokens.verify(token)
         loaders = self.sources.loaders(Scope(user_id=claims.user_id))
         user = await loaders.users.by_id.load(claims.user_id)
-        if user is None or user.token_version != claims.token_version:
+        if user is None or user.deleting or user.token_version != claims.token_version:
             raise Unauthenticated("The access token has been revoked.")
+        if user.role == ADMIN:
+            loaders = self._loaders_for(user)
         self._loaders = loaders
         return Viewer(user=user)
 
-    def sign_in(self, user: UserRecord) -> Viewer:
-        """Make `user` the viewer for the rest of this request (after register or login)."""
-        loaders = self.sources.loaders(Scope(user_id=user.id))
+    def _loaders_for(self, user: UserRecord) -> Loaders:
+        # An ADMIN reads every user's rows; anyone else only their own.
+        loaders = self.sources.loaders(Scope(user_id=None if user.role == ADMIN else user.id))
         loaders.users.by_id.prime(user.id, user)
-        self._loaders = loaders
+        return loaders
+
+    def _set_viewer(self, user: UserRecord) -> Viewer:
         viewer = Viewer(user=user)
         future: asyncio.Future[Viewer] = asyncio.get_running_loop().create_future()
         future.set_result(viewer)
         self._viewer = future
         return viewer
+
+    def sign_in(self, user: UserRecord) -> Viewer:
+        """Make `user` the viewer for the rest of this request (after register or login)."""
+        self._loaders = self._loaders_for(user)
+        return self._set_viewer(user)
+
+    def update_viewer(self, user: UserRecord) -> Viewer:
+        """Replace the viewer's record after it changed it (profile, password), same loaders."""
+        self.loaders.users.by_id.clear(user.id).prime(user.id, user)
+        return self._set_viewer(user)
 
 
 def _bearer_token(header: str | None) -> str | None:

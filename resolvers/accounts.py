@@ -1,16 +1,28 @@
-"""Signing up and signing in."""
+"""Accounts: signing up and in, rotating refresh tokens, signing out, profile and password."""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import NoReturn
 
+from pymongo.asynchronous.database import AsyncDatabase
+
+from datasources import refresh_tokens as tokens_source
 from datasources import users as users_source
 from datasources._guard import guard
+from datasources._mongo import Document, now
 from datasources.users import UserRecord, normalize_email
-from gateway.auth import hash_password, verify_password
+from gateway.auth import (
+    hash_password,
+    hash_refresh_token,
+    looks_like_refresh_token,
+    new_refresh_token,
+    verify_password,
+)
 from gateway.context import Context
 from gateway.errors import BadUserInput, Conflict, Unauthenticated
 from resolvers.activity import record_event
@@ -25,11 +37,13 @@ _PHONE = re.compile(r"^\+?[0-9][0-9 ()\-]{5,19}$")
 
 @dataclass(frozen=True, slots=True)
 class SignedIn:
-    """A user with a fresh access token."""
+    """A user with a fresh access token and the refresh token that renews it."""
 
     user: UserRecord
     access_token: str
     expires_at: datetime
+    refresh_token: str
+    refresh_expires_at: datetime
 
 
 def _check_email(email: str) -> str:
@@ -39,17 +53,17 @@ def _check_email(email: str) -> str:
     return normalized
 
 
-def _check_password(password: str, email: str) -> None:
+def _check_password(password: str, email: str, *, field: str = "password") -> None:
     if len(password) < MIN_PASSWORD:
         raise BadUserInput(
-            f"'password' must be at least {MIN_PASSWORD} characters long.", field="password"
+            f"'{field}' must be at least {MIN_PASSWORD} characters long.", field=field
         )
     if len(password) > MAX_PASSWORD:
         raise BadUserInput(
-            f"'password' must be at most {MAX_PASSWORD} characters long.", field="password"
+            f"'{field}' must be at most {MAX_PASSWORD} characters long.", field=field
         )
     if normalize_email(password) == email:
-        raise BadUserInput("'password' must not be the email address.", field="password")
+        raise BadUserInput(f"'{field}' must not be the email address.", field=field)
 
 
 def _check_name(value: str, field: str) -> str:
@@ -68,10 +82,28 @@ def _check_phone(phone: str | None) -> str | None:
     return phone
 
 
-def _sign_in(ctx: Context, user: UserRecord) -> SignedIn:
+async def _sign_in(ctx: Context, user: UserRecord, *, family_id: str | None = None) -> SignedIn:
+    """Issue an access token and a refresh token (of a new family unless one is given)."""
     issued = ctx.tokens.issue(user_id=user.id, token_version=user.token_version)
+    refresh = new_refresh_token()
+    refresh_expires = now() + timedelta(seconds=ctx.settings.refresh_token_ttl_seconds)
+    async with guard(users_source.SOURCE, timeout=ctx.sources.timeout):
+        await tokens_source.insert_refresh_token(
+            db=ctx.sources.users,
+            token_hash=hash_refresh_token(refresh),
+            user_id=user.id,
+            family_id=family_id or tokens_source.new_family_id(),
+            token_version=user.token_version,
+            expires_at=refresh_expires,
+        )
     ctx.sign_in(user)
-    return SignedIn(user=user, access_token=issued.token, expires_at=issued.expires_at)
+    return SignedIn(
+        user=user,
+        access_token=issued.token,
+        expires_at=issued.expires_at,
+        refresh_token=refresh,
+        refresh_expires_at=refresh_expires,
+    )
 
 
 async def register(
@@ -103,14 +135,152 @@ async def register(
     except Conflict as exc:
         raise Conflict("This email cannot be registered.", field="email") from exc
     await record_event(ctx, user.id, "ACCOUNT_CREATED")
-    return _sign_in(ctx, user)
+    return await _sign_in(ctx, user)
 
 
 async def login(ctx: Context, *, email: str, password: str) -> SignedIn:
-    """Sign in with email and password; a wrong pair is UNAUTHENTICATED, whichever was wrong."""
+    """Sign in with email and password; a wrong pair is UNAUTHENTICATED, whichever was wrong.
+
+    An account being deleted fails the same way, so a sign-in reveals nothing about it.
+    """
     async with guard(users_source.SOURCE, timeout=ctx.sources.timeout):
         user = await users_source.find_user_by_email(db=ctx.sources.users, email=email)
-    if not await verify_password(user.password_hash if user else None, password) or user is None:
+    verified = await verify_password(user.password_hash if user else None, password)
+    if not verified or user is None or user.deleting:
         raise Unauthenticated("Invalid email or password.")
     await record_event(ctx, user.id, "SIGNED_IN")
-    return _sign_in(ctx, user)
+    return await _sign_in(ctx, user)
+
+
+async def refresh(ctx: Context, *, refresh_token: str) -> SignedIn:
+    """Exchange a refresh token for a new access token and a new refresh token.
+
+    The token is single use (a compare-and-set marks it used, so of two
+    concurrent exchanges exactly one succeeds); the new one joins its family.
+    Presenting a used token revokes the whole family: a used token coming back
+    means a copy of it is in someone else's hands.
+    """
+    if not looks_like_refresh_token(refresh_token):
+        raise Unauthenticated("The refresh token is invalid.")
+    token_hash = hash_refresh_token(refresh_token)
+    db = ctx.sources.users
+    async with guard(users_source.SOURCE, timeout=ctx.sources.timeout):
+        record = await tokens_source.consume_refresh_token(db=db, token_hash=token_hash)
+        if record is None:
+            await _refuse_refresh(db=db, token_hash=token_hash)
+        found = await users_source.find_users(db=db, ids=[record.user_id])
+    user = found[0] if found else None
+    if user is None or user.deleting or user.token_version != record.token_version:
+        raise Unauthenticated("The refresh token has been revoked.")
+    signed_in = await _sign_in(ctx, user, family_id=record.family_id)
+    async with guard(users_source.SOURCE, timeout=ctx.sources.timeout):
+        # A concurrent reuse may have revoked the family while the new token was being
+        # stored; if so, the new token shares the family's fate.
+        consumed = await tokens_source.find_refresh_token(db=db, token_hash=token_hash)
+        if consumed is None or consumed.revoked_at is not None:
+            await tokens_source.revoke_family(db=db, family_id=record.family_id)
+    return signed_in
+
+
+async def _refuse_refresh(*, db: AsyncDatabase[Document], token_hash: str) -> NoReturn:
+    """Raise the reason a refresh token was not accepted; a reused one revokes its family."""
+    found = await tokens_source.find_refresh_token(db=db, token_hash=token_hash)
+    if found is None:
+        raise Unauthenticated("The refresh token is invalid.")
+    if found.used_at is not None:
+        revoked = await tokens_source.revoke_family(db=db, family_id=found.family_id)
+        if revoked:
+            log.warning(
+                "refresh token reused for user %s: %d tokens of its family revoked",
+                found.user_id,
+                revoked,
+            )
+        raise Unauthenticated(
+            "The refresh token was already used; every session it belongs to is revoked."
+        )
+    if found.revoked_at is not None:
+        raise Unauthenticated("The refresh token has been revoked.")
+    raise Unauthenticated("The refresh token has expired.")
+
+
+async def logout(ctx: Context, *, refresh_token: str) -> bool:
+    """Revoke the family of a refresh token (this sign-in and every token rotated from it).
+
+    Idempotent, and true for any token, known or not (as in RFC 7009), so the
+    answer tells nothing about a token. Access tokens already issued run out
+    on their own within their short lifetime.
+    """
+    if not looks_like_refresh_token(refresh_token):
+        return True
+    db = ctx.sources.users
+    async with guard(users_source.SOURCE, timeout=ctx.sources.timeout):
+        found = await tokens_source.find_refresh_token(
+            db=db, token_hash=hash_refresh_token(refresh_token)
+        )
+        if found is not None:
+            await tokens_source.revoke_family(db=db, family_id=found.family_id)
+    return True
+
+
+async def update_profile(ctx: Context, *, changes: Mapping[str, str | None]) -> UserRecord:
+    """Change the viewer's names and phone; a field left out keeps its value.
+
+    `changes` holds only the fields given (by their GraphQL names); the names
+    may not be null or blank, the phone may be cleared with null. Every field is
+    checked before anything is written.
+    """
+    viewer = await ctx.viewer()
+    checked: dict[str, str | None] = {}
+    for field in ("firstName", "lastName"):
+        if field in changes:
+            value = changes[field]
+            if value is None:
+                raise BadUserInput(f"'{field}' cannot be null.", field=field)
+            checked[field] = _check_name(value, field)
+    if "phone" in changes:
+        checked["phone"] = _check_phone(changes["phone"])
+    if not checked:
+        return viewer.user
+    async with guard(users_source.SOURCE, timeout=ctx.sources.timeout):
+        updated = await users_source.update_user_profile(
+            db=ctx.sources.users,
+            user_id=viewer.id,
+            token_version=viewer.user.token_version,
+            changes=checked,
+        )
+    if updated is None:
+        raise Unauthenticated("The access token has been revoked.")
+    await record_event(ctx, viewer.id, "PROFILE_UPDATED", data={"fields": sorted(checked)})
+    ctx.update_viewer(updated)
+    return updated
+
+
+async def change_password(ctx: Context, *, current_password: str, new_password: str) -> SignedIn:
+    """Replace the viewer's password and sign every other session out.
+
+    A wrong current password is UNAUTHENTICATED (as for deleteAccount) and
+    changes nothing. On success the token version is bumped (every earlier
+    access token stops working), every refresh token of the user is revoked,
+    and the caller gets a fresh session.
+    """
+    viewer = await ctx.viewer()
+    user = viewer.user
+    _check_password(new_password, user.email, field="newPassword")
+    if not await verify_password(user.password_hash, current_password):
+        raise Unauthenticated("The current password is not correct.")
+    if new_password == current_password:
+        raise BadUserInput(
+            "'newPassword' must differ from the current password.", field="newPassword"
+        )
+    password_hash = await hash_password(new_password)
+    db = ctx.sources.users
+    async with guard(users_source.SOURCE, timeout=ctx.sources.timeout):
+        updated = await users_source.replace_password(
+            db=db, user_id=user.id, token_version=user.token_version, password_hash=password_hash
+        )
+        if updated is None:
+            raise Unauthenticated("The access token has been revoked.")
+        # Already refused for their stale token version; revoked too, to be plain about it.
+        await tokens_source.revoke_user_refresh_tokens(db=db, user_id=user.id)
+    await record_event(ctx, user.id, "PASSWORD_CHANGED")
+    return await _sign_in(ctx, updated)

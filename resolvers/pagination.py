@@ -69,6 +69,21 @@ def parse_strategy_cursor(cursor: str | None, *, field: str = "after") -> str | 
     return payload
 
 
+def user_cursor(user_id: str) -> str:
+    """The cursor of a user in a users list."""
+    return _encode("user", user_id)
+
+
+def parse_user_cursor(cursor: str | None, *, field: str = "after") -> str | None:
+    """The user id inside a users cursor."""
+    if cursor is None:
+        return None
+    payload = _decode("user", cursor, field)
+    if len(payload) != 24 or any(c not in "0123456789abcdef" for c in payload):
+        raise BadUserInput(f"'{field}' is not a valid cursor for this list.", field=field)
+    return payload
+
+
 def trade_cursor(*, entry_time: datetime, trade_id: str) -> str:
     """The cursor of a trade in a trades list."""
     return _encode("trade", f"{entry_time.isoformat()}|{trade_id}")

@@ -1,4 +1,4 @@
-"""Accounts: signing up and signing in."""
+"""Accounts: signing up and in, refreshing and signing out, profile and password."""
 
 from __future__ import annotations
 
@@ -11,11 +11,16 @@ from schema._base import Info
 from schema.users import User
 
 
-@strawberry.type(description="A signed-in session: an access token for the user.")
+@strawberry.type(
+    description="A signed-in session: a short-lived access token for the user, and a "
+    "single-use refresh token that `refreshToken` exchanges for the next pair."
+)
 class AuthPayload:
     access_token: str
     token_type: str
     expires_at: datetime
+    refresh_token: str
+    refresh_token_expires_at: datetime
     user: User
 
     @classmethod
@@ -25,8 +30,29 @@ class AuthPayload:
             access_token=signed_in.access_token,
             token_type="Bearer",  # noqa: S106 - the scheme name, not a secret
             expires_at=signed_in.expires_at,
+            refresh_token=signed_in.refresh_token,
+            refresh_token_expires_at=signed_in.refresh_expires_at,
             user=User.from_record(signed_in.user),
         )
+
+
+@strawberry.input(
+    description="Profile fields to change; a field left out keeps its value. "
+    "Names may not be null or blank; `phone: null` clears the phone."
+)
+class UpdateProfileInput:
+    first_name: str | None = strawberry.UNSET
+    last_name: str | None = strawberry.UNSET
+    phone: str | None = strawberry.UNSET
+
+    def changes(self) -> dict[str, str | None]:
+        """The fields given, by their GraphQL names (an explicit null included)."""
+        given = {
+            "firstName": self.first_name,
+            "lastName": self.last_name,
+            "phone": self.phone,
+        }
+        return {name: value for name, value in given.items() if value is not strawberry.UNSET}
 
 
 @strawberry.type
@@ -54,4 +80,36 @@ class AccountMutations:
     @strawberry.mutation(description="Sign in with email and password.")
     async def login(self, info: Info, email: str, password: str) -> AuthPayload:
         signed_in = await accounts.login(info.context, email=email, password=password)
+        return AuthPayload.from_signed_in(signed_in)
+
+    @strawberry.mutation(
+        description="Exchange a refresh token (single use) for a new access token and refresh "
+        "token. Presenting a used refresh token revokes every token of its sign-in."
+    )
+    async def refresh_token(self, info: Info, refresh_token: str) -> AuthPayload:
+        signed_in = await accounts.refresh(info.context, refresh_token=refresh_token)
+        return AuthPayload.from_signed_in(signed_in)
+
+    @strawberry.mutation(
+        description="Sign out: revoke the refresh token and every token rotated with it. "
+        "Idempotent; always true. Access tokens already issued expire on their own."
+    )
+    async def logout(self, info: Info, refresh_token: str) -> bool:
+        return await accounts.logout(info.context, refresh_token=refresh_token)
+
+    @strawberry.mutation(description="Change the signed-in user's names or phone.")
+    async def update_profile(self, info: Info, input: UpdateProfileInput) -> User:  # noqa: A002
+        record = await accounts.update_profile(info.context, changes=input.changes())
+        return User.from_record(record)
+
+    @strawberry.mutation(
+        description="Change the signed-in user's password. Every other session is signed out; "
+        "the payload is a fresh session for the caller."
+    )
+    async def change_password(
+        self, info: Info, current_password: str, new_password: str
+    ) -> AuthPayload:
+        signed_in = await accounts.change_password(
+            info.context, current_password=current_password, new_password=new_password
+        )
         return AuthPayload.from_signed_in(signed_in)

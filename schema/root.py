@@ -14,15 +14,17 @@ from resolvers.trades import trade_page
 from schema._base import Info, StrategyStatus
 from schema.account_deletion import AccountDeletionMutations
 from schema.accounts import AccountMutations
+from schema.admin import AdminQueries
 from schema.analytics import Analytics
+from schema.credentials import CredentialMutations
 from schema.dashboard import Dashboard, Profile
-from schema.strategies import Strategy, StrategyConnection
+from schema.strategies import Strategy, StrategyConnection, StrategyMutations
 from schema.trades import Trade, TradeConnection, TradeFilterInput
 from schema.users import User
 
 
 @strawberry.type
-class Query:
+class ViewerQueries:
     @strawberry.field(description="The signed-in user.")
     async def me(self, info: Info) -> User | None:
         viewer = await info.context.viewer()
@@ -91,5 +93,14 @@ class Query:
         return Analytics.from_rows(rows, from_day=from_, to_day=to)
 
 
-# Each domain declares its own mutations; the schema shows them as one type.
-Mutation = merge_types("Mutation", (AccountMutations, AccountDeletionMutations))
+# Each domain declares its own queries and mutations; the schema shows them as one type each.
+Query = merge_types("Query", (ViewerQueries, AdminQueries))
+Mutation = merge_types(
+    "Mutation",
+    (
+        AccountMutations,
+        AccountDeletionMutations,
+        CredentialMutations,
+        StrategyMutations,
+    ),
+)

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import jwt
 from argon2 import PasswordHasher
 from pymongo import monitoring
 from sqlalchemy import event
@@ -22,7 +23,8 @@ from datasources import users as users_source
 from datasources.analytics import refresh_daily_metrics
 from datasources.strategies import StrategyRecord
 from datasources.users import UserRecord
-from gateway.auth import TokenService
+from gateway.auth import TokenService, key_id
+from gateway.crypto import SecretBox
 from gateway.settings import Settings
 
 PASSWORD = "correct horse battery"
@@ -134,6 +136,20 @@ def token_for(settings: Settings, user: UserRecord) -> str:
     return TokenService(settings).issue(user_id=user.id, token_version=user.token_version).token
 
 
+def signed_token(
+    settings: Settings,
+    claims: dict[str, Any],
+    *,
+    secret: str | None = None,
+    algorithm: str = "HS256",
+    kid: str | None = None,
+) -> str:
+    """A JWT of `claims` signed as the gateway signs (the key's `kid` in its header),
+    with the current secret unless another is given."""
+    key = secret or settings.jwt_secret.get_secret_value()
+    return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid or key_id(key)})
+
+
 async def make_user(sources: Sources, **overrides: Any) -> UserRecord:
     """Insert a user whose password is PASSWORD."""
     values: dict[str, Any] = {
@@ -192,10 +208,21 @@ async def make_trades(sources: Sources, rows: list[dict[str, Any]]) -> None:
         await trades_source.insert_trades(conn=conn, rows=rows)
 
 
+def suite_box() -> SecretBox:
+    """The SecretBox of the suite's settings (keys from the environment, or the dev default)."""
+    return SecretBox.from_settings(Settings(_env_file=None, gateway_env="test"))
+
+
 async def make_credentials(
-    sources: Sources, user: UserRecord, spy: SecretsSpy | None = None, **overrides: Any
+    sources: Sources,
+    user: UserRecord,
+    spy: SecretsSpy | None = None,
+    *,
+    box: SecretBox | None = None,
+    **overrides: Any,
 ) -> dict[str, str]:
-    """Store credentials with distinctive secrets; returns the secrets (and tells the spy)."""
+    """Store credentials with distinctive secrets, sealed by the write `saveCredentials`
+    uses (`upsert_credentials`); returns the plaintexts (and tells the spy)."""
     tag = user.id[-6:]
     secrets = {
         "apiKey": f"APIKEY-{tag}-plaintext-9f1c",
@@ -207,10 +234,10 @@ async def make_credentials(
         spy.add(*secrets.values())
     await credentials_source.upsert_credentials(
         db=sources.credentials,
+        box=box or suite_box(),
         user_id=user.id,
         broker=overrides.get("broker", "binance"),
-        client_id=overrides.get("client_id", "client-1"),
-        secrets={**secrets, "apiKeyHint": credentials_source.mask_hint(secrets.get("apiKey"))},
+        changes={"clientId": overrides.get("client_id", "client-1"), **secrets},
     )
     return secrets
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from jwt.utils import base64url_encode
 
-from tests.helpers import PASSWORD, error_codes, gql, make_user, token_for
+from gateway.auth import key_id
+from tests.helpers import PASSWORD, error_codes, gql, make_user, signed_token, token_for
 
 REGISTER = """
 mutation Register($email: String!, $password: String!, $first: String!, $last: String!,
@@ -156,7 +157,7 @@ async def test_an_expired_token_is_unauthenticated(client, sources, settings):
         "typ": "access",
         "ver": 0,
     }
-    token = jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
+    token = signed_token(settings, claims)
 
     body = await gql(client, ME, token=token)
 
@@ -188,17 +189,17 @@ async def test_tokens_signed_otherwise_are_refused(client, sources, settings):
         "typ": "access",
         "ver": 0,
     }
-    secret = settings.jwt_secret.get_secret_value()
+    # Each names the current key's kid, so each is refused for its own flaw.
+    kid = key_id(settings.jwt_secret.get_secret_value())
     forged = {
-        "unsigned (alg none)": jwt.encode(base, None, algorithm="none"),
-        "another secret": jwt.encode(base, "x" * 48, algorithm="HS256"),
-        "another algorithm": jwt.encode(base, secret, algorithm="HS512"),
-        "another audience": jwt.encode({**base, "aud": "elsewhere"}, secret, algorithm="HS256"),
-        "another issuer": jwt.encode({**base, "iss": "elsewhere"}, secret, algorithm="HS256"),
-        "no expiry": jwt.encode(
-            {k: v for k, v in base.items() if k != "exp"}, secret, algorithm="HS256"
-        ),
-        "not an access token": jwt.encode({**base, "typ": "refresh"}, secret, algorithm="HS256"),
+        "unsigned (alg none)": jwt.encode(base, "", algorithm="none", headers={"kid": kid}),
+        "another secret": signed_token(settings, base, secret="x" * 48, kid=kid),
+        "another algorithm": signed_token(settings, base, algorithm="HS512"),
+        "another audience": signed_token(settings, {**base, "aud": "elsewhere"}),
+        "another issuer": signed_token(settings, {**base, "iss": "elsewhere"}),
+        "no expiry": signed_token(settings, {k: v for k, v in base.items() if k != "exp"}),
+        "not an access token": signed_token(settings, {**base, "typ": "refresh"}),
+        "no kid": jwt.encode(base, settings.jwt_secret.get_secret_value(), algorithm="HS256"),
     }
     for why, token in forged.items():
         body = await gql(client, ME, token=token)

@@ -1,0 +1,58 @@
+"""Queries for ADMIN viewers: any user by id, and the users list."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import strawberry
+from strawberry.permission import BasePermission
+
+from gateway.context import ADMIN
+from gateway.errors import Forbidden
+from resolvers.admin import get_user, user_page
+from schema._base import Connection, Info
+from schema.users import User
+
+
+class IsAdmin(BasePermission):
+    """Admits only a signed-in ADMIN; anyone else is FORBIDDEN (UNAUTHENTICATED without a token)."""
+
+    message = "Only an ADMIN may read other users."
+
+    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        viewer = await info.context.viewer()
+        return viewer.user.role == ADMIN
+
+    def on_unauthorized(self) -> NoReturn:
+        # A GatewayError, so the error is coded FORBIDDEN like every other refusal.
+        raise Forbidden(self.message)
+
+
+@strawberry.type(description="A page of users.")
+class UserConnection(Connection[User]):
+    pass
+
+
+@strawberry.type
+class AdminQueries:
+    @strawberry.field(
+        description="Any user by id (ADMIN only); NOT_FOUND when there is none.",
+        permission_classes=[IsAdmin],
+    )
+    async def user(self, info: Info, id: strawberry.ID) -> User | None:  # noqa: A002
+        return User.from_record(await get_user(info.context, id))
+
+    @strawberry.field(
+        description="Every user, newest first (ADMIN only). `search` matches a substring "
+        "of the email or either name, case-insensitively.",
+        permission_classes=[IsAdmin],
+    )
+    async def users(
+        self,
+        info: Info,
+        search: str | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> UserConnection:
+        page = await user_page(info.context, search=search, first=first, after=after)
+        return UserConnection.of(page, User.from_record)
