@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,8 +28,11 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from datasources._guard import guard
 from datasources._mongo import Document, now
-from gateway.errors import BadUserInput, Conflict
+from gateway.errors import BadUserInput, Conflict, GatewayError
+
+log = logging.getLogger("gateway.idempotency")
 
 COLLECTION = "idempotency_keys"
 INDEXES = [IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0)]
@@ -123,6 +127,18 @@ async def complete_key(*, db: AsyncDatabase[Document], claim: Claim, result_id: 
 async def release_key(*, db: AsyncDatabase[Document], claim: Claim) -> None:
     """Forget a claim whose request failed, so a retry may act."""
     await db[COLLECTION].delete_one({"_id": claim.id, "resultId": None})
+
+
+async def release_key_quietly(  # noqa: ASYNC109 - forwarded to guard, which applies it
+    *, db: AsyncDatabase[Document], claim: Claim, source: str, timeout: float
+) -> None:
+    """`release_key`, best effort: called under the request's own failure, which is what
+    the client must see; a claim that cannot be released stays "in progress" until its TTL."""
+    try:
+        async with guard(source, timeout=timeout):
+            await release_key(db=db, claim=claim)
+    except GatewayError:
+        log.warning("could not release idempotency key %s", claim.id)
 
 
 async def forget_result(

@@ -138,7 +138,12 @@ async def save_credentials(
             )
     except BaseException:
         if claim is not None:
-            await _release(ctx, claim)
+            await idempotency.release_key_quietly(
+                db=ctx.sources.credentials,
+                claim=claim,
+                source=credentials_source.SOURCE,
+                timeout=ctx.sources.timeout,
+            )
         raise
     if claim is not None:
         await _complete(ctx, claim, document_id)
@@ -177,15 +182,6 @@ async def _complete(ctx: Context, claim: idempotency.Claim, document_id: str) ->
             )
     except GatewayError:
         log.warning("could not complete idempotency key %s", claim.id)
-
-
-async def _release(ctx: Context, claim: idempotency.Claim) -> None:
-    # Best effort, under the original failure, which is what the client must see.
-    try:
-        async with guard(credentials_source.SOURCE, timeout=ctx.sources.timeout):
-            await idempotency.release_key(db=ctx.sources.credentials, claim=claim)
-    except GatewayError:
-        log.warning("could not release idempotency key %s", claim.id)
 
 
 async def delete_credentials(ctx: Context) -> bool:

@@ -189,7 +189,12 @@ async def _create_once(
     try:
         await _bind(ctx, claim=claim, user_id=user_id, name=fields["name"], result_id=strategy_id)
     except BaseException:
-        await _release(ctx, claim)
+        await idempotency.release_key_quietly(
+            db=ctx.sources.strategies,
+            claim=claim,
+            source=strategies_source.SOURCE,
+            timeout=ctx.sources.timeout,
+        )
         raise
     return await _insert(ctx, user_id=user_id, strategy_id=strategy_id, fields=fields)
 
@@ -205,15 +210,6 @@ async def _bind(
         if taken is not None:
             raise _name_taken()
         await idempotency.complete_key(db=db, claim=claim, result_id=result_id)
-
-
-async def _release(ctx: Context, claim: idempotency.Claim) -> None:
-    try:
-        async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
-            await idempotency.release_key(db=ctx.sources.strategies, claim=claim)
-    except GatewayError:
-        # The claim stays "in progress" until its TTL; the original error matters more.
-        log.warning("could not release idempotency key %s", claim.id)
 
 
 async def update_strategy(
