@@ -129,8 +129,12 @@ async def release_key(*, db: AsyncDatabase[Document], claim: Claim) -> None:
     await db[COLLECTION].delete_one({"_id": claim.id, "resultId": None})
 
 
-async def release_key_quietly(  # noqa: ASYNC109 - forwarded to guard, which applies it
-    *, db: AsyncDatabase[Document], claim: Claim, source: str, timeout: float
+async def release_key_quietly(
+    *,
+    db: AsyncDatabase[Document],
+    claim: Claim,
+    source: str,
+    timeout: float,  # noqa: ASYNC109 - forwarded to guard, which applies it
 ) -> None:
     """`release_key`, best effort: called under the request's own failure, which is what
     the client must see; a claim that cannot be released stays "in progress" until its TTL."""
