@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from fastapi import Request, Response
@@ -31,7 +32,7 @@ from datasources import Sources
 from gateway.auth import TokenService
 from gateway.context import Context
 from gateway.settings import Settings
-from schema import MAX_TOKENS, GatewaySchema
+from schema import CACHED_DOCUMENTS, MAX_TOKENS, GatewaySchema
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -186,6 +187,7 @@ def result_body(result: ExecutionResult) -> dict[str, Any]:
     return body
 
 
+@lru_cache(maxsize=CACHED_DOCUMENTS)
 def _has_several_operations(query: str) -> bool:
     # Strawberry would run the first operation; the spec makes this a request error.
     # A document that does not parse is left for the schema to report.
