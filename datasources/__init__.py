@@ -138,9 +138,15 @@ class Sources:
             users=UserLoaders(self.users, scope, self.timeout),
             strategies=StrategyLoaders(self.strategies, scope, self.timeout),
             credentials=CredentialsLoaders(self.credentials, scope, self.timeout),
-            trades=TradeLoaders(self.trades, scope, self.timeout),
-            analytics=AnalyticsLoaders(self.analytics, scope, self.timeout),
+            trades=TradeLoaders(_reader(self.trades), scope, self.timeout),
+            analytics=AnalyticsLoaders(_reader(self.analytics), scope, self.timeout),
         )
+
+
+def _reader(engine: AsyncEngine) -> AsyncEngine:
+    # Loaders send one SELECT per connection: in autocommit, without the BEGIN and
+    # ROLLBACK round trips an implicit transaction would add around it.
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 async def _sql_ping(engine: AsyncEngine) -> None:

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from datasources._batch import Scope, grouped
 from datasources._guard import guard
-from datasources._sql import BigIntId, Money, UtcDateTime
+from datasources._sql import BigIntId, Money, UtcDateTime, read
 from datasources.trades import trades
 
 SOURCE = "analytics"
@@ -320,9 +320,10 @@ class AnalyticsLoaders:
         return None if self._scope.user_id is None else [self._scope.user_id]
 
     async def _load_metrics(self, keys: list[MetricsKey]) -> list[list[DailyMetricRecord]]:
-        found: dict[MetricsKey, list[DailyMetricRecord]] = {}
         groups = grouped(keys, lambda k: (k.from_day, k.to_day, k.strategy_id))
-        async with guard(SOURCE, timeout=self._timeout), self._engine.connect() as conn:
+
+        async def fetch(conn: AsyncConnection) -> dict[MetricsKey, list[DailyMetricRecord]]:
+            found: dict[MetricsKey, list[DailyMetricRecord]] = {}
             for (from_day, to_day, strategy_id), group in groups.items():
                 users = self._scope.visible(key.user_id for key in group)
                 rows = (
@@ -339,20 +340,30 @@ class AnalyticsLoaders:
                 by_user = grouped(rows, lambda row: row.user_id)
                 for key in group:
                     found[key] = by_user.get(key.user_id, [])
+            return found
+
+        async with guard(SOURCE, timeout=self._timeout):
+            found = await read(self._engine, fetch)
         return [found[key] for key in keys]
 
     async def _load_by_strategy(self, keys: list[str]) -> list[list[DailyMetricRecord]]:
-        async with guard(SOURCE, timeout=self._timeout), self._engine.connect() as conn:
-            rows = await find_daily_metrics(
-                conn=conn, user_ids=self._users(), strategy_ids=list(dict.fromkeys(keys))
+        strategy_ids = list(dict.fromkeys(keys))
+        async with guard(SOURCE, timeout=self._timeout):
+            rows = await read(
+                self._engine,
+                lambda conn: find_daily_metrics(
+                    conn=conn, user_ids=self._users(), strategy_ids=strategy_ids
+                ),
             )
         by_strategy = grouped(rows, lambda row: row.strategy_id)
         return [by_strategy.get(key, []) for key in keys]
 
     async def _load_activity(self, keys: list[ActivityKey]) -> list[list[ActivityEventRecord]]:
-        found: dict[ActivityKey, list[ActivityEventRecord]] = {}
-        async with guard(SOURCE, timeout=self._timeout), self._engine.connect() as conn:
-            for limit, group in grouped(keys, lambda k: k.limit).items():
+        groups = grouped(keys, lambda k: k.limit)
+
+        async def fetch(conn: AsyncConnection) -> dict[ActivityKey, list[ActivityEventRecord]]:
+            found: dict[ActivityKey, list[ActivityEventRecord]] = {}
+            for limit, group in groups.items():
                 users = self._scope.visible(key.user_id for key in group)
                 rows = (
                     await find_recent_activity(conn=conn, user_ids=users, limit=limit)
@@ -362,6 +373,10 @@ class AnalyticsLoaders:
                 by_user = grouped(rows, lambda row: row.user_id)
                 for key in group:
                     found[key] = by_user.get(key.user_id, [])
+            return found
+
+        async with guard(SOURCE, timeout=self._timeout):
+            found = await read(self._engine, fetch)
         return [found[key] for key in keys]
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from datasources._batch import Page, Scope, grouped, paginate
 from datasources._guard import guard
-from datasources._sql import BigIntId, Money, UtcDateTime, utc_day
+from datasources._sql import BigIntId, Money, UtcDateTime, read, utc_day
 
 SOURCE = "trades"
 
@@ -352,15 +352,15 @@ class TradeLoaders:
         return None if self._scope.user_id is None else [self._scope.user_id]
 
     async def _load_pages(self, keys: list[TradePageKey]) -> list[Page[TradeRecord]]:
-        pages: dict[TradePageKey, Page[TradeRecord]] = {}
         groups = grouped(keys, lambda k: (k.partition, k.filter, k.first, k.after))
-        async with guard(SOURCE, timeout=self._timeout), self._engine.connect() as conn:
+
+        async def fetch(conn: AsyncConnection) -> dict[TradePageKey, Page[TradeRecord]]:
+            pages: dict[TradePageKey, Page[TradeRecord]] = {}
             for (partition, trade_filter, first, after), group in groups.items():
-                owners = list(dict.fromkeys(key.owner for key in group))
                 rows = await find_trade_pages(
                     conn=conn,
                     partition=partition,
-                    owners=owners,
+                    owners=list(dict.fromkeys(key.owner for key in group)),
                     user_ids=self._users(),
                     trade_filter=trade_filter,
                     limit=first + 1,
@@ -369,39 +369,51 @@ class TradeLoaders:
                 by_owner = grouped(rows, _owner_of(partition))
                 for key in group:
                     pages[key] = paginate(by_owner.get(key.owner, []), key.first)
+            return pages
+
+        async with guard(SOURCE, timeout=self._timeout):
+            pages = await read(self._engine, fetch)
         return [pages[key] for key in keys]
 
     async def _load_counts(self, keys: list[TradeCountKey]) -> list[int]:
-        counts: dict[TradeCountKey, int] = {}
         groups = grouped(keys, lambda k: (k.partition, k.filter))
-        async with guard(SOURCE, timeout=self._timeout), self._engine.connect() as conn:
+
+        async def fetch(conn: AsyncConnection) -> dict[TradeCountKey, int]:
+            counts: dict[TradeCountKey, int] = {}
             for (partition, trade_filter), group in groups.items():
-                owners = list(dict.fromkeys(key.owner for key in group))
                 found = await count_trades(
                     conn=conn,
                     partition=partition,
-                    owners=owners,
+                    owners=list(dict.fromkeys(key.owner for key in group)),
                     user_ids=self._users(),
                     trade_filter=trade_filter,
                 )
                 for key in group:
                     counts[key] = found.get(key.owner, 0)
+            return counts
+
+        async with guard(SOURCE, timeout=self._timeout):
+            counts = await read(self._engine, fetch)
         return [counts[key] for key in keys]
 
     async def _load_summaries(self, keys: list[str]) -> list[TradeSummary]:
         users = self._scope.visible(keys)
         found: dict[str, TradeSummary] = {}
         if users:
-            async with guard(SOURCE, timeout=self._timeout), self._engine.connect() as conn:
-                found = await summarize_trades(conn=conn, user_ids=users)
+            async with guard(SOURCE, timeout=self._timeout):
+                found = await read(
+                    self._engine, lambda conn: summarize_trades(conn=conn, user_ids=users)
+                )
         return [found.get(key, TradeSummary()) for key in keys]
 
     async def _load_daily(self, keys: list[str]) -> list[list[DailyPnl]]:
         users = self._scope.visible(keys)
         found: dict[str, list[DailyPnl]] = {}
         if users:
-            async with guard(SOURCE, timeout=self._timeout), self._engine.connect() as conn:
-                found = await daily_net_pnl(conn=conn, user_ids=users)
+            async with guard(SOURCE, timeout=self._timeout):
+                found = await read(
+                    self._engine, lambda conn: daily_net_pnl(conn=conn, user_ids=users)
+                )
         return [found.get(key, []) for key in keys]
 
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from datasources import analytics as analytics_source
 from gateway.app import create_app
 from gateway.settings import Settings
-from tests.helpers import make_strategy, make_user, token_for
+from tests.helpers import gql, make_strategy, make_user, token_for
 
 # Nothing listens on port 9 (discard) of the loopback: connections are refused at once.
 DOWN_TRADES_URL = "postgresql+asyncpg://postgres@127.0.0.1:9/x"
@@ -180,3 +182,28 @@ async def test_readyz_is_503_naming_the_failed_sources(degraded):
         assert body["sources"][name]["ok"] is True
     for leak in LEAKS:
         assert leak not in response.text, leak
+
+
+async def test_reads_survive_the_database_dropping_every_pooled_connection(
+    client, sources, settings
+):
+    user = await make_user(sources)
+    token = token_for(settings, user)
+    query = "{ dashboard { pnl { allTime } recentTrades { id } } }"
+    # Fill the pool with several idle connections.
+    await asyncio.gather(*(gql(client, query, token=token) for _ in range(5)))
+    async with sources.analytics.connect() as conn:
+        # From another database of the same server: end every session of the trades one,
+        # as a restart or a failover would.
+        ended = await conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :db AND pid <> pg_backend_pid()"
+            ),
+            {"db": sources.trades.url.database},
+        )
+        assert ended.scalar_one() >= 1
+
+    answers = [await gql(client, query, token=token) for _ in range(3)]
+
+    assert [body.get("errors") for body in answers] == [None, None, None]
