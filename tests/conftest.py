@@ -90,6 +90,9 @@ def settings(mongo_base_uri: str, pg_urls: tuple[str, str]) -> Settings:
         trades_database_url=pg_urls[0],
         analytics_database_url=pg_urls[1],
         jwt_secret="test-secret-" + "x" * 64,
+        # The shared app sweeps interrupted deletions at start only: a periodic sweep
+        # could finish a deletion a test is in the middle of checking.
+        deletion_sweep_interval_seconds=86400.0,
     )
 
 
