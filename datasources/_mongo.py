@@ -25,7 +25,8 @@ def database_name(uri: str) -> str:
     """The database named in the URI's path (`mongodb://host/user_db` -> `user_db`)."""
     name = uri_parser.parse_uri(uri)["database"]
     if not name:
-        raise ValueError(f"the Mongo URI must name a database in its path: {client_key(uri)}")
+        # Name the problem, never the URI: it may carry a password.
+        raise ValueError("a Mongo URI must name its database in its path (mongodb://host/db)")
     return str(name)
 
 

@@ -1,7 +1,8 @@
 """Durable records of account deletions in progress (`account_deletions`, users database).
 
 A job exists from the moment a deletion is requested until every source has
-forgotten the user; `steps` lists the sources already done.
+forgotten the user and a settling pass has run; `steps` lists the sources
+already done, `completedAt` when the first full pass ended.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class DeletionJob:
     user_id: str
     requested_at: datetime
     steps_done: tuple[str, ...]
+    completed_at: datetime | None = None
 
 
 def _job(doc: Document) -> DeletionJob:
@@ -30,6 +32,7 @@ def _job(doc: Document) -> DeletionJob:
         user_id=str(doc["_id"]),
         requested_at=utc(doc.get("requestedAt")) or now(),
         steps_done=tuple(doc.get("steps", [])),
+        completed_at=utc(doc.get("completedAt")),
     )
 
 
@@ -49,6 +52,19 @@ async def record_job(*, db: AsyncDatabase[Document], user_id: str) -> DeletionJo
 async def mark_step_done(*, db: AsyncDatabase[Document], user_id: str, step: str) -> None:
     """Note that one source has forgotten the user."""
     await db[COLLECTION].update_one({"_id": user_id}, {"$addToSet": {"steps": step}})
+
+
+async def mark_completed(*, db: AsyncDatabase[Document], user_id: str) -> None:
+    """Note that every source has forgotten the user once (the first completed pass)."""
+    await db[COLLECTION].update_one(
+        {"_id": user_id, "completedAt": None}, {"$set": {"completedAt": now()}}
+    )
+
+
+async def find_job(*, db: AsyncDatabase[Document], user_id: str) -> DeletionJob | None:
+    """The unfinished job of a user, if any."""
+    doc = await db[COLLECTION].find_one({"_id": user_id})
+    return _job(doc) if doc else None
 
 
 async def find_jobs(*, db: AsyncDatabase[Document]) -> list[DeletionJob]:

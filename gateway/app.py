@@ -35,7 +35,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         # Finishes account deletions a crash interrupted, now and periodically.
         sweeper = asyncio.create_task(
-            sweep_forever(sources, interval=settings.deletion_sweep_interval_seconds),
+            sweep_forever(
+                sources,
+                interval=settings.deletion_sweep_interval_seconds,
+                settle_seconds=settings.deletion_settle_seconds,
+            ),
             name="deletion-sweep",
         )
         log.info("gateway ready (%s)", settings.gateway_env)

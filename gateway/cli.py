@@ -131,7 +131,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 async def _finish_deletions(settings: Settings) -> SweepResult:
     sources = Sources.open(settings)
     try:
-        return await finish_deletions(sources)
+        return await finish_deletions(sources, settle_seconds=settings.deletion_settle_seconds)
     finally:
         await sources.close()
 

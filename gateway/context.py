@@ -95,6 +95,14 @@ class Context(BaseContext):
         self._loaders = self._loaders_for(user)
         return self._set_viewer(user)
 
+    def sign_out(self, reason: Unauthenticated) -> None:
+        """End the viewer for the rest of this request: later fields fail with `reason`."""
+        future: asyncio.Future[Viewer] = asyncio.get_running_loop().create_future()
+        future.set_exception(reason)
+        future.add_done_callback(lambda done: done.exception())  # retrieved: no loop warning
+        self._viewer = future
+        self._loaders = None
+
     def update_viewer(self, user: UserRecord) -> Viewer:
         """Replace the viewer's record after it changed it (profile, password), same loaders."""
         self.loaders.users.by_id.clear(user.id).prime(user.id, user)

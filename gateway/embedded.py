@@ -10,10 +10,11 @@ import importlib.util
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import IO, Any, Self
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
@@ -38,6 +39,7 @@ class EmbeddedMongo:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
 
     def uri(self, database: str) -> str:
         """The URI of one database on this server."""
@@ -59,10 +61,23 @@ class EmbeddedMongo:
             "--host", self.host, "--port", str(self.port),
             "--storage-path", storage, "--log-level", "WARNING",
         ]  # fmt: skip
+        # Its output goes to a file, never to an undrained pipe that would block it once full:
+        # beside the data when there is some, else a temporary file.
+        self._log = (
+            (self.storage.parent / "embedded-mongo.log").open("a+b")
+            if self.storage is not None
+            else tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        )
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            command, stdout=subprocess.DEVNULL, stderr=self._log
         )
         self._wait_ready(timeout)
+
+    def _tail_of_log(self) -> str:
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read()[-2000:].decode(errors="replace")
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -70,8 +85,9 @@ class EmbeddedMongo:
         with MongoClient(self.uri("admin"), serverSelectionTimeoutMS=500) as client:
             while time.monotonic() < deadline:
                 if self._process is not None and self._process.poll() is not None:
-                    stderr = self._process.stderr.read().decode() if self._process.stderr else ""
-                    raise EmbeddedMongoError(f"the embedded server exited: {stderr[-2000:]}")
+                    output = self._tail_of_log()
+                    self.stop()
+                    raise EmbeddedMongoError(f"the embedded server exited: {output}")
                 try:
                     client.admin.command("ping")
                 except PyMongoError:
@@ -84,16 +100,16 @@ class EmbeddedMongo:
     def stop(self) -> None:
         """Stop the server (gracefully first), if it runs."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr:
-            process.stderr.close()
+        log, self._log = self._log, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if log is not None:
+            log.close()
 
     def __enter__(self) -> Self:
         self.start()

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     strategy_brokers: str = DEFAULT_BROKERS
     # How often `gateway serve` finishes interrupted account deletions.
     deletion_sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    # How long a completed account deletion waits before its settling pass, which
+    # removes what requests authenticated before the deletion wrote meanwhile.
+    deletion_settle_seconds: float = Field(default=60.0, ge=0)
     # How long an idempotency key remembers its first result.
     idempotency_ttl_seconds: int = Field(default=86400, gt=0)
 
@@ -81,10 +84,17 @@ class Settings(BaseSettings):
                 raise ValueError("JWT_SECRET must be set to a non-default value in production")
             if len(secret) < 32:
                 raise ValueError("JWT_SECRET must be at least 32 characters in production")
-            keys = self.credentials_encryption_keys.get_secret_value()
-            if keys == DEV_ENCRYPTION_KEYS:
+            if self.jwt_previous_secret is not None:
+                previous = self.jwt_previous_secret.get_secret_value()
+                if previous == DEV_JWT_SECRET or len(previous) < 32:
+                    raise ValueError(
+                        "JWT_PREVIOUS_SECRET must not be the default and must be at least "
+                        "32 characters in production"
+                    )
+            dev_key = parse_encryption_keys(DEV_ENCRYPTION_KEYS)[0][1]
+            if any(key == dev_key for _, key in self.encryption_keys):
                 raise ValueError(
-                    "CREDENTIALS_ENCRYPTION_KEYS must be set to a non-default value in production"
+                    "CREDENTIALS_ENCRYPTION_KEYS must not hold the development key in production"
                 )
         return self
 

@@ -18,4 +18,9 @@ async def delete_own_account(ctx: Context, *, password: str) -> bool:
     viewer = await ctx.viewer()
     if not await verify_password(viewer.user.password_hash, password):
         raise Unauthenticated("The password is not correct.")
-    return await delete_account(ctx.sources, viewer.id)
+    deleted = await delete_account(
+        ctx.sources, viewer.id, settle_seconds=ctx.settings.deletion_settle_seconds
+    )
+    # Later fields of this same request act as no one: the account is gone.
+    ctx.sign_out(Unauthenticated("This account has been deleted."))
+    return deleted

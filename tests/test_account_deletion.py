@@ -18,7 +18,7 @@ from datasources.analytics import activity_events, daily_strategy_metrics
 from datasources.trades import trades
 from datasources.users import UserRecord, mark_user_deleting
 from gateway.app import create_app
-from gateway.deletion import STEPS, begin_deletion, finish_deletions, run_steps
+from gateway.deletion import STEPS, begin_deletion, delete_account, finish_deletions, run_steps
 from gateway.settings import Settings
 from tests.helpers import (
     NOW,
@@ -57,6 +57,7 @@ async def populate(sources: Sources, user: UserRecord) -> None:
             key="k1",
             request_fingerprint="f",
             ttl_seconds=60,
+            stale_after_seconds=20,
         )
         await idempotency.complete_key(db=db, claim=claim, result_id="r")
     await sources.users["refresh_tokens"].insert_one({"_id": f"rt-{user.id}", "userId": user.id})
@@ -184,7 +185,7 @@ async def test_a_deletion_killed_after_any_step_is_finished_by_recovery(
     await begin_deletion(sources, victim.id)
     await run_steps(sources, victim.id, STEPS[:steps_done])
 
-    result = await finish_deletions(sources)
+    result = await finish_deletions(sources, settle_seconds=0)
 
     assert result.finished == (victim.id,)
     assert nothing(await remains(sources, victim))
@@ -197,7 +198,7 @@ async def test_a_deletion_killed_before_the_user_was_marked_is_finished_by_recov
     victim, bystander, bystander_before = victim_and_bystander
     await deletion_jobs.record_job(db=sources.users, user_id=victim.id)
 
-    await finish_deletions(sources)
+    await finish_deletions(sources, settle_seconds=0)
 
     assert nothing(await remains(sources, victim))
     assert await remains(sources, bystander) == bystander_before
@@ -209,7 +210,7 @@ async def test_a_user_marked_as_deleting_without_a_job_is_finished_by_recovery(
     victim, bystander, bystander_before = victim_and_bystander
     await mark_user_deleting(db=sources.users, user_id=victim.id)
 
-    await finish_deletions(sources)
+    await finish_deletions(sources, settle_seconds=0)
 
     assert nothing(await remains(sources, victim))
     assert await remains(sources, bystander) == bystander_before
@@ -220,8 +221,10 @@ async def test_recovering_twice_or_concurrently_is_harmless(sources, victim_and_
     await begin_deletion(sources, victim.id)
     await run_steps(sources, victim.id, STEPS[:2])
 
-    await asyncio.gather(finish_deletions(sources), finish_deletions(sources))
-    again = await finish_deletions(sources)
+    await asyncio.gather(
+        finish_deletions(sources, settle_seconds=0), finish_deletions(sources, settle_seconds=0)
+    )
+    again = await finish_deletions(sources, settle_seconds=0)
 
     assert again.finished == ()
     assert nothing(await remains(sources, victim))
@@ -236,7 +239,7 @@ async def test_the_cli_finishes_interrupted_deletions(settings, sources, victim_
     result = await asyncio.to_thread(
         subprocess.run,
         [*GATEWAY, "accounts", "finish-deletions"],
-        env=environment(settings),
+        env={**environment(settings), "DELETION_SETTLE_SECONDS": "0"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -295,7 +298,53 @@ async def test_a_source_down_postpones_the_end_of_a_deletion_until_the_sweep(
     assert half_done["trades"] > 0
     assert half_done["deletion_job"] == 1
 
-    await finish_deletions(sources)
+    await finish_deletions(sources, settle_seconds=0)
 
+    assert nothing(await remains(sources, victim))
+    assert await remains(sources, bystander) == bystander_before
+
+
+async def test_fields_after_delete_account_in_the_same_request_act_as_no_one(
+    client, sources, settings, victim_and_bystander
+):
+    victim, bystander, bystander_before = victim_and_bystander
+    query = """
+    mutation Both($password: String!) {
+      deleteAccount(password: $password)
+      createStrategy(input: {name: "ghost", code: "", instrument: "BTCUSDT", broker: "binance"}) {
+        id
+      }
+    }
+    """
+
+    body = await gql(client, query, {"password": PASSWORD}, token=token_for(settings, victim))
+
+    # createStrategy is non-null, so its failure nulls the whole data.
+    assert error_codes(body) == ["UNAUTHENTICATED"]
+    assert body["errors"][0]["path"] == ["createStrategy"]
+    assert nothing(await remains(sources, victim))
+    assert await remains(sources, bystander) == bystander_before
+
+
+async def test_a_write_that_lands_after_the_first_pass_is_removed_when_the_job_settles(
+    sources, victim_and_bystander
+):
+    victim, bystander, bystander_before = victim_and_bystander
+    # Production settles after a wait; the first pass leaves the job behind.
+    await delete_account(sources, victim.id, settle_seconds=60)
+    # A request authenticated before the deletion began writes after the first pass.
+    await make_strategy(sources, victim, name="written while deleting")
+    await make_credentials(sources, victim)
+
+    too_early = await finish_deletions(sources, settle_seconds=60)
+    left_over = await remains(sources, victim)
+    await sources.users[deletion_jobs.COLLECTION].update_one(
+        {"_id": victim.id}, {"$set": {"completedAt": NOW - timedelta(minutes=5)}}
+    )
+    settled = await finish_deletions(sources, settle_seconds=60)
+
+    assert too_early.finished == ()
+    assert left_over["deletion_job"] == 1
+    assert settled.finished == (victim.id,)
     assert nothing(await remains(sources, victim))
     assert await remains(sources, bystander) == bystander_before

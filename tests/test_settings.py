@@ -1,0 +1,63 @@
+"""Settings refuse their development secrets in production, wherever they appear."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from pydantic import ValidationError
+
+from gateway.settings import DEV_ENCRYPTION_KEYS, DEV_JWT_SECRET, Settings
+
+STRONG = "s" * 48
+PRODUCTION_KEY = "k2:" + base64.b64encode(b"p" * 32).decode()
+
+
+def production(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "_env_file": None,
+        "gateway_env": "production",
+        "jwt_secret": STRONG,
+        "credentials_encryption_keys": PRODUCTION_KEY,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def test_production_settings_with_their_own_secrets_are_accepted():
+    settings = production(jwt_previous_secret="p" * 40)
+
+    assert settings.encryption_keys[0][0] == "k2"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"jwt_secret": DEV_JWT_SECRET}, "JWT_SECRET must be set"),
+        ({"jwt_secret": "short"}, "at least 32 characters"),
+        ({"jwt_previous_secret": DEV_JWT_SECRET}, "JWT_PREVIOUS_SECRET"),
+        ({"jwt_previous_secret": "short"}, "JWT_PREVIOUS_SECRET"),
+        ({"credentials_encryption_keys": DEV_ENCRYPTION_KEYS}, "development key"),
+        (
+            {"credentials_encryption_keys": f"{PRODUCTION_KEY},{DEV_ENCRYPTION_KEYS}"},
+            "development key",
+        ),
+        (
+            {
+                "credentials_encryption_keys": PRODUCTION_KEY.replace("k2:", "dev2:")
+                + ","
+                + DEV_ENCRYPTION_KEYS.replace("dev:", "other:")
+            },
+            "development key",
+        ),
+    ],
+)
+def test_production_refuses_a_development_or_weak_secret(overrides, message):
+    with pytest.raises(ValidationError, match=message):
+        production(**overrides)
+
+
+def test_development_keeps_its_defaults():
+    settings = Settings(_env_file=None)
+
+    assert settings.jwt_secret.get_secret_value() == DEV_JWT_SECRET
