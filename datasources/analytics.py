@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from datasources._batch import Scope, grouped
 from datasources._guard import guard
 from datasources._sql import BigIntId, Money, UtcDateTime, read
-from datasources.trades import trades
+from datasources.trades import COUNTED, net_pnl, trades
 
 SOURCE = "analytics"
 
@@ -238,7 +238,7 @@ async def refresh_daily_metrics(
     so running it twice leaves the same rows. `on_progress(done, total)` is
     called as trades are read.
     """
-    closed = [trades.c.status == "closed", trades.c.exit_time.is_not(None)]
+    closed = [COUNTED]
     if since is not None:
         closed.append(trades.c.exit_time >= datetime.combine(since, time.min, tzinfo=UTC))
     totals: dict[tuple[str, date], _Accumulator] = {}
@@ -263,7 +263,7 @@ async def refresh_daily_metrics(
                     (strategy_id, exit_time.astimezone(UTC).date()), _Accumulator(user_id)
                 )
                 gross = pnl or Decimal(0)
-                net = gross - fees
+                net = net_pnl(pnl, fees)
                 bucket.trades += 1
                 bucket.wins += net > 0
                 bucket.losses += net < 0
@@ -296,7 +296,44 @@ async def refresh_daily_metrics(
         await conn.execute(stale)
         for start in range(0, len(rows), batch_size):
             await conn.execute(insert(daily_strategy_metrics), rows[start : start + batch_size])
+    await _drop_vanished_users(
+        trades_engine=trades_engine,
+        analytics_engine=analytics_engine,
+        user_ids=sorted({acc.user_id for acc in totals.values()}),
+        batch_size=batch_size,
+    )
     return RefreshResult(trades_read=read, rows_written=len(rows), since=since)
+
+
+async def _drop_vanished_users(
+    *,
+    trades_engine: AsyncEngine,
+    analytics_engine: AsyncEngine,
+    user_ids: Sequence[str],
+    batch_size: int,
+) -> None:
+    """Delete the just-written metrics of users who no longer have any trade.
+
+    An account deletion may remove a user's trades and then its analytics while
+    a refresh runs: the refresh read the trades before, and its insert of the
+    user's metrics can commit after the deletion's analytics step (which cannot
+    see, or wait for, rows not yet committed). So this check runs after the
+    commit: the deletion removes trades before analytics, so either its trades
+    step is done by now and the rows go here, or its analytics step is still to
+    come and removes them then.
+    """
+    step = min(batch_size, 500)  # keep within SQLite's bound-parameter limit
+    for start in range(0, len(user_ids), step):
+        chunk = list(user_ids[start : start + step])
+        async with trades_engine.connect() as conn:
+            query = select(trades.c.user_id).where(trades.c.user_id.in_(chunk)).distinct()
+            present = set((await conn.execute(query)).scalars())
+        gone = [user_id for user_id in chunk if user_id not in present]
+        if gone:
+            async with analytics_engine.begin() as conn:
+                await conn.execute(
+                    delete(daily_strategy_metrics).where(daily_strategy_metrics.c.user_id.in_(gone))
+                )
 
 
 class AnalyticsLoaders:

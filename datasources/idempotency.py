@@ -12,6 +12,14 @@ source's Mongo database), scoped by user and operation, and expire by TTL.
         await release_key(...)           # nothing happened: let a retry act
         raise
     await complete_key(..., result_id=result_id)
+
+A claim records when it was taken (`claimedAt`). One left unfinished for longer
+than `stale_after_seconds` (its request died between claiming and completing)
+is taken over by a retry, by a compare-and-set on that `claimedAt`, so only one
+retry takes it over. Completing and releasing are conditional on the same
+`claimedAt`: a request whose claim was taken over changes nothing of the key.
+The operation must therefore be safe to run again under a taken-over claim
+(re-applying the same input, or reusing an id bound to the key beforehand).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
@@ -37,14 +45,26 @@ log = logging.getLogger("gateway.idempotency")
 COLLECTION = "idempotency_keys"
 INDEXES = [IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0)]
 MAX_KEY_LENGTH = 128
+# The resolvers pass `stale_after(settings.source_timeout_seconds)`; this is for other callers.
+DEFAULT_STALE_AFTER_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A claimed key: `result_id` is set when the operation already completed under it."""
+    """A claimed key: `result_id` is set when the operation already completed under it.
+
+    `claimed_at` identifies this claim among takeovers of the same key.
+    """
 
     id: str
     result_id: str | None
+    claimed_at: datetime | None = None
+
+
+def stale_after(source_timeout_seconds: float) -> float:
+    """How long an unfinished claim is presumed alive: a few source timeouts, since every
+    step between claiming and completing is bounded by one."""
+    return 4 * source_timeout_seconds
 
 
 def fingerprint(payload: Any) -> str:
@@ -70,11 +90,13 @@ async def claim_key(
     key: str,
     request_fingerprint: str,
     ttl_seconds: int,
+    stale_after_seconds: float = DEFAULT_STALE_AFTER_SECONDS,
 ) -> Claim:
     """Claim `key` for this request, or find the completed first request under it.
 
     A key reused with a different input, or while its first request is still
-    running, is a CONFLICT naming `clientMutationId`.
+    running, is a CONFLICT naming `clientMutationId`. A claim left unfinished for
+    more than `stale_after_seconds` is presumed abandoned and taken over.
     """
     if not key or len(key) > MAX_KEY_LENGTH:
         raise BadUserInput(
@@ -91,6 +113,7 @@ async def claim_key(
                 "fingerprint": request_fingerprint,
                 "resultId": None,
                 "createdAt": moment,
+                "claimedAt": moment,
                 "expiresAt": moment + timedelta(seconds=ttl_seconds),
             }
         )
@@ -104,29 +127,71 @@ async def claim_key(
                 key=key,
                 request_fingerprint=request_fingerprint,
                 ttl_seconds=ttl_seconds,
+                stale_after_seconds=stale_after_seconds,
             )
         if existing["fingerprint"] != request_fingerprint:
             raise Conflict(
                 "This clientMutationId was already used with a different input.",
                 field="clientMutationId",
             ) from None
-        if existing.get("resultId") is None:
+        if existing.get("resultId") is not None:
+            return Claim(id=key_id, result_id=str(existing["resultId"]))
+        # Claims written before `claimedAt` existed were claimed when created.
+        claimed_at = existing.get("claimedAt", existing.get("createdAt"))
+        if claimed_at is not None and claimed_at.tzinfo is None:
+            claimed_at = claimed_at.replace(tzinfo=moment.tzinfo)
+        if claimed_at is None or moment - claimed_at <= timedelta(seconds=stale_after_seconds):
             raise Conflict(
                 "A request with this clientMutationId is still in progress.",
                 field="clientMutationId",
             ) from None
-        return Claim(id=key_id, result_id=str(existing["resultId"]))
-    return Claim(id=key_id, result_id=None)
+        taken = await db[COLLECTION].update_one(
+            {"_id": key_id, "resultId": None, "claimedAt": existing.get("claimedAt")},
+            {
+                "$set": {
+                    "claimedAt": moment,
+                    "expiresAt": moment + timedelta(seconds=ttl_seconds),
+                }
+            },
+        )
+        if taken.modified_count != 1:  # another retry took it over, or it completed
+            return await claim_key(
+                db=db,
+                user_id=user_id,
+                operation=operation,
+                key=key,
+                request_fingerprint=request_fingerprint,
+                ttl_seconds=ttl_seconds,
+                stale_after_seconds=stale_after_seconds,
+            )
+        log.info("took over abandoned idempotency key %s", key_id)
+    return Claim(id=key_id, result_id=None, claimed_at=moment)
 
 
-async def complete_key(*, db: AsyncDatabase[Document], claim: Claim, result_id: str) -> None:
-    """Record the result of the request that claimed the key."""
-    await db[COLLECTION].update_one({"_id": claim.id}, {"$set": {"resultId": result_id}})
+async def complete_key(*, db: AsyncDatabase[Document], claim: Claim, result_id: str) -> str | None:
+    """Record the result of the request that claimed the key, if the claim is still its own.
+
+    Returns the result now bound to the key: `result_id`, or the result another
+    request recorded after taking the claim over; None when the key is gone or
+    taken over and not completed yet.
+    """
+    owned = await db[COLLECTION].update_one(
+        {"_id": claim.id, "resultId": None, "claimedAt": claim.claimed_at},
+        {"$set": {"resultId": result_id}},
+    )
+    if owned.modified_count == 1:
+        return result_id
+    existing = await db[COLLECTION].find_one({"_id": claim.id})
+    if existing is None or existing.get("resultId") is None:
+        return None
+    return str(existing["resultId"])
 
 
 async def release_key(*, db: AsyncDatabase[Document], claim: Claim) -> None:
-    """Forget a claim whose request failed, so a retry may act."""
-    await db[COLLECTION].delete_one({"_id": claim.id, "resultId": None})
+    """Forget a claim whose request failed, so a retry may act (unless taken over since)."""
+    await db[COLLECTION].delete_one(
+        {"_id": claim.id, "resultId": None, "claimedAt": claim.claimed_at}
+    )
 
 
 async def release_key_quietly(

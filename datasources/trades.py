@@ -55,6 +55,20 @@ trades = Table(
     Column("broker", String(32)),
     Column("environment", String(8)),
 )
+# The figures, defined once (DESIGN.md, "Storage shapes"); every PnL figure uses these.
+# A trade counts in PnL, win rate and drawdown when it is closed and has an exit time
+# (its UTC exit day is its day). A NULL pnl counts as 0, so such a trade nets -fees.
+COUNTED = and_(trades.c.status == "closed", trades.c.exit_time.is_not(None))
+GROSS_PNL = func.coalesce(trades.c.pnl, 0, type_=Money())
+NET_PNL = GROSS_PNL - trades.c.fees
+IS_WIN = NET_PNL > 0
+
+
+def net_pnl(pnl: Decimal | None, fees: Decimal) -> Decimal:
+    """The net PnL of one counted trade, in Python: the same as `NET_PNL`."""
+    return (pnl or Decimal(0)) - fees
+
+
 Index("ix_trades_user_entry", trades.c.user_id, trades.c.entry_time.desc())
 Index("ix_trades_strategy_entry", trades.c.strategy_id, trades.c.entry_time.desc())
 Index(
@@ -253,18 +267,16 @@ async def count_trades(
 async def summarize_trades(
     *, conn: AsyncConnection, user_ids: Sequence[str]
 ) -> dict[str, TradeSummary]:
-    """Lifetime figures per user: all trades counted, PnL over closed trades (one GROUP BY)."""
-    closed = trades.c.status == "closed"
-    net = trades.c.pnl - trades.c.fees
+    """Lifetime figures per user: all trades in `trades`, PnL over `COUNTED` ones (one GROUP BY)."""
     query = (
         select(
             trades.c.user_id,
             func.count(),
-            func.sum(case((closed, 1), else_=0)),
-            func.sum(case((and_(closed, net > 0), 1), else_=0)),
-            func.sum(case((closed, trades.c.pnl)), type_=Money()),
-            func.sum(case((closed, trades.c.fees)), type_=Money()),
-            func.sum(case((closed, net)), type_=Money()),
+            func.sum(case((COUNTED, 1), else_=0)),
+            func.sum(case((and_(COUNTED, IS_WIN), 1), else_=0)),
+            func.sum(case((COUNTED, GROSS_PNL)), type_=Money()),
+            func.sum(case((COUNTED, trades.c.fees)), type_=Money()),
+            func.sum(case((COUNTED, NET_PNL)), type_=Money()),
         )
         .where(trades.c.user_id.in_(user_ids))
         .group_by(trades.c.user_id)
@@ -292,13 +304,9 @@ async def daily_net_pnl(
             trades.c.user_id,
             day.label("day"),
             func.count(),
-            func.sum(trades.c.pnl - trades.c.fees, type_=Money()),
+            func.sum(NET_PNL, type_=Money()),
         )
-        .where(
-            trades.c.user_id.in_(user_ids),
-            trades.c.status == "closed",
-            trades.c.exit_time.is_not(None),
-        )
+        .where(trades.c.user_id.in_(user_ids), COUNTED)
         .group_by(trades.c.user_id, day)
         .order_by(trades.c.user_id, day)
     )

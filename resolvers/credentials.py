@@ -128,6 +128,7 @@ async def save_credentials(
                 key=client_mutation_id,
                 request_fingerprint=_fingerprint(box, viewer.id, checked),
                 ttl_seconds=ctx.settings.idempotency_ttl_seconds,
+                stale_after_seconds=idempotency.stale_after(ctx.settings.source_timeout_seconds),
             )
         if claim.result_id is not None:
             return await _replay(ctx, viewer.id, claim.result_id)
@@ -174,7 +175,10 @@ async def _replay(ctx: Context, user_id: str, document_id: str) -> CredentialsRe
 
 async def _complete(ctx: Context, claim: idempotency.Claim, document_id: str) -> None:
     # The credentials are saved: a failure to note it must not turn success into an error.
-    # The key then reads as "in progress" (CONFLICT on a retry) until its TTL.
+    # The key then reads as "in progress" (CONFLICT on a retry) until the claim goes stale;
+    # a later retry takes it over and saves the same input again, which changes nothing.
+    # A claim taken over meanwhile is left to the retry that took it (same input, same
+    # document).
     try:
         async with guard(credentials_source.SOURCE, timeout=ctx.sources.timeout):
             await idempotency.complete_key(

@@ -179,15 +179,17 @@ async def _create_once(
             key=key,
             request_fingerprint=idempotency.fingerprint(fields),
             ttl_seconds=ctx.settings.idempotency_ttl_seconds,
+            stale_after_seconds=idempotency.stale_after(ctx.settings.source_timeout_seconds),
         )
     if claim.result_id is not None:
         existing = await _find(ctx, user_id=user_id, strategy_id=claim.result_id)
         if existing is not None:
             return existing
         return await _insert(ctx, user_id=user_id, strategy_id=claim.result_id, fields=fields)
-    strategy_id = str(ObjectId())
     try:
-        await _bind(ctx, claim=claim, user_id=user_id, name=fields["name"], result_id=strategy_id)
+        strategy_id = await _bind(
+            ctx, claim=claim, user_id=user_id, name=fields["name"], result_id=str(ObjectId())
+        )
     except BaseException:
         await idempotency.release_key_quietly(
             db=ctx.sources.strategies,
@@ -201,7 +203,12 @@ async def _create_once(
 
 async def _bind(
     ctx: Context, *, claim: idempotency.Claim, user_id: str, name: str, result_id: str
-) -> None:
+) -> str:
+    """Bind a fresh id to the claimed key; the id to insert under is the one bound.
+
+    That is `result_id`, unless the claim was presumed abandoned and taken over by a
+    retry that bound its own id first: then both insert that one, which lands once.
+    """
     db = ctx.sources.strategies
     async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
         # Checked before the key is bound to an id, so the common mistake of a
@@ -209,7 +216,13 @@ async def _bind(
         taken = await strategies_source.find_strategy_by_name(db=db, user_id=user_id, name=name)
         if taken is not None:
             raise _name_taken()
-        await idempotency.complete_key(db=db, claim=claim, result_id=result_id)
+        bound = await idempotency.complete_key(db=db, claim=claim, result_id=result_id)
+    if bound is None:  # taken over by a retry that has not bound an id yet
+        raise Conflict(
+            "A request with this clientMutationId is still in progress.",
+            field="clientMutationId",
+        )
+    return bound
 
 
 async def update_strategy(

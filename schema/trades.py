@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from datasources.trades import TradeFilter, TradeRecord
+from datasources.trades import TradeFilter, TradeRecord, net_pnl
 from schema._base import (
     Connection,
     Environment,
@@ -82,9 +82,10 @@ class Trade:
 
     @strawberry.field(description="pnl - fees for a closed trade; null while open.")
     def net_pnl(self) -> Decimal | None:
-        if self.status is not TradeStatus.CLOSED or self.pnl is None:
+        # The same figure the totals count (a closed trade without pnl nets -fees).
+        if self.status is not TradeStatus.CLOSED or self.exit_time is None:
             return None
-        return self.pnl - self.fees
+        return net_pnl(self.pnl, self.fees)
 
     @strawberry.field(description="The strategy that made the trade (strategies source).")
     async def strategy(

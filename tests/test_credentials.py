@@ -7,8 +7,10 @@ if any response body of the whole suite ever holds one.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import subprocess
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from bson import ObjectId
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient, MongoClient, monitoring
 
-from datasources import Sources
+from datasources import Sources, idempotency
 from datasources import credentials as credentials_source
 from datasources._mongo import get_database
 from datasources.credentials import SECRET_FIELDS, rotate_credentials
@@ -463,6 +465,71 @@ async def test_replaying_a_key_after_the_credentials_were_deleted_is_not_found(
 
     assert error_codes(body) == ["NOT_FOUND"]
     assert await raw(sources, user) is None
+
+
+async def abandon_save(sources: Sources, user: UserRecord, key: str, *, age: timedelta) -> None:
+    """Turn a completed saveCredentials key back into a claim its request abandoned `age`
+    ago, before saving anything (the request died right after claiming)."""
+    keys = sources.credentials["idempotency_keys"]
+    key_id = f"{user.id}:saveCredentials:{key}"
+    await sources.credentials["credentials"].delete_one({"userId": ObjectId(user.id)})
+    changed = await keys.update_one(
+        {"_id": key_id}, {"$set": {"resultId": None, "claimedAt": datetime.now(UTC) - age}}
+    )
+    assert changed.modified_count == 1
+
+
+async def test_a_save_abandoned_after_claiming_its_key_is_taken_over_once_the_claim_is_stale(
+    client, sources, settings, secrets_spy
+):
+    user, token = await signed_in(sources, settings)
+    fields = {"apiKey": "KEY-16-llll", "clientMutationId": "save-16"}
+    saved(await save(client, token, secrets_spy, **fields))
+    stale = timedelta(seconds=idempotency.stale_after(settings.source_timeout_seconds) + 1)
+    await abandon_save(sources, user, "save-16", age=stale)
+
+    retried = saved(await save(client, token, secrets_spy, **fields))
+    stored = await raw(sources, user)
+    again = saved(await save(client, token, secrets_spy, **fields))
+
+    assert retried["apiKeyHint"] == "••••llll"
+    assert again == retried
+    assert await raw(sources, user) == stored
+
+
+async def test_a_save_abandoned_within_the_stale_window_is_still_in_progress(
+    client, sources, settings, secrets_spy
+):
+    user, token = await signed_in(sources, settings)
+    fields = {"apiKey": "KEY-17-mmmm", "clientMutationId": "save-17"}
+    saved(await save(client, token, secrets_spy, **fields))
+    await abandon_save(sources, user, "save-17", age=timedelta(seconds=1))
+
+    body = await save(client, token, secrets_spy, **fields)
+
+    assert error_codes(body) == ["CONFLICT"]
+    assert body["errors"][0]["extensions"]["field"] == "clientMutationId"
+    assert await raw(sources, user) is None
+
+
+async def test_concurrent_retries_of_a_stale_save_take_it_over_once(
+    client, sources, settings, secrets_spy
+):
+    user, token = await signed_in(sources, settings)
+    fields = {"apiKey": "KEY-18-nnnn", "clientMutationId": "save-18"}
+    saved(await save(client, token, secrets_spy, **fields))
+    stale = timedelta(seconds=idempotency.stale_after(settings.source_timeout_seconds) + 1)
+    await abandon_save(sources, user, "save-18", age=stale)
+
+    bodies = await asyncio.gather(*(save(client, token, secrets_spy, **fields) for _ in range(6)))
+
+    answered = [saved(body) for body in bodies if "errors" not in body]
+    assert answered
+    assert all(result["apiKeyHint"] == "••••nnnn" for result in answered)
+    assert all(error_codes(body) == ["CONFLICT"] for body in bodies if "errors" in body)
+    assert (
+        len(await events(client, token, "CREDENTIALS_SAVED")) == 2
+    )  # the first save and one retry
 
 
 async def test_the_key_collection_holds_no_plaintext_secret(client, sources, settings, secrets_spy):

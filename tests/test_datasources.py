@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -229,6 +230,90 @@ async def test_a_refresh_since_a_day_leaves_earlier_days_alone(engines):
     async with analytics_engine.connect() as conn:
         trades_counted = (await conn.execute(select(daily_strategy_metrics.c.trades))).scalar_one()
     assert trades_counted == 1
+
+
+async def test_lifetime_daily_and_analytics_pnl_agree_on_odd_trades(engines):
+    trades_engine, analytics_engine = engines
+    strategy = sql_strategy("a" * 24)
+    await insert(
+        trades_engine,
+        [
+            trade_row(strategy, entry_time=DAY, pnl=Decimal("5"), fees=Decimal("1")),
+            # Closed without a recorded pnl: counts as 0, so it nets -fees and is a loss.
+            trade_row(strategy, entry_time=DAY, pnl=None, fees=Decimal("0.5")),
+            # Closed without an exit time: belongs to no day, so it counts nowhere.
+            trade_row(strategy, entry_time=DAY, exit_time=None, pnl=Decimal("100")),
+            trade_row(strategy, entry_time=DAY, status="OPEN", exit_time=None, pnl=None),
+        ],
+    )
+
+    async with trades_engine.connect() as conn:
+        summary = (await trades_source.summarize_trades(conn=conn, user_ids=[strategy.user_id]))[
+            strategy.user_id
+        ]
+        daily = (await trades_source.daily_net_pnl(conn=conn, user_ids=[strategy.user_id]))[
+            strategy.user_id
+        ]
+    await analytics_source.refresh_daily_metrics(
+        trades_engine=trades_engine, analytics_engine=analytics_engine
+    )
+    async with analytics_engine.connect() as conn:
+        metrics = await analytics_source.find_daily_metrics(conn=conn, user_ids=[strategy.user_id])
+
+    assert (summary.trades, summary.closed, summary.wins) == (4, 2, 1)
+    assert (summary.gross_pnl, summary.fees, summary.net_pnl) == (
+        Decimal(5), Decimal("1.5"), Decimal("3.5"),
+    )  # fmt: skip
+    assert [(d.day, d.trades, d.net_pnl) for d in daily] == [(DAY.date(), 2, Decimal("3.5"))]
+    assert [(m.day, m.trades, m.wins, m.losses) for m in metrics] == [(DAY.date(), 2, 1, 1)]
+    assert (metrics[0].gross_pnl, metrics[0].fees, metrics[0].net_pnl) == (
+        summary.gross_pnl, summary.fees, summary.net_pnl,
+    )  # fmt: skip
+
+
+async def test_a_refresh_does_not_bring_back_the_metrics_of_an_account_deleted_meanwhile(
+    tmp_path,
+):
+    # SQLite files, so that a plain connection can play the deletion at the exact moment
+    # the refresh has read the trades and not yet written the metrics.
+    trades_engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'trades.sqlite3'}")
+    analytics_engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'analytics.sqlite3'}")
+    async with trades_engine.begin() as conn:
+        await conn.run_sync(trades_source.metadata.create_all)
+    async with analytics_engine.begin() as conn:
+        await conn.run_sync(analytics_source.metadata.create_all)
+    leaving = sql_strategy("a" * 24, user_id="l" * 24)
+    staying = sql_strategy("b" * 24, user_id="s" * 24)
+    await insert(
+        trades_engine, [trade_row(leaving, entry_time=DAY), trade_row(staying, entry_time=DAY)]
+    )
+
+    def delete_the_account_meanwhile(done: int, total: int) -> None:
+        if done < total:
+            return
+        # The deletion saga's order: the user's trades, then its analytics.
+        for name, statement in (
+            ("trades", "DELETE FROM trades WHERE user_id = ?"),
+            ("analytics", "DELETE FROM daily_strategy_metrics WHERE user_id = ?"),
+        ):
+            raw = sqlite3.connect(tmp_path / f"{name}.sqlite3")
+            with raw:
+                raw.execute(statement, (leaving.user_id,))
+            raw.close()
+
+    try:
+        await analytics_source.refresh_daily_metrics(
+            trades_engine=trades_engine,
+            analytics_engine=analytics_engine,
+            on_progress=delete_the_account_meanwhile,
+        )
+        async with analytics_engine.connect() as conn:
+            metrics = await analytics_source.find_daily_metrics(conn=conn, user_ids=None)
+    finally:
+        await trades_engine.dispose()
+        await analytics_engine.dispose()
+
+    assert [(m.user_id, m.trades) for m in metrics] == [(staying.user_id, 1)]
 
 
 async def test_recent_activity_keeps_a_limit_per_user_newest_first(engines):

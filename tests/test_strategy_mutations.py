@@ -4,14 +4,17 @@ idempotency key. Every rejected request is shown to change nothing, by reading M
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
 from bson import ObjectId
 from sqlalchemy import select
 
+from datasources import idempotency
 from datasources.trades import trades as trades_table
+from gateway.errors import Conflict
 from tests.helpers import (
     NOW,
     error_codes,
@@ -353,6 +356,103 @@ async def test_concurrent_requests_under_one_key_create_one_strategy(client, sou
         else:
             assert created(body)["id"] == str(docs[0]["_id"])
     assert any("errors" not in body for body in bodies)
+
+
+async def abandon_claim(sources, user, key: str, *, age: timedelta) -> None:
+    """Turn a completed createStrategy key back into a claim its request abandoned `age`
+    ago, before binding an id or inserting anything (the request died right after
+    claiming)."""
+    keys = sources.strategies["idempotency_keys"]
+    claim = await keys.find_one({"_id": f"{user.id}:createStrategy:{key}"})
+    assert claim is not None
+    await sources.strategies["strategies"].delete_many({"userId": ObjectId(user.id)})
+    await keys.update_one(
+        {"_id": claim["_id"]},
+        {"$set": {"resultId": None, "claimedAt": datetime.now(UTC) - age}},
+    )
+
+
+async def test_a_claim_abandoned_before_binding_an_id_is_taken_over_once_it_is_stale(
+    client, sources, settings
+):
+    user, token = await signed_in(sources, settings)
+    values = create_input(clientMutationId="create-1")
+    created(await gql(client, CREATE, {"input": values}, token=token))
+    stale = timedelta(seconds=idempotency.stale_after(settings.source_timeout_seconds) + 1)
+    await abandon_claim(sources, user, "create-1", age=stale)
+
+    retried = created(await gql(client, CREATE, {"input": values}, token=token))
+    again = created(await gql(client, CREATE, {"input": values}, token=token))
+
+    assert again["id"] == retried["id"]
+    assert [str(doc["_id"]) for doc in await stored_of(sources, user)] == [retried["id"]]
+
+
+async def test_a_claim_abandoned_within_the_stale_window_is_still_in_progress(
+    client, sources, settings
+):
+    user, token = await signed_in(sources, settings)
+    values = create_input(clientMutationId="create-1")
+    created(await gql(client, CREATE, {"input": values}, token=token))
+    await abandon_claim(sources, user, "create-1", age=timedelta(seconds=1))
+
+    body = await gql(client, CREATE, {"input": values}, token=token)
+
+    rejected(body, "CONFLICT", "clientMutationId")
+    assert await stored_of(sources, user) == []
+
+
+async def test_concurrent_retries_of_a_stale_claim_create_one_strategy(client, sources, settings):
+    user, token = await signed_in(sources, settings)
+    values = create_input(clientMutationId="create-1")
+    created(await gql(client, CREATE, {"input": values}, token=token))
+    stale = timedelta(seconds=idempotency.stale_after(settings.source_timeout_seconds) + 1)
+    await abandon_claim(sources, user, "create-1", age=stale)
+
+    bodies = await asyncio.gather(
+        *(gql(client, CREATE, {"input": values}, token=token) for _ in range(8))
+    )
+
+    docs = await stored_of(sources, user)
+    assert len(docs) == 1
+    for body in bodies:
+        if "errors" in body:
+            rejected(body, "CONFLICT", "clientMutationId")
+        else:
+            assert created(body)["id"] == str(docs[0]["_id"])
+    assert any("errors" not in body for body in bodies)
+
+
+async def test_of_two_takeovers_of_a_stale_claim_one_wins_and_the_late_owner_changes_nothing(
+    sources,
+):
+    db = sources.strategies
+    user_id = str(ObjectId())
+    claim = partial(
+        idempotency.claim_key,
+        db=db,
+        user_id=user_id,
+        operation="createStrategy",
+        key="k",
+        request_fingerprint="f",
+        ttl_seconds=60,
+        stale_after_seconds=0.05,
+    )
+    abandoned = await claim()
+    await asyncio.sleep(0.1)
+
+    outcomes = await asyncio.gather(claim(), claim(), return_exceptions=True)
+
+    winners = [o for o in outcomes if isinstance(o, idempotency.Claim)]
+    assert len(winners) == 1
+    assert [type(o) for o in outcomes if o not in winners] == [Conflict]
+    # The request that was presumed dead neither completes nor releases the key...
+    await idempotency.release_key(db=db, claim=abandoned)
+    assert await idempotency.complete_key(db=db, claim=abandoned, result_id="late") is None
+    # ...and once the winner binds its id, the late one is told that id instead of its own.
+    assert await idempotency.complete_key(db=db, claim=winners[0], result_id="won") == "won"
+    assert await idempotency.complete_key(db=db, claim=abandoned, result_id="late") == "won"
+    assert (await claim()).result_id == "won"
 
 
 async def test_a_key_whose_strategy_was_deleted_creates_a_new_one(client, sources, settings):
