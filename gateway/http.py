@@ -8,12 +8,15 @@
   well-formed request is a 200, as legacy clients expect. Either way a request
   that fails before execution has no `data` entry.
 - A document with several operations needs an `operationName`.
+- A lone UTF-16 surrogate anywhere in the request (JSON allows escaping one) is a
+  400 request error: it is no Unicode text, and nothing could store or hash it.
 - GET from a browser (Accept: text/html, no query) serves GraphiQL.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -38,6 +41,7 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 _ALLOWED_ON_GET = (OperationType.QUERY,)
 _ALLOWED_ON_POST = (OperationType.QUERY, OperationType.MUTATION)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +124,26 @@ def _json_param(value: Any, name: str) -> dict[str, Any] | None:
     return value
 
 
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether any string or key inside a decoded JSON value holds a lone UTF-16 surrogate.
+
+    JSON escapes may spell half a pair ("\\ud800"); `json.loads` joins whole pairs, so any
+    surrogate left is lone: no Unicode text, and nothing (hash, BSON, cipher) can encode it.
+    """
+    pending = [value]
+    while pending:  # iterative: a deeply nested value cannot exhaust the stack
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
 def _parse(params: Mapping[str, Any]) -> GraphQLRequest:
     query = params.get("query")
     if not isinstance(query, str) or not query.strip():
@@ -127,12 +151,19 @@ def _parse(params: Mapping[str, Any]) -> GraphQLRequest:
     operation_name = params.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
         raise RequestError(400, "'operationName' must be a string.")
-    return GraphQLRequest(
+    request = GraphQLRequest(
         query=query,
         variables=_json_param(params.get("variables"), "variables"),
         operation_name=operation_name or None,
         extensions=_json_param(params.get("extensions"), "extensions"),
     )
+    # Refused once here, before anything runs, rather than by every resolver that encodes text.
+    if _has_lone_surrogate(
+        [request.query, request.operation_name, request.variables, request.extensions]
+    ):
+        message = "The request holds a lone UTF-16 surrogate (such as '\\ud800'): not Unicode text."
+        raise RequestError(400, message)
+    return request
 
 
 async def read_request(request: Request) -> GraphQLRequest:

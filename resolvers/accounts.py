@@ -26,11 +26,13 @@ from gateway.auth import (
 from gateway.context import Context
 from gateway.errors import BadUserInput, Conflict, Unauthenticated
 from resolvers.activity import record_event
+from resolvers.checks import check_text
 
 log = logging.getLogger("gateway.accounts")
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 256  # Argon2 cost grows with input; nobody types more
+MAX_NAME = 100
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()\-]{5,19}$")
 
@@ -64,13 +66,6 @@ def _check_password(password: str, email: str, *, field: str = "password") -> No
         )
     if normalize_email(password) == email:
         raise BadUserInput(f"'{field}' must not be the email address.", field=field)
-
-
-def _check_name(value: str, field: str) -> str:
-    value = value.strip()
-    if not 1 <= len(value) <= 100:
-        raise BadUserInput(f"'{field}' must be 1 to 100 characters long.", field=field)
-    return value
 
 
 def _check_phone(phone: str | None) -> str | None:
@@ -118,8 +113,8 @@ async def register(
     """Create an account and sign it in; every input is checked before anything is written."""
     normalized = _check_email(email)
     _check_password(password, normalized)
-    first = _check_name(first_name, "firstName")
-    last = _check_name(last_name, "lastName")
+    first = check_text(first_name, "firstName", MAX_NAME)
+    last = check_text(last_name, "lastName", MAX_NAME)
     checked_phone = _check_phone(phone)
     password_hash = await hash_password(password)
     try:
@@ -236,7 +231,7 @@ async def update_profile(ctx: Context, *, changes: Mapping[str, str | None]) -> 
             value = changes[field]
             if value is None:
                 raise BadUserInput(f"'{field}' cannot be null.", field=field)
-            checked[field] = _check_name(value, field)
+            checked[field] = check_text(value, field, MAX_NAME)
     if "phone" in changes:
         checked["phone"] = _check_phone(changes["phone"])
     if not checked:

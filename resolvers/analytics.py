@@ -7,6 +7,7 @@ from datetime import date
 from datasources.analytics import DailyMetricRecord, MetricsKey
 from gateway.context import Context
 from gateway.errors import BadUserInput
+from resolvers.checks import check_object_id
 
 
 def check_range(from_day: date | None, to_day: date | None) -> None:
@@ -23,7 +24,13 @@ async def analytics_rows(
     to_day: date | None,
     strategy_id: str | None,
 ) -> list[DailyMetricRecord]:
-    """A user's daily metrics between two days (inclusive), optionally of one strategy."""
+    """A user's daily metrics between two days (inclusive), optionally of one strategy.
+
+    A strategy id that is not an id is BAD_USER_INPUT: it could match nothing, and the
+    database would refuse some of them (a NUL) as if it were failing.
+    """
     check_range(from_day, to_day)
+    if strategy_id is not None:
+        strategy_id = check_object_id(strategy_id, "strategyId")
     key = MetricsKey(user_id=user_id, from_day=from_day, to_day=to_day, strategy_id=strategy_id)
     return await ctx.loaders.analytics.metrics.load(key)

@@ -12,6 +12,7 @@ from typing import Generic, TypeVar
 from datasources.trades import TradeCursor
 from gateway.errors import BadUserInput
 from gateway.settings import MAX_PAGE_SIZE
+from resolvers.checks import INT64_MAX, in_utc
 
 DEFAULT_PAGE_SIZE = 20
 
@@ -50,7 +51,21 @@ def _decode(kind: str, cursor: str, field: str) -> str:
         raise BadUserInput(f"'{field}' is not a valid cursor.", field=field) from exc
     prefix, _, payload = raw.partition(":")
     if prefix != kind or not payload:
-        raise BadUserInput(f"'{field}' is not a valid cursor for this list.", field=field)
+        raise _invalid(field)
+    return payload
+
+
+def _invalid(field: str) -> BadUserInput:
+    return BadUserInput(f"'{field}' is not a valid cursor for this list.", field=field)
+
+
+def _parse_id_cursor(kind: str, cursor: str | None, field: str) -> str | None:
+    """The id inside a cursor of a list ordered by id, as `_encode` wrote it (lower-case hex)."""
+    if cursor is None:
+        return None
+    payload = _decode(kind, cursor, field)
+    if len(payload) != 24 or any(c not in "0123456789abcdef" for c in payload):
+        raise _invalid(field)
     return payload
 
 
@@ -61,12 +76,7 @@ def strategy_cursor(strategy_id: str) -> str:
 
 def parse_strategy_cursor(cursor: str | None, *, field: str = "after") -> str | None:
     """The strategy id inside a strategies cursor."""
-    if cursor is None:
-        return None
-    payload = _decode("strategy", cursor, field)
-    if len(payload) != 24 or any(c not in "0123456789abcdef" for c in payload):
-        raise BadUserInput(f"'{field}' is not a valid cursor for this list.", field=field)
-    return payload
+    return _parse_id_cursor("strategy", cursor, field)
 
 
 def user_cursor(user_id: str) -> str:
@@ -76,12 +86,7 @@ def user_cursor(user_id: str) -> str:
 
 def parse_user_cursor(cursor: str | None, *, field: str = "after") -> str | None:
     """The user id inside a users cursor."""
-    if cursor is None:
-        return None
-    payload = _decode("user", cursor, field)
-    if len(payload) != 24 or any(c not in "0123456789abcdef" for c in payload):
-        raise BadUserInput(f"'{field}' is not a valid cursor for this list.", field=field)
-    return payload
+    return _parse_id_cursor("user", cursor, field)
 
 
 def trade_cursor(*, entry_time: datetime, trade_id: str) -> str:
@@ -90,16 +95,23 @@ def trade_cursor(*, entry_time: datetime, trade_id: str) -> str:
 
 
 def parse_trade_cursor(cursor: str | None, *, field: str = "after") -> TradeCursor | None:
-    """The (entry time, id) position inside a trades cursor."""
+    """The (entry time, id) position inside a trades cursor.
+
+    The id must be a positive 64-bit integer in plain digits, and the time must carry an
+    offset and fall within years 1 to 9999 in UTC: anything else no list could have written,
+    and the database would refuse it as if it were failing.
+    """
     if cursor is None:
         return None
     payload = _decode("trade", cursor, field)
     when, _, trade_id = payload.partition("|")
+    digits = trade_id.isascii() and trade_id.isdigit() and len(trade_id) <= len(str(INT64_MAX))
+    if not digits or not 1 <= int(trade_id) <= INT64_MAX:
+        raise _invalid(field)
     try:
-        entry_time = datetime.fromisoformat(when)
-        position = TradeCursor(entry_time=entry_time, id=int(trade_id))
+        entry_time = in_utc(datetime.fromisoformat(when))
     except ValueError as exc:
-        raise BadUserInput(f"'{field}' is not a valid cursor for this list.", field=field) from exc
-    if entry_time.tzinfo is None:
-        raise BadUserInput(f"'{field}' is not a valid cursor for this list.", field=field)
-    return position
+        raise _invalid(field) from exc
+    if entry_time is None:
+        raise _invalid(field)
+    return TradeCursor(entry_time=entry_time, id=int(trade_id))

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from datasources.strategies import ENVIRONMENTS
 from gateway.errors import BadUserInput
+from resolvers.checks import check_text, utf8_length
 
 MAX_NAME = 100
 MAX_INSTRUMENT = 64
@@ -32,36 +32,19 @@ def api_name(field: str) -> str:
     return API_NAMES.get(field, field)
 
 
-def _utf8_length(value: str, field: str) -> int:
-    try:
-        return len(value.encode("utf-8"))
-    except UnicodeEncodeError as exc:  # a lone surrogate, allowed by JSON escapes
-        raise BadUserInput(f"'{field}' is not valid Unicode text.", field=field) from exc
-
-
-def _check_label(value: str, field: str, maximum: int) -> str:
-    value = value.strip()
-    _utf8_length(value, field)
-    if not 1 <= len(value) <= maximum:
-        raise BadUserInput(f"'{field}' must be 1 to {maximum} characters long.", field=field)
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        raise BadUserInput(f"'{field}' must not contain control characters.", field=field)
-    return value
-
-
 def check_name(value: str) -> str:
     """A strategy name: trimmed, 1 to 100 characters."""
-    return _check_label(value, "name", MAX_NAME)
+    return check_text(value, "name", MAX_NAME)
 
 
 def check_instrument(value: str) -> str:
     """An instrument symbol: trimmed, 1 to 64 characters."""
-    return _check_label(value, "instrument", MAX_INSTRUMENT)
+    return check_text(value, "instrument", MAX_INSTRUMENT)
 
 
 def check_code(value: str) -> str:
     """Strategy source code: at most 256 KiB once encoded as UTF-8 (stored as given)."""
-    if _utf8_length(value, "code") > MAX_CODE_BYTES:
+    if utf8_length(value, "code") > MAX_CODE_BYTES:
         raise BadUserInput(
             f"'code' must be at most {MAX_CODE_BYTES // 1024} KiB (UTF-8).", field="code"
         )

@@ -40,8 +40,11 @@ class ViewerQueries:
         viewer = await info.context.viewer()
         return Dashboard(viewer=viewer.user)
 
+    # The fields below are fed by sources other than users: nullable, so that one failing
+    # (down, not found, bad input) nulls only itself and the rest of the answer still arrives.
+
     @strawberry.field(description="One of the viewer's strategies; NOT_FOUND otherwise.")
-    async def strategy(self, info: Info, id: strawberry.ID) -> Strategy:  # noqa: A002
+    async def strategy(self, info: Info, id: strawberry.ID) -> Strategy | None:  # noqa: A002
         await info.context.viewer()
         return Strategy.from_record(await get_strategy(info.context, id))
 
@@ -52,7 +55,7 @@ class ViewerQueries:
         status: StrategyStatus | None = None,
         first: int | None = None,
         after: str | None = None,
-    ) -> StrategyConnection:
+    ) -> StrategyConnection | None:
         viewer = await info.context.viewer()
         page = await strategy_page(
             info.context, user_id=viewer.id, status=status, first=first, after=after
@@ -66,7 +69,7 @@ class ViewerQueries:
         filter: TradeFilterInput | None = None,  # noqa: A002 - the argument's GraphQL name
         first: int | None = None,
         after: str | None = None,
-    ) -> TradeConnection:
+    ) -> TradeConnection | None:
         viewer = await info.context.viewer()
         page = await trade_page(
             info.context,
@@ -85,7 +88,7 @@ class ViewerQueries:
         from_: Annotated[date | None, strawberry.argument(name="from")] = None,
         to: date | None = None,
         strategy_id: strawberry.ID | None = None,
-    ) -> Analytics:
+    ) -> Analytics | None:
         viewer = await info.context.viewer()
         rows = await analytics_rows(
             info.context, user_id=viewer.id, from_day=from_, to_day=to, strategy_id=strategy_id

@@ -739,6 +739,24 @@ async def test_analytics_of_one_strategy_counts_only_its_trades(client, sources,
     assert [day["day"] for day in report["daily"]] == ["2026-01-05", "2026-01-08"]
 
 
+@pytest.mark.parametrize("strategy_id", ["x\u0000", "\u0000", "not-an-id", ""])
+async def test_analytics_of_a_strategy_id_that_is_no_id_is_bad_user_input(
+    client, sources, settings, caplog, strategy_id
+):
+    _, token = await signed_in(sources, settings)
+
+    for query, path in (
+        ("query($s: ID) { analytics(strategyId: $s) { netPnl } }", "analytics"),
+        ("query($s: ID) { me { analytics(strategyId: $s) { netPnl } } }", "me"),
+    ):
+        body = await gql(client, query, {"s": strategy_id}, token=token)
+        assert error_codes(body) == ["BAD_USER_INPUT"], (query, strategy_id)
+        assert body["errors"][0]["extensions"]["field"] == "strategyId", query
+        assert list(body["data"]) == [path], query
+
+    assert not [r for r in caplog.records if r.name == "gateway.sources"], strategy_id
+
+
 async def test_analytics_with_from_after_to_is_bad_user_input(client, sources, settings):
     _, token = await signed_in(sources, settings)
 
@@ -746,7 +764,7 @@ async def test_analytics_with_from_after_to_is_bad_user_input(client, sources, s
 
     assert error_codes(body) == ["BAD_USER_INPUT"]
     assert body["errors"][0]["extensions"]["field"] == "from"
-    assert body["data"] is None
+    assert body["data"] == {"analytics": None}
 
 
 async def test_analytics_of_another_users_strategy_is_empty(client, sources, settings):

@@ -157,6 +157,132 @@ async def test_a_post_body_with_several_requests_is_not_a_batch(client, sources)
     assert await sources.users["users"].count_documents({}) == 0
 
 
+# --- Lone UTF-16 surrogates ---------------------------------------------------------------------
+# JSON may escape half of a surrogate pair ("\ud800"); such a string is no Unicode text, and no
+# hash, BSON or cipher can encode it. No JSON encoder sends one, so the bodies are written as
+# JSON with a placeholder that becomes the raw escape.
+
+LONE = "@LONE@"
+SIGN_UP = """mutation($p: String!, $f: String!) {
+  register(email: "lone@example.com", password: $p, firstName: $f, lastName: "L") { accessToken }
+}"""
+LOGIN = 'mutation($p: String!) { login(email: "a@b.co", password: $p) { accessToken } }'
+SAVE_CREDENTIALS = (
+    "mutation($input: SaveCredentialsInput!) { saveCredentials(input: $input) { configured } }"
+)
+CREATE_STRATEGY = "mutation($input: CreateStrategyInput!) { createStrategy(input: $input) { id } }"
+
+
+def strategy_input(config: Any, key: str = "k") -> dict[str, Any]:
+    return {
+        "name": "N",
+        "code": "c",
+        "instrument": "BTCUSDT",
+        "broker": "binance",
+        "environment": "TESTNET",
+        "config": config,
+        "clientMutationId": key,
+    }
+
+
+LONE_SURROGATE_BODIES: dict[str, dict[str, Any]] = {
+    "register password": {"query": SIGN_UP, "variables": {"p": f"long enough {LONE}", "f": "A"}},
+    "register first name": {"query": SIGN_UP, "variables": {"p": "long enough pw", "f": LONE}},
+    "login password": {"query": LOGIN, "variables": {"p": LONE}},
+    "credentials secret": {
+        "query": SAVE_CREDENTIALS,
+        "variables": {"input": {"broker": "binance", "clientId": "C", "apiSecret": f"x{LONE}"}},
+    },
+    "credentials client id": {
+        "query": SAVE_CREDENTIALS,
+        "variables": {"input": {"broker": "binance", "clientId": LONE}},
+    },
+    "strategy client mutation id": {
+        "query": CREATE_STRATEGY,
+        "variables": {"input": strategy_input({}, key=LONE)},
+    },
+    "deep in a config value": {
+        "query": CREATE_STRATEGY,
+        "variables": {"input": strategy_input({"a": [{"b": [LONE]}]})},
+    },
+    "a config key": {"query": CREATE_STRATEGY, "variables": {"input": strategy_input({LONE: 1})}},
+    "the query text": {"query": "{ __typename } # " + LONE},
+    "operationName": {"query": "query Q { __typename }", "operationName": f"Q{LONE}"},
+    "extensions": {"query": "{ __typename }", "extensions": {"e": LONE}},
+}
+
+
+def with_lone_surrogate(body: dict[str, Any]) -> bytes:
+    """`body` as JSON, each placeholder replaced by the escape of a lone high surrogate."""
+    return json.dumps(body).replace(LONE, "\\ud800").encode()
+
+
+@pytest.mark.parametrize("why", list(LONE_SURROGATE_BODIES))
+@pytest.mark.parametrize("accept", [GRAPHQL_RESPONSE, JSON])
+async def test_a_lone_surrogate_anywhere_in_a_post_is_a_400_that_runs_nothing(
+    client, sources, settings, why, accept
+):
+    user = await make_user(sources, email="a@b.co")
+
+    response = await client.post(
+        "/graphql",
+        content=with_lone_surrogate(LONE_SURROGATE_BODIES[why]),
+        headers={
+            "Content-Type": JSON,
+            "Accept": accept,
+            "Authorization": f"Bearer {token_for(settings, user)}",
+        },
+    )
+
+    assert response.status_code == 400, why
+    body = response.json()
+    assert error_codes(body) == ["BAD_USER_INPUT"], why
+    assert "surrogate" in body["errors"][0]["message"], why
+    assert "data" not in body, why
+    assert await sources.users["users"].count_documents({}) == 1, why
+    assert await sources.credentials["credentials"].count_documents({}) == 0, why
+    assert await sources.strategies["strategies"].count_documents({}) == 0, why
+
+
+async def test_a_lone_surrogate_in_get_variables_is_a_400(client):
+    variables = json.dumps({"s": LONE}).replace(LONE, "\\udc00")
+
+    response = await get(
+        client, {"query": "query($s: String) { __typename }", "variables": variables}
+    )
+
+    assert response.status_code == 400
+    assert error_codes(response.json()) == ["BAD_USER_INPUT"]
+
+
+async def test_a_surrogate_escape_inside_the_document_is_a_coded_syntax_error(client, sources):
+    # The GraphQL lexer decodes the escapes of string literals itself, and refuses a lone half.
+    query = (
+        'mutation { register(email: "lit@example.com", password: "a long \\ud800 password",'
+        ' firstName: "Ada", lastName: "L") { accessToken } }'
+    )
+
+    response = await post(client, {"query": query}, accept=GRAPHQL_RESPONSE)
+
+    assert response.status_code == 400
+    assert error_codes(response.json()) == ["BAD_USER_INPUT"]
+    assert await sources.users["users"].count_documents({}) == 0
+
+
+async def test_a_whole_surrogate_pair_is_ordinary_text(client, sources, settings):
+    user = await make_user(sources)
+    query = "mutation($f: String!) { updateProfile(input: {firstName: $f}) { firstName } }"
+    content = json.dumps({"query": query, "variables": {"f": f"Ada {LONE}"}})
+
+    response = await client.post(
+        "/graphql",
+        content=content.replace(LONE, "\\ud83d\\ude00").encode(),
+        headers={"Content-Type": JSON, "Authorization": f"Bearer {token_for(settings, user)}"},
+    )
+
+    assert response.json() == {"data": {"updateProfile": {"firstName": "Ada \U0001f600"}}}
+
+
 # --- Accept negotiation -------------------------------------------------------------------------
 
 
@@ -376,7 +502,7 @@ async def test_an_unexpected_exception_is_masked_as_internal(client, sources, se
 
     body = response.json()
     assert response.status_code == 200
-    assert body["data"] is None
+    assert body["data"] == {"strategies": None}
     assert body["errors"] == [
         {
             "message": "Internal server error.",

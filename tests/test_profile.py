@@ -106,6 +106,20 @@ async def test_an_empty_input_changes_nothing(client, sources, settings):
     assert await stored_user(sources, user) == before
 
 
+async def test_update_profile_refuses_a_name_with_a_control_character(client, sources, settings):
+    user = await make_user(sources, first_name="Ada", last_name="Lovelace")
+    before = await stored_user(sources, user)
+    token = token_for(settings, user)
+
+    for field in ("firstName", "lastName"):
+        body = await update(client, token, **{field: "Byron\u0000"})
+        assert error_codes(body) == ["BAD_USER_INPUT"], field
+        assert body["errors"][0]["extensions"]["field"] == field
+        assert "control characters" in body["errors"][0]["message"], field
+
+    assert await stored_user(sources, user) == before
+
+
 async def test_update_profile_rejects_bad_input_naming_the_field_and_changes_nothing(
     client, sources, settings
 ):

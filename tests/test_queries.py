@@ -207,7 +207,7 @@ async def test_a_user_never_sees_another_users_strategy_by_id(client, sources, s
     body = await gql(client, STRATEGY, {"id": theirs.id}, token=token)
 
     assert error_codes(body) == ["NOT_FOUND"]
-    assert body["data"] is None
+    assert body["data"] == {"strategy": None}
     assert "not yours" not in str(body)
 
 
@@ -217,7 +217,29 @@ async def test_an_unknown_or_malformed_strategy_id_is_not_found(client, sources,
     for strategy_id in ("0123456789abcdef01234567", "not-an-object-id", ""):
         body = await gql(client, STRATEGY, {"id": strategy_id}, token=token)
         assert error_codes(body) == ["NOT_FOUND"], strategy_id
-        assert body["data"] is None, strategy_id
+        assert body["data"] == {"strategy": None}, strategy_id
+
+
+@pytest.mark.parametrize(
+    ("field", "code"),
+    [
+        ('strategy(id: "000000000000000000000000") { id }', "NOT_FOUND"),
+        ("strategies(first: 101) { totalCount }", "BAD_USER_INPUT"),
+        ("trades(first: 101) { totalCount }", "BAD_USER_INPUT"),
+        ('analytics(from: "2026-01-09", to: "2026-01-08") { netPnl }', "BAD_USER_INPUT"),
+    ],
+)
+async def test_a_failing_root_field_of_another_source_nulls_only_itself(
+    client, sources, settings, field, code
+):
+    user, token = await signed_in(sources, settings)
+    name = field.split("(")[0]
+
+    body = await gql(client, f"{{ me {{ id }} {field} }}", token=token)
+
+    assert body["data"] == {"me": {"id": user.id}, name: None}
+    assert error_codes(body) == [code]
+    assert body["errors"][0]["path"] == [name]
 
 
 # strategies --------------------------------------------------------------------------------
@@ -401,7 +423,8 @@ async def test_a_page_size_outside_zero_to_one_hundred_is_bad_user_input_on_firs
 
     assert bad_input_field(body) == "first"
     if path is None:
-        assert body["data"] is None
+        # A root list is nullable: only it is lost.
+        assert list(body["data"].values()) == [None]
     else:
         # Nested lists are nullable: the rest of the answer survives.
         assert body["data"][path] is not None
@@ -415,7 +438,7 @@ async def test_a_garbage_cursor_is_bad_user_input_on_after(client, sources, sett
     for query in (STRATEGIES, TRADES):
         body = await gql(client, query, {"after": cursor}, token=token)
         assert bad_input_field(body) == "after", (query, cursor)
-        assert body["data"] is None
+        assert list(body["data"].values()) == [None], (query, cursor)
 
 
 async def test_a_strategy_cursor_is_refused_by_the_trades_list(client, sources, settings):
@@ -756,7 +779,7 @@ async def test_a_trades_filter_whose_from_is_not_before_to_is_bad_user_input(
     body = await gql(client, TRADES, {"filter": {"from": start, "to": end}}, token=token)
 
     assert error_codes(body) == ["BAD_USER_INPUT"]
-    assert body["data"] is None
+    assert body["data"] == {"trades": None}
 
 
 async def test_a_trades_filter_time_without_an_offset_is_bad_user_input(client, sources, settings):
@@ -771,6 +794,90 @@ async def test_a_trades_filter_time_without_an_offset_is_bad_user_input(client, 
         body = await gql(client, TRADES, {"filter": conditions}, token=token)
         assert error_codes(body) == ["BAD_USER_INPUT"], conditions
         assert body["errors"][0]["extensions"]["field"].startswith("filter."), conditions
+
+
+FILTERED_TRADES = {
+    "trades": "query($f: TradeFilterInput) { trades(filter: $f) { totalCount } }",
+    "me.trades": "query($f: TradeFilterInput) { me { trades(filter: $f) { totalCount } } }",
+    "strategy.trades": (
+        "query($id: ID!, $f: TradeFilterInput) { strategy(id: $id) { trades(filter: $f) "
+        "{ totalCount } } }"
+    ),
+}
+# Values no trade can match, and that PostgreSQL would refuse or Python could not convert.
+UNMATCHABLE_FILTERS = {
+    "a NUL in the instrument": ({"instrument": "a\u0000b"}, "filter.instrument"),
+    "a newline in the instrument": ({"instrument": "BTC\nUSDT"}, "filter.instrument"),
+    "a blank instrument": ({"instrument": "  "}, "filter.instrument"),
+    "an instrument over 64 characters": ({"instrument": "X" * 65}, "filter.instrument"),
+    "a NUL strategy id": ({"strategyId": "\u0000"}, "filter.strategyId"),
+    "a strategy id that is no id": ({"strategyId": "not-an-id"}, "filter.strategyId"),
+    "a from before year 1 in UTC": ({"from": "0001-01-01T00:00:00+05:00"}, "filter.from"),
+    "a to after year 9999 in UTC": ({"to": "9999-12-31T23:00:00-05:00"}, "filter.to"),
+}
+
+
+@pytest.mark.parametrize("why", list(UNMATCHABLE_FILTERS))
+async def test_a_trades_filter_value_no_trade_could_have_is_bad_user_input_naming_it(
+    client, sources, settings, caplog, why
+):
+    user, token = await signed_in(sources, settings)
+    strategy = await make_strategy(sources, user)
+    conditions, field = UNMATCHABLE_FILTERS[why]
+
+    for where, query in FILTERED_TRADES.items():
+        body = await gql(client, query, {"f": conditions, "id": strategy.id}, token=token)
+        assert bad_input_field(body) == field, (why, where)
+
+    # Refused before any source was asked: no source is reported as failing.
+    assert not [r for r in caplog.records if r.name == "gateway.sources"], why
+
+
+async def test_a_trades_filter_strategy_id_is_matched_in_either_case(client, sources, settings):
+    user, token = await signed_in(sources, settings)
+    strategy = await make_strategy(sources, user)
+    await make_trades(sources, [trade_row(strategy)])
+
+    body = await gql(client, TRADES, {"filter": {"strategyId": strategy.id.upper()}}, token=token)
+
+    assert data_of(body)["trades"]["totalCount"] == 1
+
+
+def trade_cursor_of(payload: str) -> str:
+    return base64.urlsafe_b64encode(f"trade:{payload}".encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "2026-01-01T00:00:00+00:00|99999999999999999999999",
+        "2026-01-01T00:00:00+00:00|9223372036854775808",
+        "2026-01-01T00:00:00+00:00|0",
+        "2026-01-01T00:00:00+00:00|-5",
+        "2026-01-01T00:00:00+00:00|+5",
+        "2026-01-01T00:00:00+00:00|\u0665",
+        "2026-01-01T00:00:00+00:00|" + "9" * 5000,
+        "0001-01-01T00:00:00+05:00|5",
+        "9999-12-31T23:00:00-05:00|5",
+    ],
+)
+async def test_a_trade_cursor_out_of_range_is_bad_user_input(client, sources, settings, payload):
+    _, token = await signed_in(sources, settings)
+
+    body = await gql(client, TRADES, {"after": trade_cursor_of(payload)}, token=token)
+
+    assert bad_input_field(body) == "after"
+
+
+async def test_a_trade_cursor_at_the_edges_of_the_range_is_accepted(client, sources, settings):
+    _, token = await signed_in(sources, settings)
+
+    for payload in (
+        "0001-01-01T00:00:00+00:00|9223372036854775807",
+        "9999-12-31T23:59:59+00:00|1",
+    ):
+        body = await gql(client, TRADES, {"after": trade_cursor_of(payload)}, token=token)
+        assert data_of(body)["trades"]["edges"] == [], payload
 
 
 # Authorization: another user's data never shows -----------------------------------------------

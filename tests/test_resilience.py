@@ -158,6 +158,18 @@ async def test_a_query_of_healthy_sources_only_has_no_errors(degraded, sources, 
     }
 
 
+async def test_a_root_list_of_a_failed_source_nulls_only_itself(degraded, sources, settings):
+    token = await signed_in_with_an_active_strategy(sources, settings)
+
+    response = await ask(degraded, "{ me { email } trades { totalCount } }", token)
+
+    body = response.json()
+    assert body["data"] == {"me": {"email": "degraded@example.com"}, "trades": None}
+    assert [(error["path"], error["extensions"]) for error in body["errors"]] == [
+        (["trades"], {"code": "SOURCE_UNAVAILABLE", "source": "trades"})
+    ]
+
+
 async def test_a_failed_source_answers_within_the_source_timeout(degraded, sources, settings):
     token = await signed_in_with_an_active_strategy(sources, settings)
 
