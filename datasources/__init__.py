@@ -88,6 +88,12 @@ class Sources:
             timeout=timeout,
         )
 
+    async def __aenter__(self) -> Sources:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
     async def close(self) -> None:
         """Close every client and dispose of the SQL pools."""
         for client in self.mongo_clients:

@@ -19,6 +19,11 @@ class Scope:
 
     user_id: str | None
 
+    @property
+    def owners(self) -> list[str] | None:
+        """The user ids a query must be filtered by; None means every user's (ADMIN)."""
+        return None if self.user_id is None else [self.user_id]
+
     def allows(self, user_id: str) -> bool:
         """Whether rows owned by `user_id` are visible in this scope."""
         return self.user_id is None or self.user_id == user_id

@@ -353,9 +353,6 @@ class AnalyticsLoaders:
             self._load_activity
         )
 
-    def _users(self) -> list[str] | None:
-        return None if self._scope.user_id is None else [self._scope.user_id]
-
     async def _load_metrics(self, keys: list[MetricsKey]) -> list[list[DailyMetricRecord]]:
         groups = grouped(keys, lambda k: (k.from_day, k.to_day, k.strategy_id))
 
@@ -389,7 +386,7 @@ class AnalyticsLoaders:
             rows = await read(
                 self._engine,
                 lambda conn: find_daily_metrics(
-                    conn=conn, user_ids=self._users(), strategy_ids=strategy_ids
+                    conn=conn, user_ids=self._scope.owners, strategy_ids=strategy_ids
                 ),
             )
         by_strategy = grouped(rows, lambda row: row.strategy_id)

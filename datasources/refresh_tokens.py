@@ -150,3 +150,9 @@ async def revoke_user_refresh_tokens(*, db: AsyncDatabase[Document], user_id: st
         {**_user_filter(user_id), "revokedAt": None}, {"$set": {"revokedAt": now()}}
     )
     return result.modified_count
+
+
+async def delete_user_refresh_tokens(*, db: AsyncDatabase[Document], user_id: str) -> int:
+    """Remove every refresh token of a user (account deletion); idempotent."""
+    result = await db[COLLECTION].delete_many(_user_filter(user_id))
+    return result.deleted_count

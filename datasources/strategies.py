@@ -345,12 +345,9 @@ class StrategyLoaders:
         self.page: DataLoader[StrategyPageKey, Page[StrategyRecord]] = DataLoader(self._load_pages)
         self.counts: DataLoader[str, StrategyCounts] = DataLoader(self._load_counts)
 
-    def _owners(self) -> list[str] | None:
-        return None if self._scope.user_id is None else [self._scope.user_id]
-
     async def _load_by_id(self, keys: list[str]) -> list[StrategyRecord | None]:
         async with guard(SOURCE, timeout=self._timeout):
-            rows = await find_strategies(db=self._db, ids=keys, user_ids=self._owners())
+            rows = await find_strategies(db=self._db, ids=keys, user_ids=self._scope.owners)
         return in_key_order(keys, rows, lambda strategy: strategy.id)
 
     async def _load_pages(self, keys: list[StrategyPageKey]) -> list[Page[StrategyRecord]]:

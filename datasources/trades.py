@@ -356,9 +356,6 @@ class TradeLoaders:
         self.summary: DataLoader[str, TradeSummary] = DataLoader(self._load_summaries)
         self.daily: DataLoader[str, list[DailyPnl]] = DataLoader(self._load_daily)
 
-    def _users(self) -> list[str] | None:
-        return None if self._scope.user_id is None else [self._scope.user_id]
-
     async def _load_pages(self, keys: list[TradePageKey]) -> list[Page[TradeRecord]]:
         groups = grouped(keys, lambda k: (k.partition, k.filter, k.first, k.after))
 
@@ -369,7 +366,7 @@ class TradeLoaders:
                     conn=conn,
                     partition=partition,
                     owners=list(dict.fromkeys(key.owner for key in group)),
-                    user_ids=self._users(),
+                    user_ids=self._scope.owners,
                     trade_filter=trade_filter,
                     limit=first + 1,
                     after=after,
@@ -393,7 +390,7 @@ class TradeLoaders:
                     conn=conn,
                     partition=partition,
                     owners=list(dict.fromkeys(key.owner for key in group)),
-                    user_ids=self._users(),
+                    user_ids=self._scope.owners,
                     trade_filter=trade_filter,
                 )
                 for key in group:

@@ -245,10 +245,6 @@ class UserLoaders:
         # Keyed by search text; "" counts every user (a loader key cannot be None).
         self.count: DataLoader[str, int] = DataLoader(self._load_counts)
 
-    def _only(self) -> list[str] | None:
-        # Outside an ADMIN's scope the list holds at most the viewer itself.
-        return None if self._scope.user_id is None else [self._scope.user_id]
-
     async def _load_by_id(self, keys: list[str]) -> list[UserRecord | None]:
         visible = self._scope.visible(keys)
         async with guard(SOURCE, timeout=self._timeout):
@@ -265,7 +261,7 @@ class UserLoaders:
                     search=key.search,
                     after=key.after,
                     limit=key.first + 1,
-                    user_ids=self._only(),
+                    user_ids=self._scope.owners,
                 )
                 pages[key] = paginate(rows, key.first)
         return [pages[key] for key in keys]
@@ -275,7 +271,7 @@ class UserLoaders:
         async with guard(SOURCE, timeout=self._timeout):
             for search in dict.fromkeys(keys):
                 counts[search] = await count_users(
-                    db=self._db, search=search or None, user_ids=self._only()
+                    db=self._db, search=search or None, user_ids=self._scope.owners
                 )
         return [counts[key] for key in keys]
 
@@ -306,7 +302,7 @@ async def find_deleting_user_ids(*, db: AsyncDatabase[Document]) -> list[str]:
 
 async def delete_user(*, db: AsyncDatabase[Document], user_id: str) -> None:
     """Remove a user's document and its refresh tokens; idempotent."""
+    await refresh_tokens.delete_user_refresh_tokens(db=db, user_id=user_id)
     oid = to_object_id(user_id)
-    await db["refresh_tokens"].delete_many({"userId": {"$in": [user_id, oid]}})
     if oid is not None:
         await db[COLLECTION].delete_one({"_id": oid})

@@ -6,7 +6,8 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -44,63 +45,44 @@ def _settings(**overrides: object) -> Settings:
 
 
 async def _migrate(settings: Settings) -> None:
-    sources = Sources.open(settings)
-    try:
+    async with Sources.open(settings) as sources:
         await sources.migrate()
-    finally:
-        await sources.close()
+
+
+@contextmanager
+def _progress(label: str, *, shown: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar's `on_progress(done, total)` callback; None when not on a terminal."""
+    if not shown:
+        yield None
+        return
+    with Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance
 
 
 async def _refresh(settings: Settings, since: date | None, progress: bool) -> RefreshResult:
-    sources = Sources.open(settings)
-    try:
-        if not progress:
-            return await refresh_daily_metrics(
-                trades_engine=sources.trades, analytics_engine=sources.analytics, since=since
-            )
-        with Progress(
-            TextColumn("rolling up trades"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bar:
-            task = bar.add_task("refresh", total=None)
-
-            def advance(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
+    async with Sources.open(settings) as sources:
+        with _progress("rolling up trades", shown=progress) as advance:
             return await refresh_daily_metrics(
                 trades_engine=sources.trades,
                 analytics_engine=sources.analytics,
                 since=since,
                 on_progress=advance,
             )
-    finally:
-        await sources.close()
 
 
 async def _rotate(settings: Settings, progress: bool) -> RotationResult:
-    sources = Sources.open(settings)
     box = SecretBox.from_settings(settings)
-    try:
-        if not progress:
-            return await rotate_credentials(db=sources.credentials, box=box)
-        with Progress(
-            TextColumn(f"re-encrypting under key {box.current_kid!r}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bar:
-            task = bar.add_task("rotate", total=None)
-
-            def advance(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
+    async with Sources.open(settings) as sources:
+        label = f"re-encrypting under key {box.current_kid!r}"
+        with _progress(label, shown=progress) as advance:
             return await rotate_credentials(db=sources.credentials, box=box, on_progress=advance)
-    finally:
-        await sources.close()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -129,11 +111,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 async def _finish_deletions(settings: Settings) -> SweepResult:
-    sources = Sources.open(settings)
-    try:
+    async with Sources.open(settings) as sources:
         return await finish_deletions(sources, settle_seconds=settings.deletion_settle_seconds)
-    finally:
-        await sources.close()
 
 
 def cmd_finish_deletions(_args: argparse.Namespace) -> int:
@@ -148,11 +127,8 @@ def cmd_finish_deletions(_args: argparse.Namespace) -> int:
 
 
 async def _set_role(settings: Settings, email: str, role: str) -> UserRecord | None:
-    sources = Sources.open(settings)
-    try:
+    async with Sources.open(settings) as sources:
         return await users_source.set_user_role(db=sources.users, email=email, role=role)
-    finally:
-        await sources.close()
 
 
 def _change_role(email: str, role: str) -> int:

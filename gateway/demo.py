@@ -37,8 +37,7 @@ def demo_settings(mongo: EmbeddedMongo, data_dir: Path) -> Settings:
 
 async def prepare(settings: Settings) -> None:
     """Migrate, and seed and roll up the demo data unless it is already there."""
-    sources = Sources.open(settings)
-    try:
+    async with Sources.open(settings) as sources:
         await sources.migrate()
         if await is_seeded(sources):
             console.print("demo data found, reusing it")
@@ -52,8 +51,6 @@ async def prepare(settings: Settings) -> None:
             f"seeded {summary.users} users, {summary.strategies} strategies, "
             f"{summary.trades} trades"
         )
-    finally:
-        await sources.close()
 
 
 def run_demo(*, host: str, port: int, data_dir: Path) -> int:
