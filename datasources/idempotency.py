@@ -104,6 +104,33 @@ async def claim_key(
             field="clientMutationId",
         )
     key_id = _key_id(user_id, operation, key)
+    # A race lost to an expiring key or to a concurrent takeover is tried again.
+    for _ in range(3):
+        claim = await _try_claim(
+            db=db,
+            key_id=key_id,
+            user_id=user_id,
+            request_fingerprint=request_fingerprint,
+            ttl_seconds=ttl_seconds,
+            stale_after_seconds=stale_after_seconds,
+        )
+        if claim is not None:
+            return claim
+    raise Conflict(
+        "A request with this clientMutationId is still in progress.", field="clientMutationId"
+    )
+
+
+async def _try_claim(
+    *,
+    db: AsyncDatabase[Document],
+    key_id: str,
+    user_id: str,
+    request_fingerprint: str,
+    ttl_seconds: int,
+    stale_after_seconds: float,
+) -> Claim | None:
+    """One attempt at `claim_key`; None when a race was lost and it must be tried again."""
     moment = now()
     try:
         await db[COLLECTION].insert_one(
@@ -120,15 +147,7 @@ async def claim_key(
     except DuplicateKeyError:
         existing = await db[COLLECTION].find_one({"_id": key_id})
         if existing is None:  # expired between the insert and the read: claim again
-            return await claim_key(
-                db=db,
-                user_id=user_id,
-                operation=operation,
-                key=key,
-                request_fingerprint=request_fingerprint,
-                ttl_seconds=ttl_seconds,
-                stale_after_seconds=stale_after_seconds,
-            )
+            return None
         if existing["fingerprint"] != request_fingerprint:
             raise Conflict(
                 "This clientMutationId was already used with a different input.",
@@ -155,15 +174,7 @@ async def claim_key(
             },
         )
         if taken.modified_count != 1:  # another retry took it over, or it completed
-            return await claim_key(
-                db=db,
-                user_id=user_id,
-                operation=operation,
-                key=key,
-                request_fingerprint=request_fingerprint,
-                ttl_seconds=ttl_seconds,
-                stale_after_seconds=stale_after_seconds,
-            )
+            return None
         log.info("took over abandoned idempotency key %s", key_id)
     return Claim(id=key_id, result_id=None, claimed_at=moment)
 
