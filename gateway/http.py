@@ -115,7 +115,7 @@ def _json_param(value: Any, name: str) -> dict[str, Any] | None:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:  # nested past the parser's stack
             raise RequestError(400, f"'{name}' is not valid JSON.") from exc
     if value is None:
         return None
@@ -175,7 +175,7 @@ async def read_request(request: Request) -> GraphQLRequest:
         raise RequestError(415, "POST bodies must be 'application/json'.")
     try:
         body = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise RequestError(400, "The body is not valid JSON.") from exc
     if not isinstance(body, dict):
         raise RequestError(400, "The body must be a JSON object.")

@@ -537,3 +537,22 @@ async def test_readyz_reports_every_source_ready_with_its_latency(client):
         assert isinstance(status["latencyMs"], int | float), name
         assert 0 <= status["latencyMs"] < 5000, name
         assert "error" not in status, name
+
+
+async def test_json_nested_deeper_than_the_parser_goes_is_a_coded_400(client):
+    deep = "[" * 100_000 + "]" * 100_000
+
+    body_response = await client.post(
+        "/graphql",
+        content=f'{{"query": "{{ me {{ id }} }}", "variables": {{"x": {deep}}}}}',
+        headers={"Content-Type": "application/json"},
+    )
+    # A URL holds far less, but still more nesting than the JSON parser's stack.
+    nested = "[" * 5_000 + "]" * 5_000
+    get_response = await client.get(
+        "/graphql", params={"query": "{ me { id } }", "variables": nested}
+    )
+
+    for response in (body_response, get_response):
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
