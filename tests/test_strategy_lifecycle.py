@@ -331,7 +331,13 @@ async def test_pausing_and_stopping_need_no_credentials(client, sources, setting
     user, token = await trader(sources, settings, credentials=False)
     strategy = await strategy_in(sources, user, status)
 
-    moved(await transition(client, token, action, strategy.id), action)
+    result = moved(await transition(client, token, action, strategy.id), action)
+
+    expected = {"pause": "PAUSED", "stop": "STOPPED"}[action]
+    assert result["status"] == expected
+    assert (await sources.strategies["strategies"].find_one({"name": strategy.name}))[
+        "status"
+    ] == expected.lower()
 
 
 async def test_an_illegal_state_is_reported_before_missing_credentials(client, sources, settings):
