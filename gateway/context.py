@@ -9,7 +9,7 @@ from strawberry.fastapi import BaseContext
 
 from datasources import Loaders, Scope, Sources
 from datasources.users import UserRecord
-from gateway.auth import TokenService
+from gateway.auth import AccessClaims, TokenService
 from gateway.errors import Unauthenticated
 from gateway.settings import Settings
 
@@ -44,14 +44,35 @@ class Context(BaseContext):
         self.tokens = tokens
         self.settings = settings
         self._authorization = authorization
+        self._claims: AccessClaims | None = None
+        self._refused: Unauthenticated | None = None
         self._loaders: Loaders | None = None
         self._viewer: asyncio.Future[Viewer] | None = None
 
+    def claims(self) -> AccessClaims:
+        """The verified claims of the request's access token; UNAUTHENTICATED without one.
+
+        Only the token itself is checked here (no I/O); `viewer()` also checks it
+        was not revoked.
+        """
+        if self._refused is not None:
+            raise self._refused
+        if self._claims is None:
+            token = _bearer_token(self._authorization)
+            if token is None:
+                raise Unauthenticated("Sign in first: send 'Authorization: Bearer <token>'.")
+            self._claims = self.tokens.verify(token)
+        return self._claims
+
     @property
     def loaders(self) -> Loaders:
-        """The request's loaders; only exist once a viewer is established."""
+        """The request's loaders, bound to the token's user as soon as the token verifies.
+
+        So reads can start while `viewer()` checks the token was not revoked; every
+        resolver returns data only once that check has passed.
+        """
         if self._loaders is None:
-            raise Unauthenticated("Sign in first.")
+            self._loaders = self.sources.loaders(Scope(user_id=self.claims().user_id))
         return self._loaders
 
     async def viewer(self) -> Viewer:
@@ -59,22 +80,25 @@ class Context(BaseContext):
 
         Checked once per request: concurrent resolvers share the same check.
         """
+        return await asyncio.shield(self.start_viewer_check())
+
+    def start_viewer_check(self) -> asyncio.Future[Viewer]:
+        """Start checking the viewer now (once per request), without waiting for it."""
         if self._viewer is None:
             self._viewer = asyncio.ensure_future(self._authenticate())
-        return await asyncio.shield(self._viewer)
+            # Retrieved even when no field waits on it (each failed its own check first).
+            self._viewer.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return self._viewer
 
     async def _authenticate(self) -> Viewer:
-        token = _bearer_token(self._authorization)
-        if token is None:
-            raise Unauthenticated("Sign in first: send 'Authorization: Bearer <token>'.")
-        claims = self.tokens.verify(token)
-        loaders = self.sources.loaders(Scope(user_id=claims.user_id))
-        user = await loaders.users.by_id.load(claims.user_id)
+        claims = self.claims()
+        user = await self.loaders.users.by_id.load(claims.user_id)
         if user is None or user.deleting or user.token_version != claims.token_version:
-            raise Unauthenticated("The access token has been revoked.")
+            self._refused = Unauthenticated("The access token has been revoked.")
+            self._loaders = None
+            raise self._refused
         if user.role == ADMIN:
-            loaders = self._loaders_for(user)
-        self._loaders = loaders
+            self._loaders = self._loaders_for(user)
         return Viewer(user=user)
 
     def _loaders_for(self, user: UserRecord) -> Loaders:
@@ -101,6 +125,7 @@ class Context(BaseContext):
         future.set_exception(reason)
         future.add_done_callback(lambda done: done.exception())  # retrieved: no loop warning
         self._viewer = future
+        self._refused = reason
         self._loaders = None
 
     def update_viewer(self, user: UserRecord) -> Viewer:

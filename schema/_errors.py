@@ -58,6 +58,20 @@ def code_error(error: GraphQLError) -> GraphQLError:
     return error
 
 
+def _once_unauthenticated(errors: list[GraphQLError]) -> list[GraphQLError]:
+    # UNAUTHENTICATED is about the request, not a field: when several fields fail for
+    # it (the dashboard's fields each wait on the viewer check), one error says it.
+    seen = False
+    kept = []
+    for error in errors:
+        if (error.extensions or {}).get("code") == "UNAUTHENTICATED":
+            if seen:
+                continue
+            seen = True
+        kept.append(error)
+    return kept
+
+
 class CodedErrors(SchemaExtension):
     """Rewrites each result's errors through `code_error`."""
 
@@ -65,4 +79,4 @@ class CodedErrors(SchemaExtension):
         yield
         result = self.execution_context.result
         if result is not None and result.errors:
-            result.errors = [code_error(error) for error in result.errors]
+            result.errors = _once_unauthenticated([code_error(error) for error in result.errors])

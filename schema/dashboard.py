@@ -12,7 +12,6 @@ from decimal import Decimal
 
 import strawberry
 
-from datasources.users import UserRecord
 from resolvers import dashboard as aggregate
 from schema._base import Info
 from schema.analytics import ActivityEvent
@@ -48,45 +47,45 @@ class EquityPoint:
 
 @strawberry.type(description="A user's profile: account, credentials, strategies and trades.")
 class Profile:
-    viewer: strawberry.Private[UserRecord]
+    user_id: strawberry.Private[str]
 
     @strawberry.field
-    def user(self) -> User:
-        return User.from_record(self.viewer)
+    async def user(self, info: Info) -> User:
+        return User.from_record((await info.context.viewer()).user)
 
     @strawberry.field
-    def member_since(self) -> datetime:
-        return self.viewer.created_at
+    async def member_since(self, info: Info) -> datetime:
+        return (await info.context.viewer()).user.created_at
 
     @strawberry.field(description="Broker credentials status (credentials source).")
     async def credentials(self, info: Info) -> Credentials | None:
-        record = await aggregate.credentials(info.context, self.viewer.id)
+        record = await aggregate.credentials(info.context, self.user_id)
         return Credentials.from_record(record) if record else None
 
     @strawberry.field(description="Number of strategies (strategies source).")
     async def strategy_count(self, info: Info) -> int | None:
-        return (await aggregate.strategy_counts(info.context, self.viewer.id)).count()
+        return (await aggregate.strategy_counts(info.context, self.user_id)).count()
 
     @strawberry.field(description="Number of trades, open and closed (trades source).")
     async def trade_count(self, info: Info) -> int | None:
-        return (await aggregate.trade_summary(info.context, self.viewer.id)).trades
+        return (await aggregate.trade_summary(info.context, self.user_id)).trades
 
     @strawberry.field(description="Net PnL of every closed trade (trades source).")
     async def lifetime_pnl(self, info: Info) -> Decimal | None:
-        return (await aggregate.trade_summary(info.context, self.viewer.id)).net_pnl
+        return (await aggregate.trade_summary(info.context, self.user_id)).net_pnl
 
 
 @strawberry.type(description="Everything the home screen shows, from all five sources.")
 class Dashboard:
-    viewer: strawberry.Private[UserRecord]
+    user_id: strawberry.Private[str]
 
     @strawberry.field
-    def user(self) -> User:
-        return User.from_record(self.viewer)
+    async def user(self, info: Info) -> User:
+        return User.from_record((await info.context.viewer()).user)
 
     @strawberry.field(description="Strategies per status (strategies source).")
     async def strategy_counts(self, info: Info) -> StrategyCounts | None:
-        counts = await aggregate.strategy_counts(info.context, self.viewer.id)
+        counts = await aggregate.strategy_counts(info.context, self.user_id)
         return StrategyCounts(
             active=counts.count("ACTIVE"),
             paused=counts.count("PAUSED"),
@@ -97,17 +96,17 @@ class Dashboard:
 
     @strawberry.field(description="The newest ACTIVE strategies (strategies source).")
     async def active_strategies(self, info: Info, first: int = 10) -> list[Strategy] | None:
-        records = await aggregate.active_strategies(info.context, self.viewer.id, first)
+        records = await aggregate.active_strategies(info.context, self.user_id, first)
         return [Strategy.from_record(record) for record in records]
 
     @strawberry.field(description="The newest trades by entry time (trades source).")
     async def recent_trades(self, info: Info, first: int = 10) -> list[Trade] | None:
-        records = await aggregate.recent_trades(info.context, self.viewer.id, first)
+        records = await aggregate.recent_trades(info.context, self.user_id, first)
         return [Trade.from_record(record) for record in records]
 
     @strawberry.field(description="Net PnL today, 7 days, 30 days, all time (trades source).")
     async def pnl(self, info: Info) -> PnlSummary | None:
-        windows = await aggregate.pnl(info.context, self.viewer.id)
+        windows = await aggregate.pnl(info.context, self.user_id)
         return PnlSummary(
             today=windows.today,
             seven_days=windows.seven_days,
@@ -117,15 +116,15 @@ class Dashboard:
 
     @strawberry.field(description="Cumulative net PnL per UTC day (trades source).")
     async def equity_curve(self, info: Info, days: int = 30) -> list[EquityPoint] | None:
-        points = await aggregate.equity(info.context, self.viewer.id, days)
+        points = await aggregate.equity(info.context, self.user_id, days)
         return [EquityPoint(day=p.day, net_pnl=p.net_pnl, equity=p.equity) for p in points]
 
     @strawberry.field(description="Whether broker credentials are stored (credentials source).")
     async def credentials_configured(self, info: Info) -> bool | None:
-        record = await aggregate.credentials(info.context, self.viewer.id)
+        record = await aggregate.credentials(info.context, self.user_id)
         return bool(record and record.configured_fields)
 
     @strawberry.field(description="The newest activity events (analytics source).")
     async def recent_activity(self, info: Info, first: int = 10) -> list[ActivityEvent] | None:
-        records = await aggregate.recent_activity(info.context, self.viewer.id, first)
+        records = await aggregate.recent_activity(info.context, self.user_id, first)
         return [ActivityEvent.from_record(record) for record in records]

@@ -252,3 +252,19 @@ async def test_a_token_of_a_deleted_user_is_refused(client, sources, settings):
     body = await gql(client, ME, token=token)
 
     assert error_codes(body) == ["UNAUTHENTICATED"]
+
+
+async def test_a_revoked_token_gets_no_dashboard_or_profile_and_one_error(
+    client, sources, settings
+):
+    user = await make_user(sources)
+    token = token_for(settings, user)
+    await sources.users["users"].update_one({"email": user.email}, {"$inc": {"tokenVersion": 1}})
+    query = """{ dashboard { user { id } strategyCounts { total } pnl { allTime }
+                 credentialsConfigured recentActivity { kind } }
+                 profile { memberSince tradeCount credentials { broker } } }"""
+
+    body = await gql(client, query, token=token)
+
+    assert body["data"] is None
+    assert error_codes(body) == ["UNAUTHENTICATED"]
