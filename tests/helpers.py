@@ -163,6 +163,21 @@ async def make_user(sources: Sources, **overrides: Any) -> UserRecord:
     return await users_source.insert_user(db=sources.users, **values)
 
 
+async def signed_in(
+    sources: Sources, settings: Settings, **overrides: Any
+) -> tuple[UserRecord, str]:
+    """A new user (see `make_user`) and a valid access token for it."""
+    user = await make_user(sources, **overrides)
+    return user, token_for(settings, user)
+
+
+def data_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The `data` of a response that must not carry errors."""
+    assert "errors" not in body, body["errors"]
+    data: dict[str, Any] = body["data"]
+    return data
+
+
 async def make_strategy(sources: Sources, user: UserRecord, **overrides: Any) -> StrategyRecord:
     """Insert a strategy of `user`."""
     values: dict[str, Any] = {

@@ -19,8 +19,8 @@ from datasources import credentials as credentials_source
 from datasources.analytics import record_activity
 from datasources.strategies import StrategyRecord
 from datasources.users import UserRecord
-from gateway.settings import Settings
 from tests.helpers import (
+    data_of,
     error_codes,
     gql,
     make_credentials,
@@ -28,8 +28,8 @@ from tests.helpers import (
     make_trades,
     make_user,
     refresh_analytics,
+    signed_in,
     suite_box,
-    token_for,
     trade_row,
 )
 
@@ -68,19 +68,6 @@ ALL_SIX_SECRETS = {
 
 
 # Helpers -------------------------------------------------------------------------------
-
-
-async def signed_in(sources: Sources, settings: Settings, **overrides: Any):
-    """A new user and a valid access token for it."""
-    user = await make_user(sources, **overrides)
-    return user, token_for(settings, user)
-
-
-def data_of(body: dict[str, Any]) -> dict[str, Any]:
-    """The `data` of a response that must not carry errors."""
-    assert "errors" not in body, body["errors"]
-    data: dict[str, Any] = body["data"]
-    return data
 
 
 def utc_today() -> date:

@@ -25,7 +25,15 @@ from datasources.credentials import SECRET_FIELDS, rotate_credentials
 from datasources.users import UserRecord
 from gateway.crypto import SecretBox, UnsealError
 from gateway.settings import Settings
-from tests.helpers import SecretsSpy, error_codes, gql, make_credentials, make_user, token_for
+from tests.helpers import (
+    SecretsSpy,
+    error_codes,
+    gql,
+    make_credentials,
+    make_user,
+    signed_in,
+    token_for,
+)
 from tests.test_cli import GATEWAY, ROOT, environment
 
 SAVE = """
@@ -82,11 +90,6 @@ def saved(body: dict[str, Any]) -> dict[str, Any]:
     assert "errors" not in body, body["errors"]
     result: dict[str, Any] = body["data"]["saveCredentials"]
     return result
-
-
-async def signed_in(sources: Sources, settings: Settings) -> tuple[UserRecord, str]:
-    user = await make_user(sources)
-    return user, token_for(settings, user)
 
 
 async def raw(sources: Sources, user: UserRecord) -> dict[str, Any] | None:

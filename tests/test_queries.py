@@ -21,6 +21,7 @@ from datasources.trades import trades as trades_table
 from datasources.users import UserRecord
 from gateway.settings import Settings
 from tests.helpers import (
+    data_of,
     error_codes,
     gql,
     make_credentials,
@@ -28,6 +29,7 @@ from tests.helpers import (
     make_trades,
     make_user,
     refresh_analytics,
+    signed_in,
     token_for,
     trade_row,
 )
@@ -81,19 +83,6 @@ TRADE_FIELDS = """
 
 
 # Helpers -------------------------------------------------------------------------------
-
-
-async def signed_in(sources: Sources, settings: Settings, **overrides: Any):
-    """A new user and a valid access token for it."""
-    user = await make_user(sources, **overrides)
-    return user, token_for(settings, user)
-
-
-def data_of(body: dict[str, Any]) -> dict[str, Any]:
-    """The `data` of a response that must not carry errors."""
-    assert "errors" not in body, body["errors"]
-    data: dict[str, Any] = body["data"]
-    return data
 
 
 def node_ids(connection: dict[str, Any]) -> list[str]:

@@ -22,7 +22,7 @@ from tests.helpers import (
     make_strategy,
     make_trades,
     make_user,
-    token_for,
+    signed_in,
     trade_row,
 )
 from tests.strategy_ops import (
@@ -36,11 +36,6 @@ from tests.strategy_ops import (
     strategy_events,
     update,
 )
-
-
-async def signed_in(sources, settings):
-    user = await make_user(sources)
-    return user, token_for(settings, user)
 
 
 def created(body: dict[str, Any]) -> dict[str, Any]:
