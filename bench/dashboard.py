@@ -52,8 +52,7 @@ from bson import ObjectId
 from fastapi import FastAPI, Request, Response
 from graphql import parse, specified_rules, validate
 from pymongo import DESCENDING, AsyncMongoClient, monitoring
-from sqlalchemy import Date, cast, event, func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import Date, cast, func, select
 
 from datasources import Sources
 from datasources.analytics import activity_events, refresh_daily_metrics
@@ -65,9 +64,9 @@ from gateway.auth import TokenService
 from gateway.embedded import EmbeddedMongo
 from gateway.seed import DEMO_EMAIL, seed_demo
 from gateway.settings import Settings
+from tests.helpers import RoundTrips
 
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-MONGO_SOURCES = {"user_db": "users", "strategy_db": "strategies", "credentials_db": "credentials"}
 SOURCES = ("users", "strategies", "credentials", "trades", "analytics")
 VARIANTS = ("gateway", "floor", "floor-http")
 ZERO = Decimal(0)
@@ -99,88 +98,6 @@ EQUITY_DAYS = 30
 
 
 # --- counting round trips -------------------------------------------------------------
-
-
-@dataclass
-class Span:
-    """One command or statement of a source, in perf_counter seconds."""
-
-    source: str
-    started: float
-    ended: float | None = None
-
-
-@dataclass
-class RoundTrips:
-    """Mongo commands and SQL statements per source, as tests/helpers.py counts them,
-    plus SQL pool checkouts and PostgreSQL protocol round trips (from `PgWireCounter`)."""
-
-    spans: list[Span] = field(default_factory=list)
-    checkouts: Counter[str] = field(default_factory=Counter)
-    enabled: bool = False
-
-    def record(self, source: str) -> Span | None:
-        if not self.enabled:
-            return None
-        span = Span(source, time.perf_counter())
-        self.spans.append(span)
-        return span
-
-    def reset(self) -> None:
-        self.spans.clear()
-        self.checkouts.clear()
-
-    @property
-    def counts(self) -> Counter[str]:
-        return Counter(span.source for span in self.spans)
-
-    def watch_sql(self, sources: Sources) -> None:
-        for name, engine in (("trades", sources.trades), ("analytics", sources.analytics)):
-            self._listen(name, engine.sync_engine)
-
-    def _listen(self, name: str, sync_engine: Engine) -> None:
-        open_spans: dict[int, Span] = {}
-
-        def before(conn, cursor, statement, parameters, context, executemany) -> None:
-            if span := self.record(name):
-                open_spans[id(context)] = span
-
-        def after(conn, cursor, statement, parameters, context, executemany) -> None:
-            if span := open_spans.pop(id(context), None):
-                span.ended = time.perf_counter()
-
-        def checkout(dbapi_connection, record, proxy) -> None:
-            if self.enabled:
-                self.checkouts[name] += 1
-
-        event.listen(sync_engine, "before_cursor_execute", before)
-        event.listen(sync_engine, "after_cursor_execute", after)
-        event.listen(sync_engine.pool, "checkout", checkout)
-
-
-class MongoCommands(monitoring.CommandListener):
-    """PyMongo command monitoring: one span per command sent to a source's database."""
-
-    IGNORED = frozenset({"endSessions", "hello", "ismaster", "isMaster", "ping"})
-
-    def __init__(self, spy: RoundTrips) -> None:
-        self.spy = spy
-        self.open: dict[int, Span] = {}
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name in self.IGNORED:
-            return
-        for suffix, source in MONGO_SOURCES.items():
-            if event.database_name.endswith(suffix) and (span := self.spy.record(source)):
-                self.open[event.request_id] = span
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        if span := self.open.pop(event.request_id, None):
-            span.ended = time.perf_counter()
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        if span := self.open.pop(event.request_id, None):
-            span.ended = time.perf_counter()
 
 
 SSL_REQUEST, GSSENC_REQUEST = 80877103, 80877104
@@ -1025,8 +942,8 @@ async def run(args: argparse.Namespace, mongo_base: str, mongo_label: str) -> No
         # Counted: more apps on the same databases. The Mongo listener is registered
         # before their clients exist (PyMongo attaches listeners at client creation);
         # the last app's SQL goes through the counting proxy.
-        spy = RoundTrips()
-        monitoring.register(MongoCommands(spy))
+        spy = RoundTrips(enabled=False)
+        monitoring.register(spy.mongo_listener)
         counted_app = create_app(settings)
         counted_calls = await open_variants(
             stack, counted_app, tokens, token, operation_name=operation_name, spy=spy

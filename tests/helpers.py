@@ -60,8 +60,8 @@ class _MongoListener(monitoring.CommandListener):
             ),
             None,
         )
-        if source is not None:
-            self.open[event.request_id] = self.spy.record(source)
+        if source is not None and (span := self.spy.record(source)):
+            self.open[event.request_id] = span
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         if span := self.open.pop(event.request_id, None):
@@ -75,20 +75,29 @@ class _MongoListener(monitoring.CommandListener):
 @dataclass
 class RoundTrips:
     """Counts the real round trips each source makes (PyMongo command monitoring and
-    SQLAlchemy cursor events), and when each started and ended."""
+    SQLAlchemy cursor events), when each started and ended, and SQL pool checkouts.
+
+    The benchmark shares it (bench/dashboard.py), switching it off with `enabled`
+    while it times requests.
+    """
 
     spans: list[Span] = field(default_factory=list)
+    checkouts: Counter[str] = field(default_factory=Counter)
+    enabled: bool = True
 
     def __post_init__(self) -> None:
         self.mongo_listener = _MongoListener(self)
 
-    def record(self, source: str) -> Span:
+    def record(self, source: str) -> Span | None:
+        if not self.enabled:
+            return None
         span = Span(source=source, started=time.perf_counter())
         self.spans.append(span)
         return span
 
     def reset(self) -> None:
         self.spans.clear()
+        self.checkouts.clear()
 
     @property
     def counts(self) -> Counter[str]:
@@ -103,12 +112,18 @@ class RoundTrips:
 
         @event.listens_for(sync_engine, "before_cursor_execute")
         def before(conn, cursor, statement, parameters, context, executemany) -> None:
-            started[id(context)] = self.record(name)
+            if span := self.record(name):
+                started[id(context)] = span
 
         @event.listens_for(sync_engine, "after_cursor_execute")
         def after(conn, cursor, statement, parameters, context, executemany) -> None:
             if span := started.pop(id(context), None):
                 span.ended = time.perf_counter()
+
+        @event.listens_for(sync_engine.pool, "checkout")
+        def checkout(dbapi_connection, record, proxy) -> None:
+            if self.enabled:
+                self.checkouts[name] += 1
 
 
 class SecretsSpy:
