@@ -60,10 +60,10 @@ from datasources.credentials import SECRET_FIELDS
 from datasources.trades import trades
 from datasources.users import find_user_by_email
 from gateway.app import create_app
-from gateway.auth import TokenService
+from gateway.core.auth import TokenService
+from gateway.core.settings import Settings
 from gateway.embedded import EmbeddedMongo
 from gateway.seed import DEMO_EMAIL, seed_demo
-from gateway.settings import Settings
 from tests.helpers import RoundTrips
 
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -238,7 +238,7 @@ async def floor_dashboard(sources: Sources, tokens: TokenService, token: str) ->
     # One gather of two (typeshed types gather's results up to six awaitables).
     (user, counts, active, configured), (recent, daily, activity) = await asyncio.gather(
         asyncio.gather(
-            sources.users["users"].find_one({"_id": owner}),
+            sources.users.db["users"].find_one({"_id": owner}),
             _strategy_counts(sources, owner),
             _active_strategies(sources, owner),
             _credentials_configured(sources, owner),
@@ -291,13 +291,13 @@ async def _strategy_counts(sources: Sources, owner: ObjectId) -> dict[str, int]:
         {"$match": {"userId": owner}},
         {"$group": {"_id": "$status", "n": {"$sum": 1}}},
     ]
-    cursor = await sources.strategies["strategies"].aggregate(pipeline)
+    cursor = await sources.strategies.db["strategies"].aggregate(pipeline)
     return {str(row["_id"]).lower(): int(row["n"]) async for row in cursor}
 
 
 async def _active_strategies(sources: Sources, owner: ObjectId) -> list[dict[str, Any]]:
     cursor = (
-        sources.strategies["strategies"]
+        sources.strategies.db["strategies"]
         .find({"userId": owner, "status": "active"})
         .sort("_id", DESCENDING)
         .limit(FIRST)
@@ -331,7 +331,7 @@ async def _active_strategies(sources: Sources, owner: ObjectId) -> list[dict[str
 async def _credentials_configured(sources: Sources, owner: ObjectId) -> bool:
     # Only the _id comes back: the secrets never leave the server.
     query = {"userId": owner, "$or": [{name: {"$ne": None}} for name in SECRET_FIELDS]}
-    found = await sources.credentials["credentials"].find_one(query, {"_id": 1})
+    found = await sources.credentials.db["credentials"].find_one(query, {"_id": 1})
     return found is not None
 
 
@@ -342,7 +342,7 @@ async def _recent_trades(sources: Sources, user_id: str) -> list[dict[str, Any]]
         .order_by(trades.c.entry_time.desc(), trades.c.id.desc())
         .limit(FIRST)
     )
-    async with sources.trades.connect() as conn:
+    async with sources.trades.engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     return [
         {
@@ -383,7 +383,7 @@ async def _daily_net(sources: Sources, user_id: str) -> dict[date, Decimal]:
         .group_by(day)
         .order_by(day)
     )
-    async with sources.trades.connect() as conn:
+    async with sources.trades.engine.connect() as conn:
         return {on: net or ZERO for on, net in await conn.execute(query)}
 
 
@@ -417,7 +417,7 @@ async def _recent_activity(sources: Sources, user_id: str) -> list[dict[str, Any
         .order_by(table.c.at.desc(), table.c.id.desc())
         .limit(FIRST)
     )
-    async with sources.analytics.connect() as conn:
+    async with sources.analytics.engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     return [
         {
@@ -531,8 +531,10 @@ async def seed(sources: Sources, trades_per_strategy: int) -> tuple[str, int]:
     started = time.perf_counter()
     await sources.migrate()
     summary = await seed_demo(sources, trades_per_strategy=trades_per_strategy)
-    await refresh_daily_metrics(trades_engine=sources.trades, analytics_engine=sources.analytics)
-    user = await find_user_by_email(db=sources.users, email=DEMO_EMAIL)
+    await refresh_daily_metrics(
+        trades_engine=sources.trades.engine, analytics_engine=sources.analytics.engine
+    )
+    user = await find_user_by_email(db=sources.users.db, email=DEMO_EMAIL)
     assert user is not None  # noqa: S101 - just seeded
     print(
         f"seeded {summary.users} users, {summary.strategies} strategies, "
@@ -605,7 +607,7 @@ async def open_variants(
         await stack.enter_async_context(running(app))
     sources: Sources = app.state.sources
     if spy is not None:
-        spy.watch_sql(sources)
+        spy.watch(sources)
     calls, clients = variants(
         app, floor_app(sources, tokens), sources, tokens, token, operation_name=operation_name
     )

@@ -1,37 +1,49 @@
 """The five databases behind the gateway: one module per source, each with its loaders.
 
-`Sources` holds the long-lived clients (opened once per process); `Loaders`
-is the per-request set of DataLoaders over them, bound to the viewer's scope.
+Every database is a `Source` (datasources/_source.py): one object of one shape,
+mapping its own driver errors at its boundary. `Sources` registers each once
+(`all`) and derives what is done for every source from that list: readiness
+pings, migration, shutdown, account deletion (resolvers/deletion.py) and the
+tests' cleanup. `Loaders` is the per-request set of DataLoaders over them,
+bound to the viewer's scope.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from datasources import analytics, credentials, idempotency, strategies, trades, users
 from datasources._batch import Page, Scope
-from datasources._guard import guard
-from datasources._mongo import Document, client_key, get_database, open_client
-from datasources._sql import create_engine
-from datasources.analytics import AnalyticsLoaders
-from datasources.credentials import CredentialsLoaders
-from datasources.strategies import StrategyLoaders
-from datasources.trades import TradeLoaders
-from datasources.users import UserLoaders
-from gateway.errors import GatewayError
-from gateway.settings import Settings
+from datasources._mongo import Document, MongoSource, client_key, now, open_client
+from datasources._source import Shared, Source, SourceBase
+from datasources._sql import SqlSource, create_engine
+from datasources.analytics import AnalyticsLoaders, AnalyticsSource
+from datasources.credentials import CredentialsLoaders, CredentialsSource
+from datasources.strategies import StrategiesSource, StrategyLoaders
+from datasources.trades import TradeLoaders, TradesSource
+from datasources.users import UserLoaders, UsersSource
+from gateway.core.errors import GatewayError
+from gateway.core.settings import Settings
 
-__all__ = ["Loaders", "Page", "Scope", "SourceStatus", "Sources"]
-
-SOURCE_NAMES = ("users", "strategies", "credentials", "trades", "analytics")
+__all__ = [
+    "Document",
+    "Loaders",
+    "MongoSource",
+    "Page",
+    "Scope",
+    "Shared",
+    "Source",
+    "SourceBase",
+    "SourceStatus",
+    "Sources",
+    "SqlSource",
+    "now",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,122 +56,6 @@ class SourceStatus:
     error: str | None = None
 
 
-@dataclass(slots=True)
-class Sources:
-    """The long-lived clients of the five databases."""
-
-    users: AsyncDatabase[Document]
-    strategies: AsyncDatabase[Document]
-    credentials: AsyncDatabase[Document]
-    trades: AsyncEngine
-    analytics: AsyncEngine
-    mongo_clients: tuple[AsyncMongoClient[Document], ...]
-    timeout: float
-
-    @classmethod
-    def open(cls, settings: Settings) -> Sources:
-        """Create every client; connections are made lazily, on first use."""
-        timeout = settings.source_timeout_seconds
-        clients: dict[str, AsyncMongoClient[Document]] = {}
-
-        def database(uri: str) -> AsyncDatabase[Document]:
-            # Sources on one server share a client and so its connection pool.
-            client = clients.setdefault(client_key(uri), open_client(uri, timeout=timeout))
-            return get_database(client, uri)
-
-        user_db = database(settings.mongo_user_uri)
-        strategy_db = database(settings.mongo_strategy_uri)
-        credentials_db = database(settings.mongo_credentials_uri)
-        trades_engine = create_engine(
-            settings.trades_database_url, pool_size=settings.sql_pool_size
-        )
-        analytics_engine = (
-            trades_engine
-            if settings.analytics_database_url == settings.trades_database_url
-            else create_engine(settings.analytics_database_url, pool_size=settings.sql_pool_size)
-        )
-        return cls(
-            users=user_db,
-            strategies=strategy_db,
-            credentials=credentials_db,
-            trades=trades_engine,
-            analytics=analytics_engine,
-            mongo_clients=tuple(clients.values()),
-            timeout=timeout,
-        )
-
-    async def __aenter__(self) -> Sources:
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close every client and dispose of the SQL pools."""
-        for client in self.mongo_clients:
-            await client.close()
-        await self.trades.dispose()
-        if self.analytics is not self.trades:
-            await self.analytics.dispose()
-
-    async def migrate(self) -> None:
-        """Create the Mongo indexes and the SQL tables and indexes; idempotent."""
-        await users.ensure_indexes(db=self.users)
-        await strategies.ensure_indexes(db=self.strategies)
-        await credentials.ensure_indexes(db=self.credentials)
-        await idempotency.ensure_indexes(db=self.strategies)
-        await idempotency.ensure_indexes(db=self.credentials)
-        async with self.trades.begin() as conn:
-            await conn.run_sync(trades.metadata.create_all)
-        async with self.analytics.begin() as conn:
-            await conn.run_sync(analytics.metadata.create_all)
-
-    async def ping(self) -> list[SourceStatus]:
-        """Ping every source concurrently, with its latency."""
-        checks: dict[str, Callable[[], Awaitable[object]]] = {
-            "users": lambda: self.users.command("ping"),
-            "strategies": lambda: self.strategies.command("ping"),
-            "credentials": lambda: self.credentials.command("ping"),
-            "trades": lambda: _sql_ping(self.trades),
-            "analytics": lambda: _sql_ping(self.analytics),
-        }
-        return list(
-            await asyncio.gather(*(self._ping_one(name, call) for name, call in checks.items()))
-        )
-
-    async def _ping_one(self, name: str, call: Callable[[], Awaitable[object]]) -> SourceStatus:
-        started = time.perf_counter()
-        try:
-            async with guard(name, timeout=self.timeout):
-                await call()
-        except GatewayError as exc:
-            elapsed = (time.perf_counter() - started) * 1000
-            return SourceStatus(name, ok=False, latency_ms=round(elapsed, 2), error=exc.code)
-        elapsed = (time.perf_counter() - started) * 1000
-        return SourceStatus(name, ok=True, latency_ms=round(elapsed, 2))
-
-    def loaders(self, scope: Scope) -> Loaders:
-        """A fresh set of loaders for one request, reading only within `scope`."""
-        return Loaders(
-            users=UserLoaders(self.users, scope, self.timeout),
-            strategies=StrategyLoaders(self.strategies, scope, self.timeout),
-            credentials=CredentialsLoaders(self.credentials, scope, self.timeout),
-            trades=TradeLoaders(_reader(self.trades), scope, self.timeout),
-            analytics=AnalyticsLoaders(_reader(self.analytics), scope, self.timeout),
-        )
-
-
-def _reader(engine: AsyncEngine) -> AsyncEngine:
-    # Loaders send one SELECT per connection: in autocommit, without the BEGIN and
-    # ROLLBACK round trips an implicit transaction would add around it.
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
-async def _sql_ping(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
-
-
 @dataclass(frozen=True, slots=True)
 class Loaders:
     """One request's DataLoaders, one group per source."""
@@ -169,3 +65,150 @@ class Loaders:
     credentials: CredentialsLoaders
     trades: TradeLoaders
     analytics: AnalyticsLoaders
+
+
+class _Clients:
+    """The clients of one `Sources.open`: Mongo sources on one server share a client, SQL
+    sources with one URL share an engine."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.timeout = settings.source_timeout_seconds
+        self.pool_size = settings.sql_pool_size
+        self.mongo: dict[str, Shared[AsyncMongoClient[Document]]] = {}
+        self.sql: dict[str, Shared[AsyncEngine]] = {}
+
+    def mongo_client(self, uri: str) -> Shared[AsyncMongoClient[Document]]:
+        key = client_key(uri)
+        if key not in self.mongo:
+            client = open_client(uri, timeout=self.timeout)
+            self.mongo[key] = Shared(client, lambda c: c.close())
+        return self.mongo[key]
+
+    def engine(self, url: str) -> Shared[AsyncEngine]:
+        if url not in self.sql:
+            self.sql[url] = Shared(
+                create_engine(url, pool_size=self.pool_size), lambda e: e.dispose()
+            )
+        return self.sql[url]
+
+
+@dataclass(slots=True)
+class Sources:
+    """Every source, registered once; the five the gateway reads also by name."""
+
+    users: UsersSource
+    strategies: StrategiesSource
+    credentials: CredentialsSource
+    trades: TradesSource
+    analytics: AnalyticsSource
+    extra: list[Source] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, settings: Settings) -> Sources:
+        """Create every client; connections are made lazily, on first use."""
+        clients = _Clients(settings)
+        timeout = clients.timeout
+        return cls(
+            users=UsersSource(
+                clients.mongo_client(settings.mongo_user_uri),
+                settings.mongo_user_uri,
+                timeout=timeout,
+            ),
+            strategies=StrategiesSource(
+                clients.mongo_client(settings.mongo_strategy_uri),
+                settings.mongo_strategy_uri,
+                timeout=timeout,
+            ),
+            credentials=CredentialsSource(
+                clients.mongo_client(settings.mongo_credentials_uri),
+                settings.mongo_credentials_uri,
+                timeout=timeout,
+            ),
+            trades=TradesSource(clients.engine(settings.trades_database_url), timeout=timeout),
+            analytics=AnalyticsSource(
+                clients.engine(settings.analytics_database_url), timeout=timeout
+            ),
+        )
+
+    @property
+    def all(self) -> tuple[Source, ...]:
+        """The registry: every source, in the order of the README's table."""
+        named: tuple[Source, ...] = (
+            self.users,
+            self.strategies,
+            self.credentials,
+            self.trades,
+            self.analytics,
+        )
+        return (*named, *self.extra)
+
+    def register(self, source: Source) -> None:
+        """Add a source: it is pinged, migrated, closed, cleared and forgets deleted users
+        like the others."""
+        if any(known.name == source.name for known in self.all):
+            raise ValueError(f"a source named {source.name!r} is registered already")
+        self.extra.append(source)
+
+    def __iter__(self) -> Iterator[Source]:
+        return iter(self.all)
+
+    @property
+    def timeout(self) -> float:
+        """The request deadline of the sources (one setting for all of them)."""
+        return self.users.timeout
+
+    @property
+    def mongo_clients(self) -> tuple[AsyncMongoClient[Document], ...]:
+        """The distinct Mongo clients of the Mongo sources."""
+        clients = {
+            id(source.db.client): source.db.client
+            for source in self.all
+            if isinstance(source, MongoSource)
+        }
+        return tuple(clients.values())
+
+    async def __aenter__(self) -> Sources:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close every source (shared clients and pools once, with the last of them)."""
+        for source in self.all:
+            await source.close()
+
+    async def migrate(self) -> None:
+        """Create every source's collections' indexes and tables; idempotent."""
+        for source in self.all:
+            await source.migrate()
+
+    async def clear(self) -> None:
+        """Empty every source (tests only)."""
+        for source in self.all:
+            await source.clear()
+
+    async def ping(self) -> list[SourceStatus]:
+        """Ping every source concurrently, with its latency."""
+        return list(await asyncio.gather(*(_ping(source) for source in self.all)))
+
+    def loaders(self, scope: Scope) -> Loaders:
+        """A fresh set of loaders for one request, reading only within `scope`."""
+        return Loaders(
+            users=self.users.loaders(scope),
+            strategies=self.strategies.loaders(scope),
+            credentials=self.credentials.loaders(scope),
+            trades=self.trades.loaders(scope),
+            analytics=self.analytics.loaders(scope),
+        )
+
+
+async def _ping(source: Source) -> SourceStatus:
+    started = time.perf_counter()
+    try:
+        await source.ping()
+    except GatewayError as exc:
+        elapsed = (time.perf_counter() - started) * 1000
+        return SourceStatus(source.name, ok=False, latency_ms=round(elapsed, 2), error=exc.code)
+    elapsed = (time.perf_counter() - started) * 1000
+    return SourceStatus(source.name, ok=True, latency_ms=round(elapsed, 2))

@@ -1,9 +1,10 @@
-"""MongoDB helpers shared by the users, strategies and credentials sources."""
+"""MongoDB helpers shared by the users, strategies and credentials sources, and their base."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from bson import ObjectId
@@ -11,8 +12,12 @@ from bson.codec_options import CodecOptions
 from bson.errors import InvalidId
 from pymongo import AsyncMongoClient, uri_parser
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from datasources._source import Shared, SourceBase
 
 Document = dict[str, Any]
+T = TypeVar("T")
 
 
 def client_key(uri: str) -> str:
@@ -75,3 +80,37 @@ def now() -> datetime:
     """The current time, truncated to Mongo's millisecond precision."""
     moment = datetime.now(UTC)
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+class MongoSource(SourceBase):
+    """A source in one MongoDB database. Sources on one server share a client, and so its
+    connection pool (`Shared`)."""
+
+    unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        PyMongoError,
+        OSError,
+        TimeoutError,
+    )
+    conflict_errors: ClassVar[tuple[type[BaseException], ...]] = (DuplicateKeyError,)
+
+    def __init__(self, client: Shared[AsyncMongoClient[Document]], uri: str, *, timeout: float):
+        super().__init__(timeout=timeout)
+        self._client = client
+        self.db: AsyncDatabase[Document] = get_database(client.lease(), uri)
+
+    async def run(self, work: Callable[[AsyncDatabase[Document]], Awaitable[T]]) -> T:
+        """Run `work` against the database within this source's boundary (deadline, errors)."""
+        return await work(self.db)
+
+    async def ping(self) -> None:
+        """One `ping` command."""
+        await self.db.command("ping")
+
+    async def clear(self) -> None:
+        """Empty every collection of the database (tests only)."""
+        for name in await self.db.list_collection_names():
+            await self.db[name].delete_many({})
+
+    async def close(self) -> None:
+        """Give the shared client back; the last source on a server closes it."""
+        await self._client.release()

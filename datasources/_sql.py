@@ -1,4 +1,5 @@
-"""SQL helpers shared by the trades and analytics sources: portable column types and engines.
+"""SQL helpers shared by the trades and analytics sources: portable column types, engines
+and their base class.
 
 The same table definitions run on PostgreSQL (asyncpg) and SQLite (aiosqlite).
 PostgreSQL keeps money in `numeric` and times in `timestamptz`; SQLite has
@@ -11,16 +12,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import BigInteger, Date, DateTime, Integer, Numeric, event
+from sqlalchemy import BigInteger, Date, DateTime, Integer, MetaData, Numeric, event, text
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.sql.type_api import TypeEngine
 from sqlalchemy.types import TypeDecorator
+
+from datasources._source import Shared, SourceBase
 
 T = TypeVar("T")
 
@@ -157,3 +160,53 @@ def _enable_sqlite_pragmas(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
+
+
+class SqlSource(SourceBase):
+    """A source in one SQL database (its tables in `metadata`). Two sources may share one
+    database, and so one engine (`Shared`)."""
+
+    metadata: ClassVar[MetaData]
+    unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        SQLAlchemyError,
+        OSError,
+        TimeoutError,
+    )
+    conflict_errors: ClassVar[tuple[type[BaseException], ...]] = (IntegrityError,)
+
+    def __init__(self, engine: Shared[AsyncEngine], *, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self._shared = engine
+        self.engine = engine.lease()
+        # Reads send one SELECT per connection: in autocommit, without the BEGIN and
+        # ROLLBACK round trips an implicit transaction would add around it.
+        self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run the read `work` within this source's boundary (see `read` for the retry)."""
+        return await read(self._reader, work)
+
+    async def write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run `work` in one transaction within this source's boundary."""
+        async with self.engine.begin() as conn:
+            return await work(conn)
+
+    async def ping(self) -> None:
+        """One `SELECT 1`."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def migrate(self) -> None:
+        """Create the source's tables and indexes; a no-op for those that exist."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(self.metadata.create_all)
+
+    async def clear(self) -> None:
+        """Delete every row of the source's tables (tests only)."""
+        async with self.engine.begin() as conn:
+            for table in reversed(self.metadata.sorted_tables):
+                await conn.execute(table.delete())
+
+    async def close(self) -> None:
+        """Give the engine back; the last source on a database disposes of its pool."""
+        await self._shared.release()

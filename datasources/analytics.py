@@ -30,11 +30,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from datasources._batch import Scope, grouped
-from datasources._guard import guard
-from datasources._sql import BigIntId, Money, UtcDateTime, read
+from datasources._sql import BigIntId, Money, SqlSource, UtcDateTime
 from datasources.trades import COUNTED, net_pnl, trades
-
-SOURCE = "analytics"
 
 metadata = MetaData()
 
@@ -336,13 +333,28 @@ async def _drop_vanished_users(
                 )
 
 
+class AnalyticsSource(SqlSource):
+    """The analytics source: `daily_strategy_metrics` and `activity_events`."""
+
+    name = "analytics"
+    metadata = metadata
+
+    async def forget_user(self, user_id: str) -> None:
+        """Remove the user's daily metrics and activity events."""
+        async with self.engine.begin() as conn:
+            await delete_user_analytics(conn=conn, user_id=user_id)
+
+    def loaders(self, scope: Scope) -> AnalyticsLoaders:
+        """The analytics source's loaders for one request."""
+        return AnalyticsLoaders(self, scope)
+
+
 class AnalyticsLoaders:
     """The analytics source's per-request loaders."""
 
-    def __init__(self, engine: AsyncEngine, scope: Scope, timeout: float) -> None:
-        self._engine = engine
+    def __init__(self, source: SqlSource, scope: Scope) -> None:
+        self._source = source
         self._scope = scope
-        self._timeout = timeout
         self.metrics: DataLoader[MetricsKey, list[DailyMetricRecord]] = DataLoader(
             self._load_metrics
         )
@@ -376,19 +388,16 @@ class AnalyticsLoaders:
                     found[key] = by_user.get(key.user_id, [])
             return found
 
-        async with guard(SOURCE, timeout=self._timeout):
-            found = await read(self._engine, fetch)
+        found = await self._source.read(fetch)
         return [found[key] for key in keys]
 
     async def _load_by_strategy(self, keys: list[str]) -> list[list[DailyMetricRecord]]:
         strategy_ids = list(dict.fromkeys(keys))
-        async with guard(SOURCE, timeout=self._timeout):
-            rows = await read(
-                self._engine,
-                lambda conn: find_daily_metrics(
-                    conn=conn, user_ids=self._scope.owners, strategy_ids=strategy_ids
-                ),
+        rows = await self._source.read(
+            lambda conn: find_daily_metrics(
+                conn=conn, user_ids=self._scope.owners, strategy_ids=strategy_ids
             )
+        )
         by_strategy = grouped(rows, lambda row: row.strategy_id)
         return [by_strategy.get(key, []) for key in keys]
 
@@ -409,12 +418,11 @@ class AnalyticsLoaders:
                     found[key] = by_user.get(key.user_id, [])
             return found
 
-        async with guard(SOURCE, timeout=self._timeout):
-            found = await read(self._engine, fetch)
+        found = await self._source.read(fetch)
         return [found[key] for key in keys]
 
 
-# Account deletion (see gateway/deletion.py).
+# Account deletion (see resolvers/deletion.py).
 
 
 async def delete_user_analytics(*, conn: AsyncConnection, user_id: str) -> int:

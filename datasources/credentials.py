@@ -4,7 +4,7 @@ Reads never return a secret: the record this module builds says only which
 secret fields are set, and the masked hint of the API key stored beside it.
 
 Writes seal: `upsert_credentials` takes plaintext secrets and a `SecretBox` and
-stores only sealed values (see gateway/crypto.py for the format), so no caller
+stores only sealed values (see gateway/core/crypto.py for the format), so no caller
 (resolver, seed, test factory) can put a plaintext secret in the collection.
 Only `rotate_credentials` ever opens a stored secret, to seal it again.
 """
@@ -22,12 +22,11 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from datasources import idempotency
 from datasources._batch import Scope, in_key_order
-from datasources._guard import guard
-from datasources._mongo import Document, now, to_object_ids, utc
-from gateway.crypto import SecretBox, UnsealError
+from datasources._mongo import Document, MongoSource, now, to_object_ids, utc
+from gateway.core.crypto import SecretBox, UnsealError
 
-SOURCE = "credentials"
 COLLECTION = "credentials"
 SECRET_FIELDS = (
     "accessToken",
@@ -285,25 +284,48 @@ async def _rotate_document(
     tally.documents_skipped += 1
 
 
+class CredentialsSource(MongoSource):
+    """The credentials source: `credentials` and its idempotency keys in `credentials_db`."""
+
+    name = "credentials"
+
+    async def migrate(self) -> None:
+        """Create the indexes of `credentials` and of its idempotency keys."""
+        await ensure_indexes(db=self.db)
+        await idempotency.ensure_indexes(db=self.db)
+
+    async def forget_user(self, user_id: str) -> None:
+        """Remove the user's credentials and idempotency keys."""
+        await delete_user_credentials(db=self.db, user_id=user_id)
+        await idempotency.delete_user_keys(db=self.db, user_id=user_id)
+
+    async def status_of(self, user_id: str) -> CredentialsRecord | None:
+        """One user's credentials status read afresh (never a secret); None without any."""
+        found = await find_credentials(db=self.db, user_ids=[user_id])
+        return found[0] if found else None
+
+    def loaders(self, scope: Scope) -> CredentialsLoaders:
+        """The credentials source's loaders for one request."""
+        return CredentialsLoaders(self, scope)
+
+
 class CredentialsLoaders:
     """The credentials source's per-request loaders."""
 
-    def __init__(self, db: AsyncDatabase[Document], scope: Scope, timeout: float) -> None:
-        self._db = db
+    def __init__(self, source: MongoSource, scope: Scope) -> None:
+        self._source = source
         self._scope = scope
-        self._timeout = timeout
         self.by_user: DataLoader[str, CredentialsRecord | None] = DataLoader(self._load_by_user)
 
     async def _load_by_user(self, keys: list[str]) -> list[CredentialsRecord | None]:
         visible = self._scope.visible(keys)
         rows: list[CredentialsRecord] = []
         if visible:
-            async with guard(SOURCE, timeout=self._timeout):
-                rows = await find_credentials(db=self._db, user_ids=visible)
+            rows = await self._source.run(lambda db: find_credentials(db=db, user_ids=visible))
         return in_key_order(keys, rows, lambda record: record.user_id)
 
 
-# Account deletion (see gateway/deletion.py).
+# Account deletion (see resolvers/deletion.py).
 
 
 async def delete_user_credentials(*, db: AsyncDatabase[Document], user_id: str) -> int:

@@ -36,9 +36,8 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from datasources._guard import guard
-from datasources._mongo import Document, now
-from gateway.errors import BadUserInput, Conflict, GatewayError
+from datasources._mongo import Document, MongoSource, now
+from gateway.core.errors import BadUserInput, Conflict, GatewayError
 
 log = logging.getLogger("gateway.idempotency")
 
@@ -205,18 +204,12 @@ async def release_key(*, db: AsyncDatabase[Document], claim: Claim) -> None:
     )
 
 
-async def release_key_quietly(
-    *,
-    db: AsyncDatabase[Document],
-    claim: Claim,
-    source: str,
-    timeout: float,  # noqa: ASYNC109 - forwarded to guard, which applies it
-) -> None:
-    """`release_key`, best effort: called under the request's own failure, which is what
-    the client must see; a claim that cannot be released stays "in progress" until its TTL."""
+async def release_key_quietly(*, source: MongoSource, claim: Claim) -> None:
+    """`release_key` in `source`, best effort: called under the request's own failure, which
+    is what the client must see; a claim that cannot be released stays "in progress" until
+    its TTL."""
     try:
-        async with guard(source, timeout=timeout):
-            await release_key(db=db, claim=claim)
+        await source.run(lambda db: release_key(db=db, claim=claim))
     except GatewayError:
         log.warning("could not release idempotency key %s", claim.id)
 

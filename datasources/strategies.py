@@ -12,11 +12,10 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from datasources import idempotency
 from datasources._batch import Page, Scope, grouped, in_key_order, paginate
-from datasources._guard import guard
-from datasources._mongo import Document, now, to_object_id, to_object_ids, utc
+from datasources._mongo import Document, MongoSource, now, to_object_id, to_object_ids, utc
 
-SOURCE = "strategies"
 COLLECTION = "strategies"
 STATUSES = ("ACTIVE", "PAUSED", "STOPPED", "ERROR")
 ENVIRONMENTS = ("LIVE", "TESTNET")
@@ -334,20 +333,39 @@ async def delete_strategy(
     return _record(doc) if doc is not None else None
 
 
+class StrategiesSource(MongoSource):
+    """The strategies source: `strategies` and its idempotency keys in `strategy_db`."""
+
+    name = "strategies"
+
+    async def migrate(self) -> None:
+        """Create the indexes of `strategies` and of its idempotency keys."""
+        await ensure_indexes(db=self.db)
+        await idempotency.ensure_indexes(db=self.db)
+
+    async def forget_user(self, user_id: str) -> None:
+        """Remove the user's strategies and idempotency keys."""
+        await delete_user_strategies(db=self.db, user_id=user_id)
+        await idempotency.delete_user_keys(db=self.db, user_id=user_id)
+
+    def loaders(self, scope: Scope) -> StrategyLoaders:
+        """The strategies source's loaders for one request."""
+        return StrategyLoaders(self, scope)
+
+
 class StrategyLoaders:
     """The strategies source's per-request loaders."""
 
-    def __init__(self, db: AsyncDatabase[Document], scope: Scope, timeout: float) -> None:
-        self._db = db
+    def __init__(self, source: MongoSource, scope: Scope) -> None:
+        self._source = source
         self._scope = scope
-        self._timeout = timeout
         self.by_id: DataLoader[str, StrategyRecord | None] = DataLoader(self._load_by_id)
         self.page: DataLoader[StrategyPageKey, Page[StrategyRecord]] = DataLoader(self._load_pages)
         self.counts: DataLoader[str, StrategyCounts] = DataLoader(self._load_counts)
 
     async def _load_by_id(self, keys: list[str]) -> list[StrategyRecord | None]:
-        async with guard(SOURCE, timeout=self._timeout):
-            rows = await find_strategies(db=self._db, ids=keys, user_ids=self._scope.owners)
+        owners = self._scope.owners
+        rows = await self._source.run(lambda db: find_strategies(db=db, ids=keys, user_ids=owners))
         return in_key_order(keys, rows, lambda strategy: strategy.id)
 
     async def _load_pages(self, keys: list[StrategyPageKey]) -> list[Page[StrategyRecord]]:
@@ -359,29 +377,33 @@ class StrategyLoaders:
             users = self._scope.visible(key.user_id for key in group)
             rows: list[StrategyRecord] = []
             if users:
-                async with guard(SOURCE, timeout=self._timeout):
-                    rows = await find_strategies_of_users(
-                        db=self._db,
-                        user_ids=users,
-                        status=status,
-                        after=after,
-                        limit=first + 1 if len(users) == 1 else None,
-                    )
+                limit = first + 1 if len(users) == 1 else None
+                rows = await self._strategies_of(users, status=status, after=after, limit=limit)
             by_user = grouped(rows, lambda strategy: strategy.user_id)
             for key in group:
                 pages[key] = paginate(by_user.get(key.user_id, []), key.first)
         return [pages[key] for key in keys]
 
+    async def _strategies_of(
+        self, users: list[str], *, status: str | None, after: str | None, limit: int | None
+    ) -> list[StrategyRecord]:
+        return await self._source.run(
+            lambda db: find_strategies_of_users(
+                db=db, user_ids=users, status=status, after=after, limit=limit
+            )
+        )
+
     async def _load_counts(self, keys: list[str]) -> list[StrategyCounts]:
         users = self._scope.visible(keys)
         counts: dict[str, StrategyCounts] = {}
         if users:
-            async with guard(SOURCE, timeout=self._timeout):
-                counts = await count_strategies_by_status(db=self._db, user_ids=users)
+            counts = await self._source.run(
+                lambda db: count_strategies_by_status(db=db, user_ids=users)
+            )
         return [counts.get(key, StrategyCounts()) for key in keys]
 
 
-# Account deletion (see gateway/deletion.py).
+# Account deletion (see resolvers/deletion.py).
 
 
 async def delete_user_strategies(*, db: AsyncDatabase[Document], user_id: str) -> int:

@@ -25,13 +25,10 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datasources._batch import Page, Scope, grouped, paginate
-from datasources._guard import guard
-from datasources._sql import BigIntId, Money, UtcDateTime, read, utc_day
-
-SOURCE = "trades"
+from datasources._sql import BigIntId, Money, SqlSource, UtcDateTime, utc_day
 
 metadata = MetaData()
 
@@ -344,13 +341,28 @@ def _owner_of(partition: Partition) -> Callable[[TradeRecord], str]:
     return lambda trade: trade.strategy_id
 
 
+class TradesSource(SqlSource):
+    """The trades source: the `trades` table."""
+
+    name = "trades"
+    metadata = metadata
+
+    async def forget_user(self, user_id: str) -> None:
+        """Remove every trade of the user."""
+        async with self.engine.begin() as conn:
+            await delete_user_trades(conn=conn, user_id=user_id)
+
+    def loaders(self, scope: Scope) -> TradeLoaders:
+        """The trades source's loaders for one request."""
+        return TradeLoaders(self, scope)
+
+
 class TradeLoaders:
     """The trades source's per-request loaders."""
 
-    def __init__(self, engine: AsyncEngine, scope: Scope, timeout: float) -> None:
-        self._engine = engine
+    def __init__(self, source: SqlSource, scope: Scope) -> None:
+        self._source = source
         self._scope = scope
-        self._timeout = timeout
         self.page: DataLoader[TradePageKey, Page[TradeRecord]] = DataLoader(self._load_pages)
         self.count: DataLoader[TradeCountKey, int] = DataLoader(self._load_counts)
         self.summary: DataLoader[str, TradeSummary] = DataLoader(self._load_summaries)
@@ -376,8 +388,7 @@ class TradeLoaders:
                     pages[key] = paginate(by_owner.get(key.owner, []), key.first)
             return pages
 
-        async with guard(SOURCE, timeout=self._timeout):
-            pages = await read(self._engine, fetch)
+        pages = await self._source.read(fetch)
         return [pages[key] for key in keys]
 
     async def _load_counts(self, keys: list[TradeCountKey]) -> list[int]:
@@ -397,32 +408,27 @@ class TradeLoaders:
                     counts[key] = found.get(key.owner, 0)
             return counts
 
-        async with guard(SOURCE, timeout=self._timeout):
-            counts = await read(self._engine, fetch)
+        counts = await self._source.read(fetch)
         return [counts[key] for key in keys]
 
     async def _load_summaries(self, keys: list[str]) -> list[TradeSummary]:
         users = self._scope.visible(keys)
         found: dict[str, TradeSummary] = {}
         if users:
-            async with guard(SOURCE, timeout=self._timeout):
-                found = await read(
-                    self._engine, lambda conn: summarize_trades(conn=conn, user_ids=users)
-                )
+            found = await self._source.read(
+                lambda conn: summarize_trades(conn=conn, user_ids=users)
+            )
         return [found.get(key, TradeSummary()) for key in keys]
 
     async def _load_daily(self, keys: list[str]) -> list[list[DailyPnl]]:
         users = self._scope.visible(keys)
         found: dict[str, list[DailyPnl]] = {}
         if users:
-            async with guard(SOURCE, timeout=self._timeout):
-                found = await read(
-                    self._engine, lambda conn: daily_net_pnl(conn=conn, user_ids=users)
-                )
+            found = await self._source.read(lambda conn: daily_net_pnl(conn=conn, user_ids=users))
         return [found.get(key, []) for key in keys]
 
 
-# Account deletion (see gateway/deletion.py).
+# Account deletion (see resolvers/deletion.py).
 
 
 async def delete_user_trades(*, conn: AsyncConnection, user_id: str) -> int:

@@ -15,10 +15,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from datasources import refresh_tokens
 from datasources._batch import Page, Scope, in_key_order, paginate
-from datasources._guard import guard
-from datasources._mongo import Document, now, to_object_id, to_object_ids, utc
+from datasources._mongo import Document, MongoSource, now, to_object_id, to_object_ids, utc
 
-SOURCE = "users"
 COLLECTION = "users"
 # Default index names (`email_1`, ...), as Mongoose creates them, so existing indexes match.
 INDEXES = [IndexModel([("email", ASCENDING)], unique=True)]
@@ -233,13 +231,31 @@ async def set_user_role(*, db: AsyncDatabase[Document], email: str, role: str) -
     return _record(doc) if doc else None
 
 
+class UsersSource(MongoSource):
+    """The users source: `users`, `refresh_tokens` and `account_deletions` in `user_db`."""
+
+    name = "users"
+    holds_accounts = True
+
+    async def migrate(self) -> None:
+        """Create the indexes of `users` and `refresh_tokens`."""
+        await ensure_indexes(db=self.db)
+
+    async def forget_user(self, user_id: str) -> None:
+        """Remove the user's document and its refresh tokens."""
+        await delete_user(db=self.db, user_id=user_id)
+
+    def loaders(self, scope: Scope) -> UserLoaders:
+        """The users source's loaders for one request."""
+        return UserLoaders(self, scope)
+
+
 class UserLoaders:
     """The users source's per-request loaders."""
 
-    def __init__(self, db: AsyncDatabase[Document], scope: Scope, timeout: float) -> None:
-        self._db = db
+    def __init__(self, source: MongoSource, scope: Scope) -> None:
+        self._source = source
         self._scope = scope
-        self._timeout = timeout
         self.by_id: DataLoader[str, UserRecord | None] = DataLoader(self._load_by_id)
         self.page: DataLoader[UserPageKey, Page[UserRecord]] = DataLoader(self._load_pages)
         # Keyed by search text; "" counts every user (a loader key cannot be None).
@@ -247,36 +263,39 @@ class UserLoaders:
 
     async def _load_by_id(self, keys: list[str]) -> list[UserRecord | None]:
         visible = self._scope.visible(keys)
-        async with guard(SOURCE, timeout=self._timeout):
-            rows = await find_users(db=self._db, ids=visible) if visible else []
+        rows = await self._source.run(lambda db: find_users(db=db, ids=visible)) if visible else []
         return in_key_order(keys, rows, lambda user: user.id)
 
     async def _load_pages(self, keys: list[UserPageKey]) -> list[Page[UserRecord]]:
         # Pages differ in search and cursor, so each distinct key is its own query.
-        pages: dict[UserPageKey, Page[UserRecord]] = {}
-        async with guard(SOURCE, timeout=self._timeout):
+        async def fetch(db: AsyncDatabase[Document]) -> dict[UserPageKey, Page[UserRecord]]:
+            pages: dict[UserPageKey, Page[UserRecord]] = {}
             for key in dict.fromkeys(keys):
                 rows = await find_user_page(
-                    db=self._db,
+                    db=db,
                     search=key.search,
                     after=key.after,
                     limit=key.first + 1,
                     user_ids=self._scope.owners,
                 )
                 pages[key] = paginate(rows, key.first)
+            return pages
+
+        pages = await self._source.run(fetch)
         return [pages[key] for key in keys]
 
     async def _load_counts(self, keys: list[str]) -> list[int]:
-        counts: dict[str, int] = {}
-        async with guard(SOURCE, timeout=self._timeout):
-            for search in dict.fromkeys(keys):
-                counts[search] = await count_users(
-                    db=self._db, search=search or None, user_ids=self._scope.owners
-                )
+        async def fetch(db: AsyncDatabase[Document]) -> dict[str, int]:
+            return {
+                search: await count_users(db=db, search=search or None, user_ids=self._scope.owners)
+                for search in dict.fromkeys(keys)
+            }
+
+        counts = await self._source.run(fetch)
         return [counts[key] for key in keys]
 
 
-# Account deletion (see gateway/deletion.py).
+# Account deletion (see resolvers/deletion.py).
 
 
 async def mark_user_deleting(*, db: AsyncDatabase[Document], user_id: str) -> bool:

@@ -12,10 +12,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from datasources import Sources
-from gateway.auth import TokenService
-from gateway.deletion import sweep_forever
+from gateway.core.auth import TokenService
+from gateway.core.settings import Settings
 from gateway.http import GraphQLEndpoint
-from gateway.settings import Settings
+from resolvers.deletion import sweep_forever
 from schema import build_schema
 
 log = logging.getLogger("gateway")

@@ -23,9 +23,9 @@ from datasources.analytics import RefreshResult, refresh_daily_metrics
 from datasources.credentials import RotationResult, rotate_credentials
 from datasources.users import UserRecord
 from gateway.app import create_app
-from gateway.crypto import SecretBox
-from gateway.deletion import SweepResult, finish_deletions
-from gateway.settings import Settings
+from gateway.core.crypto import SecretBox
+from gateway.core.settings import Settings
+from resolvers.deletion import SweepResult, finish_deletions
 
 console = Console(stderr=True)
 
@@ -70,8 +70,8 @@ async def _refresh(settings: Settings, since: date | None, progress: bool) -> Re
     async with Sources.open(settings) as sources:
         with _progress("rolling up trades", shown=progress) as advance:
             return await refresh_daily_metrics(
-                trades_engine=sources.trades,
-                analytics_engine=sources.analytics,
+                trades_engine=sources.trades.engine,
+                analytics_engine=sources.analytics.engine,
                 since=since,
                 on_progress=advance,
             )
@@ -82,7 +82,7 @@ async def _rotate(settings: Settings, progress: bool) -> RotationResult:
     async with Sources.open(settings) as sources:
         label = f"re-encrypting under key {box.current_kid!r}"
         with _progress(label, shown=progress) as advance:
-            return await rotate_credentials(db=sources.credentials, box=box, on_progress=advance)
+            return await rotate_credentials(db=sources.credentials.db, box=box, on_progress=advance)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -128,7 +128,7 @@ def cmd_finish_deletions(_args: argparse.Namespace) -> int:
 
 async def _set_role(settings: Settings, email: str, role: str) -> UserRecord | None:
     async with Sources.open(settings) as sources:
-        return await users_source.set_user_role(db=sources.users, email=email, role=role)
+        return await users_source.set_user_role(db=sources.users.db, email=email, role=role)
 
 
 def _change_role(email: str, role: str) -> int:

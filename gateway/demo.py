@@ -15,10 +15,10 @@ from rich.console import Console
 from datasources import Sources
 from datasources.analytics import refresh_daily_metrics
 from gateway.app import create_app
-from gateway.crypto import SecretBox
+from gateway.core.crypto import SecretBox
+from gateway.core.settings import Settings
 from gateway.embedded import EmbeddedMongo, EmbeddedMongoError, free_port
 from gateway.seed import DEMO_EMAIL, DEMO_PASSWORD, is_seeded, seed_demo
-from gateway.settings import Settings
 
 console = Console(stderr=True)
 
@@ -45,7 +45,7 @@ async def prepare(settings: Settings) -> None:
         console.print("seeding the demo dataset…")
         summary = await seed_demo(sources, box=SecretBox.from_settings(settings))
         await refresh_daily_metrics(
-            trades_engine=sources.trades, analytics_engine=sources.analytics
+            trades_engine=sources.trades.engine, analytics_engine=sources.analytics.engine
         )
         console.print(
             f"seeded {summary.users} users, {summary.strategies} strategies, "

@@ -32,9 +32,9 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from datasources import Sources
-from gateway.auth import TokenService
-from gateway.context import Context
-from gateway.settings import Settings
+from gateway.core.auth import TokenService
+from gateway.core.settings import Settings
+from resolvers.context import Context
 from schema import CACHED_DOCUMENTS, MAX_TOKENS, GatewaySchema
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"

@@ -18,9 +18,9 @@ from datasources import credentials as credentials_source
 from datasources import strategies as strategies_source
 from datasources import trades as trades_source
 from datasources import users as users_source
-from gateway.auth import hash_password
-from gateway.crypto import SecretBox
-from gateway.settings import Settings
+from gateway.core.auth import hash_password
+from gateway.core.crypto import SecretBox
+from gateway.core.settings import Settings
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - the published demo sign-in
@@ -54,7 +54,7 @@ class SeedSummary:
 
 async def is_seeded(sources: Sources) -> bool:
     """Whether the demo user already exists (the seed is written once per data folder)."""
-    found = await users_source.find_user_by_email(db=sources.users, email=DEMO_EMAIL)
+    found = await users_source.find_user_by_email(db=sources.users.db, email=DEMO_EMAIL)
     return found is not None
 
 
@@ -73,7 +73,7 @@ async def seed_demo(
     rng = random.Random(20261121)  # noqa: S311 - demo data, not secrets
     moment = now or datetime.now(UTC)
     demo = await users_source.insert_user(
-        db=sources.users,
+        db=sources.users.db,
         email=DEMO_EMAIL,
         password_hash=await hash_password(DEMO_PASSWORD),
         first_name="Dana",
@@ -83,7 +83,7 @@ async def seed_demo(
     owners = [(demo.id, len(STATUSES), trades_per_strategy)]
     for email, first, last in OTHER_USERS:
         other = await users_source.insert_user(
-            db=sources.users,
+            db=sources.users.db,
             email=email,
             password_hash=await hash_password(DEMO_PASSWORD),
             first_name=first,
@@ -92,7 +92,7 @@ async def seed_demo(
         )
         owners.append((other.id, 3, 20))
     await users_source.insert_user(
-        db=sources.users,
+        db=sources.users.db,
         email=ADMIN_EMAIL,
         password_hash=await hash_password(DEMO_PASSWORD),
         first_name="Ada",
@@ -101,7 +101,7 @@ async def seed_demo(
         role="ADMIN",
     )
     await credentials_source.upsert_credentials(
-        db=sources.credentials,
+        db=sources.credentials.db,
         box=box or SecretBox.from_settings(Settings()),
         user_id=demo.id,
         broker="binance",
@@ -119,7 +119,7 @@ async def seed_demo(
         for index, status in enumerate(statuses[:how_many]):
             instrument = rng.choice(list(INSTRUMENTS))
             strategy = await strategies_source.insert_strategy(
-                db=sources.strategies,
+                db=sources.strategies.db,
                 user_id=user_id,
                 name=f"{instrument} {STYLES[index % 3]} #{index + 1}",
                 code="def on_tick(ctx, tick):\n    ...\n",
@@ -138,11 +138,11 @@ async def seed_demo(
             )
             strategy_count += 1
             rows.extend(_trades_for(rng, strategy, per_strategy, moment))
-        async with sources.trades.begin() as conn:
+        async with sources.trades.engine.begin() as conn:
             for start in range(0, len(rows), 2000):
                 await trades_source.insert_trades(conn=conn, rows=rows[start : start + 2000])
         trade_count += len(rows)
-        async with sources.analytics.begin() as conn:
+        async with sources.analytics.engine.begin() as conn:
             for days_ago, kind in (
                 (30, "STRATEGY_STARTED"),
                 (2, "STRATEGY_PAUSED"),

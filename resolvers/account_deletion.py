@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from gateway.auth import verify_password
-from gateway.context import Context
-from gateway.deletion import delete_account
-from gateway.errors import Unauthenticated
+from gateway.core.auth import verify_password
+from gateway.core.errors import Unauthenticated
+from resolvers.context import Context
+from resolvers.deletion import delete_account
 
 
 async def delete_own_account(ctx: Context, *, password: str) -> bool:
@@ -15,7 +15,7 @@ async def delete_own_account(ctx: Context, *, password: str) -> bool:
     once, and its data is gone from all five databases now, or as soon as an
     unavailable source answers again.
     """
-    viewer = await ctx.viewer()
+    viewer = ctx.checked_viewer
     if not await verify_password(viewer.user.password_hash, password):
         raise Unauthenticated("The password is not correct.")
     deleted = await delete_account(

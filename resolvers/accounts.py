@@ -11,22 +11,22 @@ from typing import NoReturn
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from datasources import Document, now
 from datasources import refresh_tokens as tokens_source
 from datasources import users as users_source
-from datasources._guard import guard
-from datasources._mongo import Document, now
+from datasources.refresh_tokens import RefreshTokenRecord
 from datasources.users import UserRecord, normalize_email
-from gateway.auth import (
+from gateway.core.auth import (
     hash_password,
     hash_refresh_token,
     looks_like_refresh_token,
     new_refresh_token,
     verify_password,
 )
-from gateway.context import Context
-from gateway.errors import BadUserInput, Conflict, Unauthenticated
+from gateway.core.errors import BadUserInput, Conflict, Unauthenticated
 from resolvers.activity import record_event
 from resolvers.checks import check_text
+from resolvers.context import Context
 
 log = logging.getLogger("gateway.accounts")
 
@@ -82,15 +82,16 @@ async def _sign_in(ctx: Context, user: UserRecord, *, family_id: str | None = No
     issued = ctx.tokens.issue(user_id=user.id, token_version=user.token_version)
     refresh = new_refresh_token()
     refresh_expires = now() + timedelta(seconds=ctx.settings.refresh_token_ttl_seconds)
-    async with guard(users_source.SOURCE, timeout=ctx.sources.timeout):
-        await tokens_source.insert_refresh_token(
-            db=ctx.sources.users,
+    await ctx.sources.users.run(
+        lambda db: tokens_source.insert_refresh_token(
+            db=db,
             token_hash=hash_refresh_token(refresh),
             user_id=user.id,
             family_id=family_id or tokens_source.new_family_id(),
             token_version=user.token_version,
             expires_at=refresh_expires,
         )
+    )
     ctx.sign_in(user)
     return SignedIn(
         user=user,
@@ -118,15 +119,16 @@ async def register(
     checked_phone = _check_phone(phone)
     password_hash = await hash_password(password)
     try:
-        async with guard(users_source.SOURCE, timeout=ctx.sources.timeout):
-            user = await users_source.insert_user(
-                db=ctx.sources.users,
+        user = await ctx.sources.users.run(
+            lambda db: users_source.insert_user(
+                db=db,
                 email=normalized,
                 password_hash=password_hash,
                 first_name=first,
                 last_name=last,
                 phone=checked_phone,
             )
+        )
     except Conflict as exc:
         raise Conflict("This email cannot be registered.", field="email") from exc
     await record_event(ctx, user.id, "ACCOUNT_CREATED")
@@ -138,8 +140,9 @@ async def login(ctx: Context, *, email: str, password: str) -> SignedIn:
 
     An account being deleted fails the same way, so a sign-in reveals nothing about it.
     """
-    async with guard(users_source.SOURCE, timeout=ctx.sources.timeout):
-        user = await users_source.find_user_by_email(db=ctx.sources.users, email=email)
+    user = await ctx.sources.users.run(
+        lambda db: users_source.find_user_by_email(db=db, email=email)
+    )
     verified = await verify_password(user.password_hash if user else None, password)
     if not verified or user is None or user.deleting:
         raise Unauthenticated("Invalid email or password.")
@@ -158,22 +161,27 @@ async def refresh(ctx: Context, *, refresh_token: str) -> SignedIn:
     if not looks_like_refresh_token(refresh_token):
         raise Unauthenticated("The refresh token is invalid.")
     token_hash = hash_refresh_token(refresh_token)
-    db = ctx.sources.users
-    async with guard(users_source.SOURCE, timeout=ctx.sources.timeout):
+
+    async def consume(db: AsyncDatabase[Document]) -> tuple[RefreshTokenRecord, UserRecord | None]:
         record = await tokens_source.consume_refresh_token(db=db, token_hash=token_hash)
         if record is None:
             await _refuse_refresh(db=db, token_hash=token_hash)
         found = await users_source.find_users(db=db, ids=[record.user_id])
-    user = found[0] if found else None
+        return record, found[0] if found else None
+
+    record, user = await ctx.sources.users.run(consume)
     if user is None or user.deleting or user.token_version != record.token_version:
         raise Unauthenticated("The refresh token has been revoked.")
     signed_in = await _sign_in(ctx, user, family_id=record.family_id)
-    async with guard(users_source.SOURCE, timeout=ctx.sources.timeout):
+
+    async def settle(db: AsyncDatabase[Document]) -> None:
         # A concurrent reuse may have revoked the family while the new token was being
         # stored; if so, the new token shares the family's fate.
         consumed = await tokens_source.find_refresh_token(db=db, token_hash=token_hash)
         if consumed is None or consumed.revoked_at is not None:
             await tokens_source.revoke_family(db=db, family_id=record.family_id)
+
+    await ctx.sources.users.run(settle)
     return signed_in
 
 
@@ -207,13 +215,15 @@ async def logout(ctx: Context, *, refresh_token: str) -> bool:
     """
     if not looks_like_refresh_token(refresh_token):
         return True
-    db = ctx.sources.users
-    async with guard(users_source.SOURCE, timeout=ctx.sources.timeout):
+
+    async def revoke(db: AsyncDatabase[Document]) -> None:
         found = await tokens_source.find_refresh_token(
             db=db, token_hash=hash_refresh_token(refresh_token)
         )
         if found is not None:
             await tokens_source.revoke_family(db=db, family_id=found.family_id)
+
+    await ctx.sources.users.run(revoke)
     return True
 
 
@@ -224,7 +234,7 @@ async def update_profile(ctx: Context, *, changes: Mapping[str, str | None]) -> 
     may not be null or blank, the phone may be cleared with null. Every field is
     checked before anything is written.
     """
-    viewer = await ctx.viewer()
+    viewer = ctx.checked_viewer
     checked: dict[str, str | None] = {}
     for field in ("firstName", "lastName"):
         if field in changes:
@@ -236,13 +246,14 @@ async def update_profile(ctx: Context, *, changes: Mapping[str, str | None]) -> 
         checked["phone"] = _check_phone(changes["phone"])
     if not checked:
         return viewer.user
-    async with guard(users_source.SOURCE, timeout=ctx.sources.timeout):
-        updated = await users_source.update_user_profile(
-            db=ctx.sources.users,
+    updated = await ctx.sources.users.run(
+        lambda db: users_source.update_user_profile(
+            db=db,
             user_id=viewer.id,
             token_version=viewer.user.token_version,
             changes=checked,
         )
+    )
     if updated is None:
         raise Unauthenticated("The access token has been revoked.")
     await record_event(ctx, viewer.id, "PROFILE_UPDATED", data={"fields": sorted(checked)})
@@ -258,7 +269,7 @@ async def change_password(ctx: Context, *, current_password: str, new_password: 
     access token stops working), every refresh token of the user is revoked,
     and the caller gets a fresh session.
     """
-    viewer = await ctx.viewer()
+    viewer = ctx.checked_viewer
     user = viewer.user
     _check_password(new_password, user.email, field="newPassword")
     if not await verify_password(user.password_hash, current_password):
@@ -268,8 +279,8 @@ async def change_password(ctx: Context, *, current_password: str, new_password: 
             "'newPassword' must differ from the current password.", field="newPassword"
         )
     password_hash = await hash_password(new_password)
-    db = ctx.sources.users
-    async with guard(users_source.SOURCE, timeout=ctx.sources.timeout):
+
+    async def replace(db: AsyncDatabase[Document]) -> UserRecord:
         updated = await users_source.replace_password(
             db=db, user_id=user.id, token_version=user.token_version, password_hash=password_hash
         )
@@ -277,5 +288,8 @@ async def change_password(ctx: Context, *, current_password: str, new_password: 
             raise Unauthenticated("The access token has been revoked.")
         # Already refused for their stale token version; revoked too, to be plain about it.
         await tokens_source.revoke_user_refresh_tokens(db=db, user_id=user.id)
+        return updated
+
+    updated = await ctx.sources.users.run(replace)
     await record_event(ctx, user.id, "PASSWORD_CHANGED")
     return await _sign_in(ctx, updated)

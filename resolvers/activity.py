@@ -7,9 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from datasources import analytics as analytics_source
-from datasources._guard import guard
-from gateway.context import Context
-from gateway.errors import GatewayError
+from gateway.core.errors import GatewayError
+from resolvers.context import Context
 
 log = logging.getLogger("gateway.activity")
 
@@ -28,12 +27,10 @@ async def record_event(
     stands even when the analytics database is down; the miss is logged.
     """
     try:
-        async with (
-            guard(analytics_source.SOURCE, timeout=ctx.sources.timeout),
-            ctx.sources.analytics.begin() as conn,
-        ):
-            await analytics_source.record_activity(
+        await ctx.sources.analytics.write(
+            lambda conn: analytics_source.record_activity(
                 conn=conn, user_id=user_id, kind=kind, subject_id=subject_id, data=data
             )
+        )
     except GatewayError:
         log.warning("could not record %s for user %s", kind, user_id)

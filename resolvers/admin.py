@@ -8,8 +8,8 @@ anyone. Users being deleted are invisible here.
 from __future__ import annotations
 
 from datasources.users import UserPageKey, UserRecord
-from gateway.context import Context
-from gateway.errors import BadUserInput, NotFound
+from gateway.core.errors import BadUserInput, NotFound
+from resolvers.context import Context
 from resolvers.pagination import Slice, check_first, parse_user_cursor, user_cursor
 
 MAX_SEARCH = 100

@@ -5,15 +5,20 @@ from __future__ import annotations
 from datetime import date
 
 from datasources.analytics import DailyMetricRecord, MetricsKey
-from gateway.context import Context
-from gateway.errors import BadUserInput
+from gateway.core.errors import BadUserInput
 from resolvers.checks import check_object_id
+from resolvers.context import Context
 
 
 def check_range(from_day: date | None, to_day: date | None) -> None:
     """Refuse a reversed day range."""
     if from_day is not None and to_day is not None and from_day > to_day:
         raise BadUserInput("'from' must not be after 'to'.", field="from")
+
+
+async def strategy_metrics(ctx: Context, strategy_id: str) -> list[DailyMetricRecord]:
+    """Every daily metric of one strategy (its lifetime performance), oldest day first."""
+    return await ctx.loaders.analytics.by_strategy.load(strategy_id)
 
 
 async def analytics_rows(

@@ -10,7 +10,7 @@ import re
 import unicodedata
 from datetime import UTC, datetime
 
-from gateway.errors import BadUserInput
+from gateway.core.errors import BadUserInput
 
 INT64_MAX = 2**63 - 1
 _OBJECT_ID = re.compile(r"[0-9a-fA-F]{24}")

@@ -13,12 +13,11 @@ from typing import Any
 
 from datasources import credentials as credentials_source
 from datasources import idempotency
-from datasources._guard import guard
 from datasources.credentials import CLIENT_ID, SECRET_FIELDS, CredentialsRecord
-from gateway.context import Context
-from gateway.crypto import SecretBox
-from gateway.errors import BadUserInput, GatewayError, NotFound
+from gateway.core.crypto import SecretBox
+from gateway.core.errors import BadUserInput, GatewayError, NotFound
 from resolvers.activity import record_event
+from resolvers.context import Context
 
 log = logging.getLogger("gateway.credentials")
 
@@ -88,13 +87,14 @@ def _fingerprint(box: SecretBox, user_id: str, checked: CredentialsInput) -> str
     return idempotency.fingerprint({"broker": checked.broker, "changes": changes})
 
 
+async def credentials_of(ctx: Context, user_id: str) -> CredentialsRecord | None:
+    """A user's credentials status (never a secret), batched with the request's other lookups."""
+    return await ctx.loaders.credentials.by_user.load(user_id)
+
+
 async def _status(ctx: Context, user_id: str) -> CredentialsRecord | None:
     """The viewer's credentials as stored now, bypassing (and then refreshing) the loader."""
-    async with guard(credentials_source.SOURCE, timeout=ctx.sources.timeout):
-        found = await credentials_source.find_credentials(
-            db=ctx.sources.credentials, user_ids=[user_id]
-        )
-    record = found[0] if found else None
+    record = await ctx.sources.credentials.status_of(user_id)
     loader = ctx.loaders.credentials.by_user
     loader.clear(user_id)
     loader.prime(user_id, record)
@@ -114,14 +114,14 @@ async def save_credentials(
     a repeat of a completed request returns the credentials it saved instead of
     saving again; the same key with another input is a CONFLICT.
     """
-    viewer = await ctx.viewer()
+    viewer = ctx.checked_viewer
     checked = check_input(ctx.settings.brokers, broker=broker, changes=changes)
     box = SecretBox.from_settings(ctx.settings)
-    db = ctx.sources.credentials
+    source = ctx.sources.credentials
     claim: idempotency.Claim | None = None
     if client_mutation_id is not None:
-        async with guard(credentials_source.SOURCE, timeout=ctx.sources.timeout):
-            claim = await idempotency.claim_key(
+        claim = await source.run(
+            lambda db: idempotency.claim_key(
                 db=db,
                 user_id=viewer.id,
                 operation=OPERATION,
@@ -130,21 +130,18 @@ async def save_credentials(
                 ttl_seconds=ctx.settings.idempotency_ttl_seconds,
                 stale_after_seconds=idempotency.stale_after(ctx.settings.source_timeout_seconds),
             )
+        )
         if claim.result_id is not None:
             return await _replay(ctx, viewer.id, claim.result_id)
     try:
-        async with guard(credentials_source.SOURCE, timeout=ctx.sources.timeout):
-            document_id = await credentials_source.upsert_credentials(
+        document_id = await source.run(
+            lambda db: credentials_source.upsert_credentials(
                 db=db, box=box, user_id=viewer.id, broker=checked.broker, changes=checked.changes
             )
+        )
     except BaseException:
         if claim is not None:
-            await idempotency.release_key_quietly(
-                db=ctx.sources.credentials,
-                claim=claim,
-                source=credentials_source.SOURCE,
-                timeout=ctx.sources.timeout,
-            )
+            await idempotency.release_key_quietly(source=source, claim=claim)
         raise
     if claim is not None:
         await _complete(ctx, claim, document_id)
@@ -180,21 +177,19 @@ async def _complete(ctx: Context, claim: idempotency.Claim, document_id: str) ->
     # A claim taken over meanwhile is left to the retry that took it (same input, same
     # document).
     try:
-        async with guard(credentials_source.SOURCE, timeout=ctx.sources.timeout):
-            await idempotency.complete_key(
-                db=ctx.sources.credentials, claim=claim, result_id=document_id
-            )
+        await ctx.sources.credentials.run(
+            lambda db: idempotency.complete_key(db=db, claim=claim, result_id=document_id)
+        )
     except GatewayError:
         log.warning("could not complete idempotency key %s", claim.id)
 
 
 async def delete_credentials(ctx: Context) -> bool:
     """Remove the viewer's credentials; True when there were some, False when there were none."""
-    viewer = await ctx.viewer()
-    async with guard(credentials_source.SOURCE, timeout=ctx.sources.timeout):
-        removed = await credentials_source.delete_user_credentials(
-            db=ctx.sources.credentials, user_id=viewer.id
-        )
+    viewer = ctx.checked_viewer
+    removed = await ctx.sources.credentials.run(
+        lambda db: credentials_source.delete_user_credentials(db=db, user_id=viewer.id)
+    )
     ctx.loaders.credentials.by_user.clear(viewer.id).prime(viewer.id, None)
     if removed:
         await record_event(ctx, viewer.id, "CREDENTIALS_DELETED")

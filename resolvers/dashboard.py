@@ -1,32 +1,22 @@
 """The cross-source aggregates: the profile (four sources) and the dashboard (all five).
 
 Each read starts at once, side by side with the viewer check (is the token
-revoked?), and is returned only after that check has passed: the check costs no
-extra wait, and a revoked token still sees nothing.
+revoked?); the schema declares both types `@aggregate`, so every field releases
+its value only after that check has passed (schema/_permissions.py): the check
+costs no extra wait, and a revoked token still sees nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import TypeVar
 
 from datasources.analytics import ActivityEventRecord, ActivityKey
 from datasources.credentials import CredentialsRecord
 from datasources.strategies import StrategyCounts, StrategyPageKey, StrategyRecord
 from datasources.trades import TradePageKey, TradeRecord, TradeSummary
-from gateway.context import Context
+from resolvers.context import Context
 from resolvers.figures import EquityPoint, PnlWindows, equity_curve, pnl_windows
 from resolvers.pagination import check_first
-
-T = TypeVar("T")
-
-
-async def _checked(ctx: Context, read: Awaitable[T]) -> T:
-    """The result of `read`, once the viewer check (run alongside it) has passed."""
-    _viewer, value = await asyncio.gather(ctx.viewer(), read)
-    return value
 
 
 def today() -> datetime:
@@ -36,46 +26,46 @@ def today() -> datetime:
 
 async def strategy_counts(ctx: Context, user_id: str) -> StrategyCounts:
     """How many strategies the user has in each status."""
-    return await _checked(ctx, ctx.loaders.strategies.counts.load(user_id))
+    return await ctx.loaders.strategies.counts.load(user_id)
 
 
 async def active_strategies(ctx: Context, user_id: str, first: int) -> list[StrategyRecord]:
     """The user's newest ACTIVE strategies."""
     key = StrategyPageKey(user_id=user_id, status="ACTIVE", first=check_first(first))
-    page = await _checked(ctx, ctx.loaders.strategies.page.load(key))
+    page = await ctx.loaders.strategies.page.load(key)
     return list(page.items)
 
 
 async def recent_trades(ctx: Context, user_id: str, first: int) -> list[TradeRecord]:
     """The user's newest trades by entry time."""
     key = TradePageKey(partition="user", owner=user_id, first=check_first(first))
-    page = await _checked(ctx, ctx.loaders.trades.page.load(key))
+    page = await ctx.loaders.trades.page.load(key)
     return list(page.items)
 
 
 async def pnl(ctx: Context, user_id: str) -> PnlWindows:
     """Net PnL today, over 7 and 30 days, and all time, from the trades themselves."""
-    daily = await _checked(ctx, ctx.loaders.trades.daily.load(user_id))
+    daily = await ctx.loaders.trades.daily.load(user_id)
     return pnl_windows(daily, today=today().date())
 
 
 async def equity(ctx: Context, user_id: str, days: int) -> list[EquityPoint]:
     """The account's equity curve over the last `days` UTC days."""
-    daily = await _checked(ctx, ctx.loaders.trades.daily.load(user_id))
+    daily = await ctx.loaders.trades.daily.load(user_id)
     return equity_curve(daily, today=today().date(), days=check_first(days, field="days"))
 
 
 async def credentials(ctx: Context, user_id: str) -> CredentialsRecord | None:
     """The user's credentials status, if any are stored."""
-    return await _checked(ctx, ctx.loaders.credentials.by_user.load(user_id))
+    return await ctx.loaders.credentials.by_user.load(user_id)
 
 
 async def recent_activity(ctx: Context, user_id: str, first: int) -> list[ActivityEventRecord]:
     """The user's newest activity events."""
     key = ActivityKey(user_id=user_id, limit=check_first(first))
-    return await _checked(ctx, ctx.loaders.analytics.activity.load(key))
+    return await ctx.loaders.analytics.activity.load(key)
 
 
 async def trade_summary(ctx: Context, user_id: str) -> TradeSummary:
     """The user's lifetime trade count and PnL."""
-    return await _checked(ctx, ctx.loaders.trades.summary.load(user_id))
+    return await ctx.loaders.trades.summary.load(user_id)

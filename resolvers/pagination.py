@@ -10,8 +10,8 @@ from datetime import datetime
 from typing import Generic, TypeVar
 
 from datasources.trades import TradeCursor
-from gateway.errors import BadUserInput
-from gateway.settings import MAX_PAGE_SIZE
+from gateway.core.errors import BadUserInput
+from gateway.core.settings import MAX_PAGE_SIZE
 from resolvers.checks import INT64_MAX, in_utc
 
 DEFAULT_PAGE_SIZE = 20

@@ -11,14 +11,14 @@ from enum import Enum
 from typing import Any
 
 from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
 
-from datasources import idempotency
+from datasources import Document, idempotency
 from datasources import strategies as strategies_source
-from datasources._guard import guard
 from datasources.strategies import StrategyPageKey, StrategyRecord
-from gateway.context import Context
-from gateway.errors import BadUserInput, Conflict, GatewayError, NotFound
+from gateway.core.errors import BadUserInput, Conflict, GatewayError, NotFound
 from resolvers.activity import record_event
+from resolvers.context import Context
 from resolvers.pagination import Slice, check_first, parse_strategy_cursor, strategy_cursor
 from resolvers.strategy_input import FIELDS, api_name, check_fields
 
@@ -55,9 +55,15 @@ async def strategy_page(
     )
 
 
+async def strategy_by_id(ctx: Context, strategy_id: str) -> StrategyRecord | None:
+    """The strategy with this id, batched with the request's other lookups; None when there
+    is none or it is outside the viewer's scope."""
+    return await ctx.loaders.strategies.by_id.load(strategy_id)
+
+
 async def get_strategy(ctx: Context, strategy_id: str) -> StrategyRecord:
     """The viewer's strategy with this id; NOT_FOUND for another user's or a missing one."""
-    viewer = await ctx.viewer()
+    viewer = ctx.checked_viewer
     record = await ctx.loaders.strategies.by_id.load(strategy_id)
     # Checked here too: an ADMIN's loaders read every user's rows.
     if record is None or record.user_id != viewer.id:
@@ -95,10 +101,7 @@ def remember(
 
 async def read_strategy(ctx: Context, *, user_id: str, strategy_id: str) -> StrategyRecord:
     """The user's strategy read afresh; NOT_FOUND for a missing or another user's one."""
-    async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
-        record = await strategies_source.find_strategy(
-            db=ctx.sources.strategies, strategy_id=strategy_id, user_id=user_id
-        )
+    record = await _find(ctx, user_id=user_id, strategy_id=strategy_id)
     if record is None:
         raise NotFound("No strategy with this id.")
     return record
@@ -116,7 +119,7 @@ async def create_strategy(
     With `client_mutation_id`, a repeated request answers with the strategy the
     first one created (see `_create_once`).
     """
-    viewer = await ctx.viewer()
+    viewer = ctx.checked_viewer
     missing = [api_name(name) for name in FIELDS if name not in fields]
     if missing:
         raise ValueError(f"createStrategy needs every field: {missing}")
@@ -133,12 +136,12 @@ async def _insert(
     ctx: Context, *, user_id: str, strategy_id: str, fields: Mapping[str, Any]
 ) -> StrategyRecord:
     """Insert under an id chosen beforehand; a second insert of that id finds the first."""
-    db = ctx.sources.strategies
     try:
-        async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
-            record = await strategies_source.insert_strategy(
+        record = await ctx.sources.strategies.run(
+            lambda db: strategies_source.insert_strategy(
                 db=db, user_id=user_id, strategy_id=strategy_id, status="STOPPED", **fields
             )
+        )
     except Conflict as exc:
         # Either the name is taken, or a concurrent retry under the same
         # idempotency key inserted this very id first: then that is our answer.
@@ -153,10 +156,9 @@ async def _insert(
 
 
 async def _find(ctx: Context, *, user_id: str, strategy_id: str) -> StrategyRecord | None:
-    async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
-        return await strategies_source.find_strategy(
-            db=ctx.sources.strategies, strategy_id=strategy_id, user_id=user_id
-        )
+    return await ctx.sources.strategies.run(
+        lambda db: strategies_source.find_strategy(db=db, strategy_id=strategy_id, user_id=user_id)
+    )
 
 
 async def _create_once(
@@ -170,9 +172,8 @@ async def _create_once(
     answers with the strategy if it exists and otherwise inserts it under that
     id, which can only ever happen once.
     """
-    db = ctx.sources.strategies
-    async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
-        claim = await idempotency.claim_key(
+    claim = await ctx.sources.strategies.run(
+        lambda db: idempotency.claim_key(
             db=db,
             user_id=user_id,
             operation=CREATE,
@@ -181,6 +182,7 @@ async def _create_once(
             ttl_seconds=ctx.settings.idempotency_ttl_seconds,
             stale_after_seconds=idempotency.stale_after(ctx.settings.source_timeout_seconds),
         )
+    )
     if claim.result_id is not None:
         existing = await _find(ctx, user_id=user_id, strategy_id=claim.result_id)
         if existing is not None:
@@ -191,12 +193,7 @@ async def _create_once(
             ctx, claim=claim, user_id=user_id, name=fields["name"], result_id=str(ObjectId())
         )
     except BaseException:
-        await idempotency.release_key_quietly(
-            db=ctx.sources.strategies,
-            claim=claim,
-            source=strategies_source.SOURCE,
-            timeout=ctx.sources.timeout,
-        )
+        await idempotency.release_key_quietly(source=ctx.sources.strategies, claim=claim)
         raise
     return await _insert(ctx, user_id=user_id, strategy_id=strategy_id, fields=fields)
 
@@ -209,14 +206,16 @@ async def _bind(
     That is `result_id`, unless the claim was presumed abandoned and taken over by a
     retry that bound its own id first: then both insert that one, which lands once.
     """
-    db = ctx.sources.strategies
-    async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
+
+    async def bind(db: AsyncDatabase[Document]) -> str | None:
         # Checked before the key is bound to an id, so the common mistake of a
         # taken name leaves the key free for a corrected request.
         taken = await strategies_source.find_strategy_by_name(db=db, user_id=user_id, name=name)
         if taken is not None:
             raise _name_taken()
-        bound = await idempotency.complete_key(db=db, claim=claim, result_id=result_id)
+        return await idempotency.complete_key(db=db, claim=claim, result_id=result_id)
+
+    bound = await ctx.sources.strategies.run(bind)
     if bound is None:  # taken over by a retry that has not bound an id yet
         raise Conflict(
             "A request with this clientMutationId is still in progress.",
@@ -236,7 +235,7 @@ async def update_strategy(
     filter, so a concurrent start cannot slip in between. A field given with its
     current value is no change, so a client may send the whole form back.
     """
-    viewer = await ctx.viewer()
+    viewer = ctx.checked_viewer
     checked = check_fields(fields, brokers=ctx.settings.brokers)
     for _ in range(ATTEMPTS):
         current = await read_strategy(ctx, user_id=viewer.id, strategy_id=strategy_id)
@@ -251,14 +250,13 @@ async def update_strategy(
                 field=api_name(runtime[0]),
             )
         try:
-            async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
-                record = await strategies_source.update_strategy(
-                    db=ctx.sources.strategies,
-                    strategy_id=strategy_id,
-                    user_id=viewer.id,
-                    changes=changes,
-                    only_in=NOT_RUNNING if runtime else None,
-                )
+            record = await _write_changes(
+                ctx,
+                strategy_id=strategy_id,
+                user_id=viewer.id,
+                changes=changes,
+                only_in=NOT_RUNNING if runtime else None,
+            )
         except Conflict as exc:
             raise _name_taken() from exc
         if record is not None:
@@ -275,6 +273,21 @@ async def update_strategy(
     raise Conflict("The strategy kept changing while it was being updated; try again.")
 
 
+async def _write_changes(
+    ctx: Context,
+    *,
+    strategy_id: str,
+    user_id: str,
+    changes: Mapping[str, Any],
+    only_in: tuple[str, ...] | None,
+) -> StrategyRecord | None:
+    return await ctx.sources.strategies.run(
+        lambda db: strategies_source.update_strategy(
+            db=db, strategy_id=strategy_id, user_id=user_id, changes=changes, only_in=only_in
+        )
+    )
+
+
 def _differs(current: StrategyRecord, name: str, value: Any) -> bool:
     stored: object = dict(current.config) if name == "config" else getattr(current, name)
     return bool(stored != value)
@@ -285,13 +298,13 @@ async def delete_strategy(ctx: Context, *, strategy_id: str) -> StrategyRecord:
 
     Its trades stay (they carry the strategy's name), and so do its daily metrics.
     """
-    viewer = await ctx.viewer()
-    db = ctx.sources.strategies
+    viewer = ctx.checked_viewer
     for _ in range(ATTEMPTS):
-        async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
-            deleted = await strategies_source.delete_strategy(
+        deleted = await ctx.sources.strategies.run(
+            lambda db: strategies_source.delete_strategy(
                 db=db, strategy_id=strategy_id, user_id=viewer.id, only_in=NOT_RUNNING
             )
+        )
         if deleted is not None:
             break
         current = await read_strategy(ctx, user_id=viewer.id, strategy_id=strategy_id)
@@ -313,9 +326,10 @@ async def _forget_creation(ctx: Context, *, user_id: str, strategy_id: str) -> N
     # A createStrategy retried under the key that made this strategy would otherwise
     # bring it back under its old id (and its old trades with it).
     try:
-        async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
-            await idempotency.forget_result(
-                db=ctx.sources.strategies, user_id=user_id, operation=CREATE, result_id=strategy_id
+        await ctx.sources.strategies.run(
+            lambda db: idempotency.forget_result(
+                db=db, user_id=user_id, operation=CREATE, result_id=strategy_id
             )
+        )
     except GatewayError:
         log.warning("could not forget the idempotency keys of deleted strategy %s", strategy_id)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from datasources.strategies import ENVIRONMENTS
-from gateway.errors import BadUserInput
+from gateway.core.errors import BadUserInput
 from resolvers.checks import check_text, utf8_length
 
 MAX_NAME = 100

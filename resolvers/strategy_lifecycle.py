@@ -30,14 +30,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datasources import credentials as credentials_source
 from datasources import strategies as strategies_source
-from datasources._guard import guard
 from datasources.credentials import CredentialsRecord
 from datasources.strategies import StrategyRecord
-from gateway.context import Context
-from gateway.errors import BadUserInput, Conflict
+from gateway.core.errors import BadUserInput, Conflict
 from resolvers.activity import record_event
+from resolvers.context import Context
 from resolvers.strategies import article, read_strategy, remember
 
 # Transitions racing on one strategy retry this often before giving up with CONFLICT.
@@ -71,11 +69,7 @@ def check_allowed(transition: Transition, status: str) -> None:
 
 async def _usable_credentials(ctx: Context, user_id: str) -> CredentialsRecord | None:
     # The status read: which secrets are configured, never their values.
-    async with guard(credentials_source.SOURCE, timeout=ctx.sources.timeout):
-        found = await credentials_source.find_credentials(
-            db=ctx.sources.credentials, user_ids=[user_id]
-        )
-    record = found[0] if found else None
+    record = await ctx.sources.credentials.status_of(user_id)
     if record is None or record.broker is None or not record.configured_fields:
         return None
     return record
@@ -111,20 +105,32 @@ async def _take_edge(
     """One compare-and-set per status the transition may leave, each naming that status
     exactly, so the status left is known for certain: (that status, the strategy after)."""
     for status in transition.allowed_from:
-        async with guard(strategies_source.SOURCE, timeout=ctx.sources.timeout):
-            record = await strategies_source.change_status(
-                db=ctx.sources.strategies,
-                strategy_id=strategy_id,
-                user_id=user_id,
-                from_status=status,
-                to_status=transition.to,
-                action=transition.action,
-                broker=credentials.broker if credentials else None,
-                clear_error=transition.to == "STOPPED",
-            )
+        record = await _change_status(ctx, user_id, strategy_id, transition, credentials, status)
         if record is not None:
             return status, record
     return None
+
+
+async def _change_status(
+    ctx: Context,
+    user_id: str,
+    strategy_id: str,
+    transition: Transition,
+    credentials: CredentialsRecord | None,
+    from_status: str,
+) -> StrategyRecord | None:
+    return await ctx.sources.strategies.run(
+        lambda db: strategies_source.change_status(
+            db=db,
+            strategy_id=strategy_id,
+            user_id=user_id,
+            from_status=from_status,
+            to_status=transition.to,
+            action=transition.action,
+            broker=credentials.broker if credentials else None,
+            clear_error=transition.to == "STOPPED",
+        )
+    )
 
 
 async def transition_strategy(ctx: Context, *, strategy_id: str, action: str) -> StrategyRecord:
@@ -135,7 +141,7 @@ async def transition_strategy(ctx: Context, *, strategy_id: str, action: str) ->
     BAD_USER_INPUT for missing credentials.
     """
     transition = TRANSITIONS[action]
-    viewer = await ctx.viewer()
+    viewer = ctx.checked_viewer
     credentials = None
     if transition.needs_credentials:
         credentials = await _usable_credentials(ctx, viewer.id)

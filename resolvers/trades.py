@@ -6,9 +6,9 @@ from dataclasses import replace
 from datetime import datetime
 
 from datasources.trades import Partition, TradeCountKey, TradeFilter, TradePageKey, TradeRecord
-from gateway.context import Context
-from gateway.errors import BadUserInput
+from gateway.core.errors import BadUserInput
 from resolvers.checks import check_object_id, check_text, in_utc
+from resolvers.context import Context
 from resolvers.pagination import Slice, check_first, parse_trade_cursor, trade_cursor
 from resolvers.strategy_input import MAX_INSTRUMENT
 

@@ -9,8 +9,8 @@ from typing import Any, Generic, Self, TypeVar
 
 import strawberry
 
-from gateway.context import Context
-from gateway.errors import BadUserInput
+from gateway.core.errors import BadUserInput
+from resolvers.context import Context
 from resolvers.pagination import Slice
 
 Info = strawberry.Info[Context, None]

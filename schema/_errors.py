@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from gateway.errors import GatewayError
+from gateway.core.errors import GatewayError
 
 log = logging.getLogger("gateway.errors")
 

@@ -6,13 +6,15 @@ import strawberry
 
 from resolvers.account_deletion import delete_own_account
 from schema._base import Info
+from schema._permissions import IsSignedIn
 
 
 @strawberry.type
 class AccountDeletionMutations:
     @strawberry.mutation(
         description="Delete the signed-in account and all its data from every database. "
-        "Needs the account's password; every token stops working at once."
+        "Needs the account's password; every token stops working at once.",
+        permission_classes=[IsSignedIn],
     )
     async def delete_account(self, info: Info, password: str) -> bool:
         return await delete_own_account(info.context, password=password)

@@ -8,6 +8,7 @@ import strawberry
 
 from resolvers import accounts
 from schema._base import Info
+from schema._permissions import AllowAnyone, IsSignedIn
 from schema.users import User
 
 
@@ -57,7 +58,10 @@ class UpdateProfileInput:
 
 @strawberry.type
 class AccountMutations:
-    @strawberry.mutation(description="Create an account and sign in.")
+    @strawberry.mutation(
+        description="Create an account and sign in.",
+        permission_classes=[AllowAnyone],
+    )
     async def register(
         self,
         info: Info,
@@ -77,14 +81,18 @@ class AccountMutations:
         )
         return AuthPayload.from_signed_in(signed_in)
 
-    @strawberry.mutation(description="Sign in with email and password.")
+    @strawberry.mutation(
+        description="Sign in with email and password.",
+        permission_classes=[AllowAnyone],
+    )
     async def login(self, info: Info, email: str, password: str) -> AuthPayload:
         signed_in = await accounts.login(info.context, email=email, password=password)
         return AuthPayload.from_signed_in(signed_in)
 
     @strawberry.mutation(
         description="Exchange a refresh token (single use) for a new access token and refresh "
-        "token. Presenting a used refresh token revokes every token of its sign-in."
+        "token. Presenting a used refresh token revokes every token of its sign-in.",
+        permission_classes=[AllowAnyone],
     )
     async def refresh_token(self, info: Info, refresh_token: str) -> AuthPayload:
         signed_in = await accounts.refresh(info.context, refresh_token=refresh_token)
@@ -92,19 +100,24 @@ class AccountMutations:
 
     @strawberry.mutation(
         description="Sign out: revoke the refresh token and every token rotated with it. "
-        "Idempotent; always true. Access tokens already issued expire on their own."
+        "Idempotent; always true. Access tokens already issued expire on their own.",
+        permission_classes=[AllowAnyone],
     )
     async def logout(self, info: Info, refresh_token: str) -> bool:
         return await accounts.logout(info.context, refresh_token=refresh_token)
 
-    @strawberry.mutation(description="Change the signed-in user's names or phone.")
+    @strawberry.mutation(
+        description="Change the signed-in user's names or phone.",
+        permission_classes=[IsSignedIn],
+    )
     async def update_profile(self, info: Info, input: UpdateProfileInput) -> User:  # noqa: A002
         record = await accounts.update_profile(info.context, changes=input.changes())
         return User.from_record(record)
 
     @strawberry.mutation(
         description="Change the signed-in user's password. Every other session is signed out; "
-        "the payload is a fresh session for the caller."
+        "the payload is a fresh session for the caller.",
+        permission_classes=[IsSignedIn],
     )
     async def change_password(
         self, info: Info, current_password: str, new_password: str

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
-
 import strawberry
-from strawberry.permission import BasePermission
 
-from gateway.context import ADMIN
-from gateway.errors import Forbidden
 from resolvers.admin import get_user, user_page
 from schema._base import Connection, Info
+from schema._permissions import IsAdmin
 from schema.users import User
-
-
-class IsAdmin(BasePermission):
-    """Admits only a signed-in ADMIN; anyone else is FORBIDDEN (UNAUTHENTICATED without a token)."""
-
-    message = "Only an ADMIN may read other users."
-
-    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        viewer = await info.context.viewer()
-        return viewer.user.role == ADMIN
-
-    def on_unauthorized(self) -> NoReturn:
-        # A GatewayError, so the error is coded FORBIDDEN like every other refusal.
-        raise Forbidden(self.message)
 
 
 @strawberry.type(description="A page of users.")

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry.scalars import JSON
 
-from datasources.analytics import ActivityEventRecord, DailyMetricRecord
 from resolvers.figures import DayFigures, Figures, daily_series, summarize
+from resolvers.records import ActivityEventRecord, DailyMetricRecord
+from resolvers.strategies import strategy_by_id
 from schema._base import Info
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ class StrategyBreakdown(FigureFields):
     ) -> Annotated[Strategy, strawberry.lazy("schema.strategies")] | None:
         from schema.strategies import Strategy  # noqa: PLC0415 - cyclic types
 
-        record = await info.context.loaders.strategies.by_id.load(self.strategy_id)
+        record = await strategy_by_id(info.context, self.strategy_id)
         return Strategy.from_record(record) if record else None
 
 

@@ -8,9 +8,10 @@ from typing import Annotated
 
 import strawberry
 
-from datasources.credentials import CredentialsRecord
 from resolvers import credentials as credentials_resolvers
+from resolvers.records import CredentialsRecord
 from schema._base import Info
+from schema._permissions import IsSignedIn
 
 
 @strawberry.enum(description="A secret field of broker credentials.")
@@ -103,7 +104,8 @@ class SaveCredentialsInput:
 class CredentialMutations:
     @strawberry.mutation(
         description="Create or update the viewer's broker credentials; returns their status "
-        "view, never a secret."
+        "view, never a secret.",
+        permission_classes=[IsSignedIn],
     )
     async def save_credentials(
         self,
@@ -122,7 +124,8 @@ class CredentialMutations:
 
     @strawberry.mutation(
         description="Remove the viewer's broker credentials. True when there were some, "
-        "false when there were none (deleting twice is harmless)."
+        "false when there were none (deleting twice is harmless).",
+        permission_classes=[IsSignedIn],
     )
     async def delete_credentials(self, info: Info) -> bool:
         return await credentials_resolvers.delete_credentials(info.context)

@@ -2,7 +2,9 @@
 
 Each field is its own resolver, so sibling fields (and so sources) are awaited
 together; every field fed by a source other than users is nullable, so one
-source being down costs only its own fields.
+source being down costs only its own fields. Both are `@aggregate` types: each
+field's read runs alongside the viewer check and its value is released only
+after the check has passed.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from decimal import Decimal
 
 import strawberry
 
-from resolvers import dashboard as aggregate
+from resolvers import dashboard as aggregates
 from schema._base import Info
+from schema._permissions import aggregate
 from schema.analytics import ActivityEvent
 from schema.credentials import Credentials
 from schema.strategies import Strategy
@@ -45,6 +48,7 @@ class EquityPoint:
     equity: Decimal = strawberry.field(description="Cumulative net PnL at the day's end.")
 
 
+@aggregate
 @strawberry.type(description="A user's profile: account, credentials, strategies and trades.")
 class Profile:
     user_id: strawberry.Private[str]
@@ -59,22 +63,23 @@ class Profile:
 
     @strawberry.field(description="Broker credentials status (credentials source).")
     async def credentials(self, info: Info) -> Credentials | None:
-        record = await aggregate.credentials(info.context, self.user_id)
+        record = await aggregates.credentials(info.context, self.user_id)
         return Credentials.from_record(record) if record else None
 
     @strawberry.field(description="Number of strategies (strategies source).")
     async def strategy_count(self, info: Info) -> int | None:
-        return (await aggregate.strategy_counts(info.context, self.user_id)).count()
+        return (await aggregates.strategy_counts(info.context, self.user_id)).count()
 
     @strawberry.field(description="Number of trades, open and closed (trades source).")
     async def trade_count(self, info: Info) -> int | None:
-        return (await aggregate.trade_summary(info.context, self.user_id)).trades
+        return (await aggregates.trade_summary(info.context, self.user_id)).trades
 
     @strawberry.field(description="Net PnL of every closed trade (trades source).")
     async def lifetime_pnl(self, info: Info) -> Decimal | None:
-        return (await aggregate.trade_summary(info.context, self.user_id)).net_pnl
+        return (await aggregates.trade_summary(info.context, self.user_id)).net_pnl
 
 
+@aggregate
 @strawberry.type(description="Everything the home screen shows, from all five sources.")
 class Dashboard:
     user_id: strawberry.Private[str]
@@ -85,7 +90,7 @@ class Dashboard:
 
     @strawberry.field(description="Strategies per status (strategies source).")
     async def strategy_counts(self, info: Info) -> StrategyCounts | None:
-        counts = await aggregate.strategy_counts(info.context, self.user_id)
+        counts = await aggregates.strategy_counts(info.context, self.user_id)
         return StrategyCounts(
             active=counts.count("ACTIVE"),
             paused=counts.count("PAUSED"),
@@ -96,17 +101,17 @@ class Dashboard:
 
     @strawberry.field(description="The newest ACTIVE strategies (strategies source).")
     async def active_strategies(self, info: Info, first: int = 10) -> list[Strategy] | None:
-        records = await aggregate.active_strategies(info.context, self.user_id, first)
+        records = await aggregates.active_strategies(info.context, self.user_id, first)
         return [Strategy.from_record(record) for record in records]
 
     @strawberry.field(description="The newest trades by entry time (trades source).")
     async def recent_trades(self, info: Info, first: int = 10) -> list[Trade] | None:
-        records = await aggregate.recent_trades(info.context, self.user_id, first)
+        records = await aggregates.recent_trades(info.context, self.user_id, first)
         return [Trade.from_record(record) for record in records]
 
     @strawberry.field(description="Net PnL today, 7 days, 30 days, all time (trades source).")
     async def pnl(self, info: Info) -> PnlSummary | None:
-        windows = await aggregate.pnl(info.context, self.user_id)
+        windows = await aggregates.pnl(info.context, self.user_id)
         return PnlSummary(
             today=windows.today,
             seven_days=windows.seven_days,
@@ -116,15 +121,15 @@ class Dashboard:
 
     @strawberry.field(description="Cumulative net PnL per UTC day (trades source).")
     async def equity_curve(self, info: Info, days: int = 30) -> list[EquityPoint] | None:
-        points = await aggregate.equity(info.context, self.user_id, days)
+        points = await aggregates.equity(info.context, self.user_id, days)
         return [EquityPoint(day=p.day, net_pnl=p.net_pnl, equity=p.equity) for p in points]
 
     @strawberry.field(description="Whether broker credentials are stored (credentials source).")
     async def credentials_configured(self, info: Info) -> bool | None:
-        record = await aggregate.credentials(info.context, self.user_id)
+        record = await aggregates.credentials(info.context, self.user_id)
         return bool(record and record.configured_fields)
 
     @strawberry.field(description="The newest activity events (analytics source).")
     async def recent_activity(self, info: Info, first: int = 10) -> list[ActivityEvent] | None:
-        records = await aggregate.recent_activity(info.context, self.user_id, first)
+        records = await aggregates.recent_activity(info.context, self.user_id, first)
         return [ActivityEvent.from_record(record) for record in records]

@@ -12,6 +12,7 @@ from resolvers.analytics import analytics_rows
 from resolvers.strategies import get_strategy, strategy_page
 from resolvers.trades import trade_page
 from schema._base import Info, StrategyStatus
+from schema._permissions import HasAccessToken, IsSignedIn
 from schema.account_deletion import AccountDeletionMutations
 from schema.accounts import AccountMutations
 from schema.admin import AdminQueries
@@ -25,34 +26,43 @@ from schema.users import User
 
 @strawberry.type
 class ViewerQueries:
-    @strawberry.field(description="The signed-in user.")
+    @strawberry.field(
+        description="The signed-in user.",
+        permission_classes=[IsSignedIn],
+    )
     async def me(self, info: Info) -> User | None:
-        viewer = await info.context.viewer()
-        return User.from_record(viewer.user)
+        return User.from_record(info.context.checked_viewer.user)
 
-    @strawberry.field(description="The signed-in user's profile, from four sources at once.")
+    # Only the token is checked before these two; the revocation check runs alongside
+    # the aggregate's own reads, and each of its fields waits for it (`@aggregate`).
+
+    @strawberry.field(
+        description="The signed-in user's profile, from four sources at once.",
+        permission_classes=[HasAccessToken],
+    )
     async def profile(self, info: Info) -> Profile:
-        # Only the token is checked here; the revocation check starts now and runs
-        # alongside the fields' own reads (resolvers/dashboard.py).
-        claims = info.context.claims()
-        info.context.start_viewer_check()
-        return Profile(user_id=claims.user_id)
+        return Profile(user_id=info.context.claims().user_id)
 
-    @strawberry.field(description="The signed-in user's dashboard, from all five sources at once.")
+    @strawberry.field(
+        description="The signed-in user's dashboard, from all five sources at once.",
+        permission_classes=[HasAccessToken],
+    )
     async def dashboard(self, info: Info) -> Dashboard:
-        claims = info.context.claims()
-        info.context.start_viewer_check()
-        return Dashboard(user_id=claims.user_id)
+        return Dashboard(user_id=info.context.claims().user_id)
 
     # The fields below are fed by sources other than users: nullable, so that one failing
     # (down, not found, bad input) nulls only itself and the rest of the answer still arrives.
 
-    @strawberry.field(description="One of the viewer's strategies; NOT_FOUND otherwise.")
+    @strawberry.field(
+        description="One of the viewer's strategies; NOT_FOUND otherwise.",
+        permission_classes=[IsSignedIn],
+    )
     async def strategy(self, info: Info, id: strawberry.ID) -> Strategy | None:  # noqa: A002
-        await info.context.viewer()
         return Strategy.from_record(await get_strategy(info.context, id))
 
-    @strawberry.field(description="The viewer's strategies, newest first.")
+    @strawberry.field(
+        description="The viewer's strategies, newest first.", permission_classes=[IsSignedIn]
+    )
     async def strategies(
         self,
         info: Info,
@@ -60,13 +70,15 @@ class ViewerQueries:
         first: int | None = None,
         after: str | None = None,
     ) -> StrategyConnection | None:
-        viewer = await info.context.viewer()
+        viewer = info.context.checked_viewer
         page = await strategy_page(
             info.context, user_id=viewer.id, status=status, first=first, after=after
         )
         return StrategyConnection.of(page, Strategy.from_record)
 
-    @strawberry.field(description="The viewer's trades, newest entry first.")
+    @strawberry.field(
+        description="The viewer's trades, newest entry first.", permission_classes=[IsSignedIn]
+    )
     async def trades(
         self,
         info: Info,
@@ -74,7 +86,7 @@ class ViewerQueries:
         first: int | None = None,
         after: str | None = None,
     ) -> TradeConnection | None:
-        viewer = await info.context.viewer()
+        viewer = info.context.checked_viewer
         page = await trade_page(
             info.context,
             partition="user",
@@ -85,7 +97,10 @@ class ViewerQueries:
         )
         return TradeConnection.of(page, Trade.from_record)
 
-    @strawberry.field(description="The viewer's figures between two UTC days (inclusive).")
+    @strawberry.field(
+        description="The viewer's figures between two UTC days (inclusive).",
+        permission_classes=[IsSignedIn],
+    )
     async def analytics(
         self,
         info: Info,
@@ -93,7 +108,7 @@ class ViewerQueries:
         to: date | None = None,
         strategy_id: strawberry.ID | None = None,
     ) -> Analytics | None:
-        viewer = await info.context.viewer()
+        viewer = info.context.checked_viewer
         rows = await analytics_rows(
             info.context, user_id=viewer.id, from_day=from_, to_day=to, strategy_id=strategy_id
         )

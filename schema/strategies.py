@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
-from datasources.strategies import StrategyRecord
 from resolvers import strategies, strategy_lifecycle
+from resolvers.analytics import strategy_metrics
+from resolvers.records import StrategyRecord
 from resolvers.trades import trade_page
+from resolvers.users import user_by_id
 from schema._base import Connection, Environment, Info, StrategyStatus, enum_value
+from schema._permissions import IsSignedIn
 
 if TYPE_CHECKING:
     from schema.analytics import Performance
@@ -66,7 +69,7 @@ class Strategy:
     async def owner(self, info: Info) -> Annotated[User, strawberry.lazy("schema.users")] | None:
         from schema.users import User  # noqa: PLC0415 - cyclic types
 
-        record = await info.context.loaders.users.by_id.load(self.user_id)
+        record = await user_by_id(info.context, self.user_id)
         return User.from_record(record) if record else None
 
     @strawberry.field(description="The strategy's trades, newest entry first (trades source).")
@@ -98,7 +101,7 @@ class Strategy:
     ) -> Annotated[Performance, strawberry.lazy("schema.analytics")] | None:
         from schema.analytics import Performance  # noqa: PLC0415 - cyclic types
 
-        rows = await info.context.loaders.analytics.by_strategy.load(self.id)
+        rows = await strategy_metrics(info.context, self.id)
         return Performance.from_rows(rows)
 
 
@@ -193,7 +196,10 @@ class UpdateStrategyInput:
 
 @strawberry.type
 class StrategyMutations:
-    @strawberry.mutation(description="Create a strategy; it starts STOPPED.")
+    @strawberry.mutation(
+        description="Create a strategy; it starts STOPPED.",
+        permission_classes=[IsSignedIn],
+    )
     async def create_strategy(self, info: Info, input: CreateStrategyInput) -> Strategy:  # noqa: A002
         record = await strategies.create_strategy(
             info.context, fields=input.fields(), client_mutation_id=input.client_mutation_id
@@ -202,7 +208,8 @@ class StrategyMutations:
 
     @strawberry.mutation(
         description="Change some fields of a strategy. Code, config, instrument, broker and "
-        "environment change only while it is STOPPED or ERROR; name and autoReconnect at any time."
+        "environment change only while it is STOPPED or ERROR; name and autoReconnect at any time.",
+        permission_classes=[IsSignedIn],
     )
     async def update_strategy(
         self,
@@ -217,28 +224,37 @@ class StrategyMutations:
 
     @strawberry.mutation(
         description="Delete a STOPPED or ERROR strategy (stop a running one first) and return "
-        "its id. Its trades stay, under its name."
+        "its id. Its trades stay, under its name.",
+        permission_classes=[IsSignedIn],
     )
     async def delete_strategy(self, info: Info, id: strawberry.ID) -> strawberry.ID:  # noqa: A002
         record = await strategies.delete_strategy(info.context, strategy_id=id)
         return strawberry.ID(record.id)
 
     @strawberry.mutation(
-        description="STOPPED → ACTIVE. Needs your credentials for the strategy's broker."
+        description="STOPPED → ACTIVE. Needs your credentials for the strategy's broker.",
+        permission_classes=[IsSignedIn],
     )
     async def start_strategy(self, info: Info, id: strawberry.ID) -> Strategy:  # noqa: A002
         return await _transition(info, id, "start")
 
-    @strawberry.mutation(description="ACTIVE, PAUSED or ERROR → STOPPED.")
+    @strawberry.mutation(
+        description="ACTIVE, PAUSED or ERROR → STOPPED.",
+        permission_classes=[IsSignedIn],
+    )
     async def stop_strategy(self, info: Info, id: strawberry.ID) -> Strategy:  # noqa: A002
         return await _transition(info, id, "stop")
 
-    @strawberry.mutation(description="ACTIVE → PAUSED.")
+    @strawberry.mutation(
+        description="ACTIVE → PAUSED.",
+        permission_classes=[IsSignedIn],
+    )
     async def pause_strategy(self, info: Info, id: strawberry.ID) -> Strategy:  # noqa: A002
         return await _transition(info, id, "pause")
 
     @strawberry.mutation(
-        description="PAUSED → ACTIVE. Needs your credentials for the strategy's broker."
+        description="PAUSED → ACTIVE. Needs your credentials for the strategy's broker.",
+        permission_classes=[IsSignedIn],
     )
     async def resume_strategy(self, info: Info, id: strawberry.ID) -> Strategy:  # noqa: A002
         return await _transition(info, id, "resume")

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from datasources.trades import TradeFilter, TradeRecord, net_pnl
+from resolvers.records import TradeFilter, TradeRecord, net_pnl
+from resolvers.strategies import strategy_by_id
 from schema._base import (
     Connection,
     Environment,
@@ -93,7 +94,7 @@ class Trade:
     ) -> Annotated[Strategy, strawberry.lazy("schema.strategies")] | None:
         from schema.strategies import Strategy  # noqa: PLC0415 - cyclic types
 
-        record = await info.context.loaders.strategies.by_id.load(self.strategy_id)
+        record = await strategy_by_id(info.context, self.strategy_id)
         return Strategy.from_record(record) if record else None
 
 

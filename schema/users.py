@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from datasources.users import UserRecord
 from resolvers.analytics import analytics_rows
+from resolvers.credentials import credentials_of
+from resolvers.records import UserRecord
 from resolvers.strategies import strategy_page
 from resolvers.trades import trade_page
 from schema._base import Info, Role, StrategyStatus, enum_value
@@ -69,7 +70,7 @@ class User:
     ) -> Annotated[Credentials, strawberry.lazy("schema.credentials")] | None:
         from schema.credentials import Credentials  # noqa: PLC0415 - cyclic types
 
-        record = await info.context.loaders.credentials.by_user.load(self.id)
+        record = await credentials_of(info.context, self.id)
         return Credentials.from_record(record) if record else None
 
     @strawberry.field(description="The user's trades, newest entry first (trades source).")

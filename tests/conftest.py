@@ -12,14 +12,11 @@ import asyncpg
 import httpx
 import pytest
 from pymongo import monitoring
-from sqlalchemy import delete
 
 from datasources import Sources
-from datasources.analytics import activity_events, daily_strategy_metrics
-from datasources.trades import trades
 from gateway.app import create_app
+from gateway.core.settings import Settings
 from gateway.embedded import EmbeddedMongo
-from gateway.settings import Settings
 from tests.helpers import RoundTrips, SecretsSpy
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -105,7 +102,7 @@ async def app(settings: Settings) -> AsyncIterator[object]:
     async with application.router.lifespan_context(application):
         sources: Sources = application.state.sources
         await sources.migrate()
-        ROUND_TRIPS.watch_sql(sources)
+        ROUND_TRIPS.watch(sources)
         yield application
         for client in sources.mongo_clients:
             await client.drop_database(f"gw_{RUN_ID}_user_db")
@@ -121,15 +118,8 @@ def sources(app) -> Sources:
 
 @pytest.fixture(autouse=True)
 async def clean(sources: Sources) -> None:
-    """Every test starts with five empty databases."""
-    for db in (sources.users, sources.strategies, sources.credentials):
-        for name in await db.list_collection_names():
-            await db[name].delete_many({})
-    async with sources.trades.begin() as conn:
-        await conn.execute(delete(trades))
-    async with sources.analytics.begin() as conn:
-        await conn.execute(delete(daily_strategy_metrics))
-        await conn.execute(delete(activity_events))
+    """Every test starts with every registered source empty."""
+    await sources.clear()
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from pymongo import monitoring
 from sqlalchemy import event
 
-from datasources import Sources
+from datasources import MongoSource, Sources, SqlSource
 from datasources import credentials as credentials_source
 from datasources import strategies as strategies_source
 from datasources import trades as trades_source
@@ -23,15 +23,14 @@ from datasources import users as users_source
 from datasources.analytics import refresh_daily_metrics
 from datasources.strategies import StrategyRecord
 from datasources.users import UserRecord
-from gateway.auth import TokenService, key_id
-from gateway.crypto import SecretBox
-from gateway.settings import Settings
+from gateway.core.auth import TokenService, key_id
+from gateway.core.crypto import SecretBox
+from gateway.core.settings import Settings
 
 PASSWORD = "correct horse battery"
 _PASSWORD_HASH = PasswordHasher().hash(PASSWORD)
 NOW = datetime.now(UTC).replace(microsecond=0)
 
-_MONGO_SOURCES = {"user_db": "users", "strategy_db": "strategies", "credentials_db": "credentials"}
 _NOT_ROUND_TRIPS = {"endSessions", "hello", "ismaster", "isMaster", "ping"}
 
 
@@ -52,14 +51,7 @@ class _MongoListener(monitoring.CommandListener):
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name in _NOT_ROUND_TRIPS:
             return
-        source = next(
-            (
-                name
-                for suffix, name in _MONGO_SOURCES.items()
-                if event.database_name.endswith(suffix)
-            ),
-            None,
-        )
+        source = self.spy.mongo_databases.get(event.database_name)
         if source is not None and (span := self.spy.record(source)):
             self.open[event.request_id] = span
 
@@ -87,6 +79,7 @@ class RoundTrips:
 
     def __post_init__(self) -> None:
         self.mongo_listener = _MongoListener(self)
+        self.mongo_databases: dict[str, str] = {}
 
     def record(self, source: str) -> Span | None:
         if not self.enabled:
@@ -103,9 +96,14 @@ class RoundTrips:
     def counts(self) -> Counter[str]:
         return Counter(span.source for span in self.spans)
 
-    def watch_sql(self, sources: Sources) -> None:
-        for name, engine in (("trades", sources.trades), ("analytics", sources.analytics)):
-            self._listen(name, engine.sync_engine)
+    def watch(self, sources: Sources) -> None:
+        """Count the round trips of every registered source: Mongo commands by database
+        (the listener is registered globally), SQL statements by engine."""
+        for source in sources:
+            if isinstance(source, MongoSource):
+                self.mongo_databases[source.db.name] = source.name
+            elif isinstance(source, SqlSource):
+                self._listen(source.name, source.engine.sync_engine)
 
     def _listen(self, name: str, sync_engine: Any) -> None:
         started: dict[int, Span] = {}
@@ -175,7 +173,7 @@ async def make_user(sources: Sources, **overrides: Any) -> UserRecord:
         "phone": None,
     }
     values.update(overrides)
-    return await users_source.insert_user(db=sources.users, **values)
+    return await users_source.insert_user(db=sources.users.db, **values)
 
 
 async def signed_in(
@@ -205,7 +203,9 @@ async def make_strategy(sources: Sources, user: UserRecord, **overrides: Any) ->
         "config": {"timeframe": "5m"},
     }
     values.update(overrides)
-    return await strategies_source.insert_strategy(db=sources.strategies, user_id=user.id, **values)
+    return await strategies_source.insert_strategy(
+        db=sources.strategies.db, user_id=user.id, **values
+    )
 
 
 def trade_row(strategy: StrategyRecord, **overrides: Any) -> dict[str, Any]:
@@ -234,7 +234,7 @@ def trade_row(strategy: StrategyRecord, **overrides: Any) -> dict[str, Any]:
 
 async def make_trades(sources: Sources, rows: list[dict[str, Any]]) -> None:
     """Insert trade rows (see `trade_row`)."""
-    async with sources.trades.begin() as conn:
+    async with sources.trades.engine.begin() as conn:
         await trades_source.insert_trades(conn=conn, rows=rows)
 
 
@@ -263,7 +263,7 @@ async def make_credentials(
     if spy is not None:
         spy.add(*secrets.values())
     await credentials_source.upsert_credentials(
-        db=sources.credentials,
+        db=sources.credentials.db,
         box=box or suite_box(),
         user_id=user.id,
         broker=overrides.get("broker", "binance"),
@@ -274,7 +274,9 @@ async def make_credentials(
 
 async def refresh_analytics(sources: Sources) -> None:
     """Roll the trades up into the daily metrics."""
-    await refresh_daily_metrics(trades_engine=sources.trades, analytics_engine=sources.analytics)
+    await refresh_daily_metrics(
+        trades_engine=sources.trades.engine, analytics_engine=sources.analytics.engine
+    )
 
 
 async def gql(

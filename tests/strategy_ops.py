@@ -82,12 +82,12 @@ async def transition(
 
 async def stored(sources: Sources, strategy_id: str) -> dict[str, Any] | None:
     """The strategy's raw document, as the database holds it."""
-    return await sources.strategies["strategies"].find_one({"_id": ObjectId(strategy_id)})
+    return await sources.strategies.db["strategies"].find_one({"_id": ObjectId(strategy_id)})
 
 
 async def stored_of(sources: Sources, user: UserRecord) -> list[dict[str, Any]]:
     """Every raw strategy document of a user."""
-    cursor = sources.strategies["strategies"].find({"userId": ObjectId(user.id)})
+    cursor = sources.strategies.db["strategies"].find({"userId": ObjectId(user.id)})
     return [doc async for doc in cursor]
 
 
@@ -98,7 +98,7 @@ async def events_of(sources: Sources, user: UserRecord) -> list[dict[str, Any]]:
         .where(activity_events.c.user_id == user.id)
         .order_by(activity_events.c.id)
     )
-    async with sources.analytics.connect() as conn:
+    async with sources.analytics.engine.connect() as conn:
         rows = list(await conn.execute(query))
     return [{"kind": row.kind, "subjectId": row.subject_id, "data": row.data} for row in rows]
 

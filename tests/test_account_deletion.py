@@ -18,8 +18,8 @@ from datasources.analytics import activity_events, daily_strategy_metrics
 from datasources.trades import trades
 from datasources.users import UserRecord, mark_user_deleting
 from gateway.app import create_app
-from gateway.deletion import STEPS, begin_deletion, delete_account, finish_deletions, run_steps
-from gateway.settings import Settings
+from gateway.core.settings import Settings
+from resolvers.deletion import begin_deletion, delete_account, finish_deletions, run_steps, steps
 from tests.helpers import (
     NOW,
     PASSWORD,
@@ -35,6 +35,8 @@ from tests.helpers import (
 )
 from tests.test_cli import GATEWAY, ROOT, environment
 
+# The order deletion steps run in: the source holding the account last.
+DELETION_ORDER = ("strategies", "credentials", "trades", "analytics", "users")
 DELETE = "mutation Delete($password: String!) { deleteAccount(password: $password) }"
 
 
@@ -47,9 +49,9 @@ async def populate(sources: Sources, user: UserRecord) -> None:
     await make_trades(sources, rows)
     await make_credentials(sources, user)
     await refresh_analytics(sources)
-    async with sources.analytics.begin() as conn:
+    async with sources.analytics.engine.begin() as conn:
         await analytics_source.record_activity(conn=conn, user_id=user.id, kind="SIGNED_IN")
-    for db in (sources.strategies, sources.credentials):
+    for db in (sources.strategies.db, sources.credentials.db):
         claim = await idempotency.claim_key(
             db=db,
             user_id=user.id,
@@ -60,32 +62,32 @@ async def populate(sources: Sources, user: UserRecord) -> None:
             stale_after_seconds=20,
         )
         await idempotency.complete_key(db=db, claim=claim, result_id="r")
-    await sources.users["refresh_tokens"].insert_one({"_id": f"rt-{user.id}", "userId": user.id})
+    await sources.users.db["refresh_tokens"].insert_one({"_id": f"rt-{user.id}", "userId": user.id})
 
 
 async def remains(sources: Sources, user: UserRecord) -> dict[str, int]:
     """How much of the user each database still holds."""
     oid = {"$in": [user.id, ObjectId(user.id)]}
     counts = {
-        "users": await sources.users["users"].count_documents({"_id": oid}),
-        "refresh_tokens": await sources.users["refresh_tokens"].count_documents({"userId": oid}),
-        "deletion_job": await sources.users[deletion_jobs.COLLECTION].count_documents(
+        "users": await sources.users.db["users"].count_documents({"_id": oid}),
+        "refresh_tokens": await sources.users.db["refresh_tokens"].count_documents({"userId": oid}),
+        "deletion_job": await sources.users.db[deletion_jobs.COLLECTION].count_documents(
             {"_id": user.id}
         ),
-        "strategies": await sources.strategies["strategies"].count_documents({"userId": oid}),
-        "strategy_keys": await sources.strategies[idempotency.COLLECTION].count_documents(
+        "strategies": await sources.strategies.db["strategies"].count_documents({"userId": oid}),
+        "strategy_keys": await sources.strategies.db[idempotency.COLLECTION].count_documents(
             {"userId": user.id}
         ),
-        "credentials": await sources.credentials["credentials"].count_documents({"userId": oid}),
-        "credential_keys": await sources.credentials[idempotency.COLLECTION].count_documents(
+        "credentials": await sources.credentials.db["credentials"].count_documents({"userId": oid}),
+        "credential_keys": await sources.credentials.db[idempotency.COLLECTION].count_documents(
             {"userId": user.id}
         ),
     }
-    async with sources.trades.connect() as conn:
+    async with sources.trades.engine.connect() as conn:
         counts["trades"] = (
             await conn.execute(select(func.count()).where(trades.c.user_id == user.id))
         ).scalar_one()
-    async with sources.analytics.connect() as conn:
+    async with sources.analytics.engine.connect() as conn:
         for name, table in (("metrics", daily_strategy_metrics), ("activity", activity_events)):
             counts[name] = (
                 await conn.execute(select(func.count()).where(table.c.user_id == user.id))
@@ -175,7 +177,11 @@ async def test_tokens_stop_working_as_soon_as_the_deletion_begins(
     assert error_codes(await gql(client, "{ me { id } }", token=token)) == ["UNAUTHENTICATED"]
 
 
-@pytest.mark.parametrize("steps_done", range(len(STEPS) + 1))
+def test_every_source_forgets_the_user_and_the_account_holder_goes_last(sources):
+    assert [source.name for source in steps(sources)] == list(DELETION_ORDER)
+
+
+@pytest.mark.parametrize("steps_done", range(len(DELETION_ORDER) + 1))
 async def test_a_deletion_killed_after_any_step_is_finished_by_recovery(
     sources, victim_and_bystander, steps_done
 ):
@@ -183,7 +189,7 @@ async def test_a_deletion_killed_after_any_step_is_finished_by_recovery(
     # The process dies right after `steps_done` steps: what it leaves behind is
     # exactly the job and the sources not yet done.
     await begin_deletion(sources, victim.id)
-    await run_steps(sources, victim.id, STEPS[:steps_done])
+    await run_steps(sources, victim.id, steps(sources)[:steps_done])
 
     result = await finish_deletions(sources, settle_seconds=0)
 
@@ -196,7 +202,7 @@ async def test_a_deletion_killed_before_the_user_was_marked_is_finished_by_recov
     sources, victim_and_bystander
 ):
     victim, bystander, bystander_before = victim_and_bystander
-    await deletion_jobs.record_job(db=sources.users, user_id=victim.id)
+    await deletion_jobs.record_job(db=sources.users.db, user_id=victim.id)
 
     await finish_deletions(sources, settle_seconds=0)
 
@@ -208,7 +214,7 @@ async def test_a_user_marked_as_deleting_without_a_job_is_finished_by_recovery(
     sources, victim_and_bystander
 ):
     victim, bystander, bystander_before = victim_and_bystander
-    await mark_user_deleting(db=sources.users, user_id=victim.id)
+    await mark_user_deleting(db=sources.users.db, user_id=victim.id)
 
     await finish_deletions(sources, settle_seconds=0)
 
@@ -219,7 +225,7 @@ async def test_a_user_marked_as_deleting_without_a_job_is_finished_by_recovery(
 async def test_recovering_twice_or_concurrently_is_harmless(sources, victim_and_bystander):
     victim, bystander, bystander_before = victim_and_bystander
     await begin_deletion(sources, victim.id)
-    await run_steps(sources, victim.id, STEPS[:2])
+    await run_steps(sources, victim.id, steps(sources)[:2])
 
     await asyncio.gather(
         finish_deletions(sources, settle_seconds=0), finish_deletions(sources, settle_seconds=0)
@@ -234,7 +240,7 @@ async def test_recovering_twice_or_concurrently_is_harmless(sources, victim_and_
 async def test_the_cli_finishes_interrupted_deletions(settings, sources, victim_and_bystander):
     victim, bystander, bystander_before = victim_and_bystander
     await begin_deletion(sources, victim.id)
-    await run_steps(sources, victim.id, STEPS[:3])
+    await run_steps(sources, victim.id, steps(sources)[:3])
 
     result = await asyncio.to_thread(
         subprocess.run,
@@ -258,7 +264,7 @@ async def test_the_server_finishes_interrupted_deletions_when_it_starts(
 ):
     victim, bystander, bystander_before = victim_and_bystander
     await begin_deletion(sources, victim.id)
-    await run_steps(sources, victim.id, STEPS[:1])
+    await run_steps(sources, victim.id, steps(sources)[:1])
     app = create_app(settings)
 
     async with app.router.lifespan_context(app):
@@ -338,7 +344,7 @@ async def test_a_write_that_lands_after_the_first_pass_is_removed_when_the_job_s
 
     too_early = await finish_deletions(sources, settle_seconds=60)
     left_over = await remains(sources, victim)
-    await sources.users[deletion_jobs.COLLECTION].update_one(
+    await sources.users.db[deletion_jobs.COLLECTION].update_one(
         {"_id": victim.id}, {"$set": {"completedAt": NOW - timedelta(minutes=5)}}
     )
     settled = await finish_deletions(sources, settle_seconds=60)

@@ -9,7 +9,7 @@ import jwt
 import pytest
 from jwt.utils import base64url_encode
 
-from gateway.auth import key_id
+from gateway.core.auth import key_id
 from tests.helpers import PASSWORD, error_codes, gql, make_user, signed_token, token_for
 
 REGISTER = """
@@ -56,7 +56,7 @@ async def test_register_creates_a_user_and_returns_a_working_token(client):
 async def test_register_stores_an_argon2id_hash_never_the_password(client, sources):
     await gql(client, REGISTER, registration())
 
-    stored = await sources.users["users"].find_one({"email": "trader@example.com"})
+    stored = await sources.users.db["users"].find_one({"email": "trader@example.com"})
     assert stored["password"].startswith("$argon2id$")
     assert "a long enough password" not in str(stored)
 
@@ -68,7 +68,7 @@ async def test_register_with_a_taken_email_is_a_conflict_that_writes_nothing(cli
 
     assert error_codes(body) == ["CONFLICT"]
     assert body["data"] is None
-    assert await sources.users["users"].count_documents({}) == 1
+    assert await sources.users.db["users"].count_documents({}) == 1
 
 
 async def test_register_rejects_bad_input_naming_the_field_and_writes_nothing(client, sources):
@@ -83,7 +83,7 @@ async def test_register_rejects_bad_input_naming_the_field_and_writes_nothing(cl
         assert error_codes(body) == ["BAD_USER_INPUT"], field
         assert body["errors"][0]["extensions"]["field"] == field
 
-    assert await sources.users["users"].count_documents({}) == 0
+    assert await sources.users.db["users"].count_documents({}) == 0
 
 
 @pytest.mark.parametrize("name", ["Ada\u0000", "Ada\nLovelace", "\u0007Ada", "Ada\u009f"])
@@ -99,7 +99,7 @@ async def test_register_refuses_a_name_with_a_control_character_as_strategy_name
         assert body["errors"][0]["extensions"]["field"] == field
         assert "control characters" in body["errors"][0]["message"], field
 
-    assert await sources.users["users"].count_documents({}) == 0
+    assert await sources.users.db["users"].count_documents({}) == 0
 
 
 async def test_register_refuses_a_password_equal_to_the_email(client):
@@ -236,7 +236,7 @@ async def test_a_malformed_authorization_header_is_unauthenticated(client):
 async def test_a_token_of_a_bumped_token_version_is_revoked(client, sources, settings):
     user = await make_user(sources)
     token = token_for(settings, user)
-    await sources.users["users"].update_one({"email": user.email}, {"$inc": {"tokenVersion": 1}})
+    await sources.users.db["users"].update_one({"email": user.email}, {"$inc": {"tokenVersion": 1}})
 
     body = await gql(client, ME, token=token)
 
@@ -247,7 +247,7 @@ async def test_a_token_of_a_bumped_token_version_is_revoked(client, sources, set
 async def test_a_token_of_a_deleted_user_is_refused(client, sources, settings):
     user = await make_user(sources)
     token = token_for(settings, user)
-    await sources.users["users"].delete_many({})
+    await sources.users.db["users"].delete_many({})
 
     body = await gql(client, ME, token=token)
 
@@ -259,7 +259,7 @@ async def test_a_revoked_token_gets_no_dashboard_or_profile_and_one_error(
 ):
     user = await make_user(sources)
     token = token_for(settings, user)
-    await sources.users["users"].update_one({"email": user.email}, {"$inc": {"tokenVersion": 1}})
+    await sources.users.db["users"].update_one({"email": user.email}, {"$inc": {"tokenVersion": 1}})
     query = """{ dashboard { user { id } strategyCounts { total } pnl { allTime }
                  credentialsConfigured recentActivity { kind } }
                  profile { memberSince tradeCount credentials { broker } } }"""

@@ -93,7 +93,9 @@ async def test_the_role_is_read_on_every_request_so_a_demotion_applies_at_once(
     token = token_for(settings, admin)
     assert (await users(client, token))["data"]["users"]["totalCount"] == 1
 
-    await sources.users["users"].update_one({"_id": ObjectId(admin.id)}, {"$set": {"role": "user"}})
+    await sources.users.db["users"].update_one(
+        {"_id": ObjectId(admin.id)}, {"$set": {"role": "user"}}
+    )
 
     assert error_codes(await users(client, token)) == ["FORBIDDEN"]
 
@@ -115,7 +117,7 @@ async def test_gateway_accounts_promote_and_demote_set_the_role(client, sources,
     assert error_codes(as_user) == ["FORBIDDEN"]
     assert unknown.returncode == 1
     assert "no user" in unknown.stderr
-    doc = await sources.users["users"].find_one({"_id": ObjectId(user.id)})
+    doc = await sources.users.db["users"].find_one({"_id": ObjectId(user.id)})
     assert doc["role"] == "user"
 
 
@@ -192,7 +194,7 @@ async def test_an_unknown_or_malformed_user_id_is_not_found(client, sources, set
 async def test_a_user_being_deleted_is_invisible_to_admins(client, sources, settings):
     token = token_for(settings, await make_admin(sources))
     leaving = await make_user(sources, email="leaving@example.com")
-    await sources.users["users"].update_one(
+    await sources.users.db["users"].update_one(
         {"_id": ObjectId(leaving.id)}, {"$set": {"deletingAt": datetime.now(UTC)}}
     )
 

@@ -95,7 +95,7 @@ def opened(strategy: StrategyRecord, entry_time: datetime, **overrides: Any) -> 
 async def make_activity(
     sources: Sources, user: UserRecord, kind: str, at: datetime, **values: Any
 ) -> None:
-    async with sources.analytics.begin() as conn:
+    async with sources.analytics.engine.begin() as conn:
         await record_activity(conn=conn, user_id=user.id, kind=kind, at=at, **values)
 
 
@@ -446,7 +446,7 @@ async def test_the_dashboard_says_whether_credentials_are_configured(client, sou
 async def test_credentials_stored_without_any_secret_are_not_configured(client, sources, settings):
     user, token = await signed_in(sources, settings)
     await credentials_source.upsert_credentials(
-        db=sources.credentials,
+        db=sources.credentials.db,
         box=suite_box(),
         user_id=user.id,
         broker="binance",
@@ -808,7 +808,7 @@ async def test_a_breakdowns_strategy_is_null_once_the_strategy_is_deleted(
 ):
     user, token = await signed_in(sources, settings)
     alpha, _beta = await analytics_history(sources, user)
-    await sources.strategies["strategies"].delete_one({"name": "beta"})
+    await sources.strategies.db["strategies"].delete_one({"name": "beta"})
 
     body = await gql(
         client, "{ analytics { byStrategy { strategyId strategy { name } } } }", token=token
@@ -849,7 +849,7 @@ async def test_credentials_without_an_api_key_have_no_hint(client, sources, sett
     user, token = await signed_in(sources, settings)
     secrets_spy.add("TOTP-only-plaintext-secret")
     await credentials_source.upsert_credentials(
-        db=sources.credentials,
+        db=sources.credentials.db,
         box=suite_box(),
         user_id=user.id,
         broker="zerodha",

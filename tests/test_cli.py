@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import func, select
 
 from datasources.analytics import daily_strategy_metrics
+from gateway.core.settings import Settings
 from gateway.embedded import free_port
-from gateway.settings import Settings
 from tests.helpers import make_strategy, make_trades, make_user, trade_row
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ async def test_analytics_refresh_rolls_trades_up_and_running_it_twice_changes_no
     await make_trades(sources, [trade_row(strategy), trade_row(strategy)])
 
     async def metrics() -> list[tuple[object, ...]]:
-        async with sources.analytics.connect() as conn:
+        async with sources.analytics.engine.connect() as conn:
             rows = await conn.execute(select(daily_strategy_metrics))
             return [tuple(row) for row in rows]
 
@@ -87,7 +87,7 @@ async def test_analytics_refresh_refuses_a_malformed_date(settings, sources):
 
     assert result.returncode == 2
     assert "invalid fromisoformat value" in result.stderr
-    async with sources.analytics.connect() as conn:
+    async with sources.analytics.engine.connect() as conn:
         assert (
             await conn.execute(select(func.count()).select_from(daily_strategy_metrics))
         ).scalar() == 0

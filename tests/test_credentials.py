@@ -23,8 +23,8 @@ from datasources import credentials as credentials_source
 from datasources._mongo import get_database
 from datasources.credentials import SECRET_FIELDS, rotate_credentials
 from datasources.users import UserRecord
-from gateway.crypto import SecretBox, UnsealError
-from gateway.settings import Settings
+from gateway.core.crypto import SecretBox, UnsealError
+from gateway.core.settings import Settings
 from tests.helpers import (
     SecretsSpy,
     error_codes,
@@ -94,7 +94,7 @@ def saved(body: dict[str, Any]) -> dict[str, Any]:
 
 async def raw(sources: Sources, user: UserRecord) -> dict[str, Any] | None:
     """The user's credentials document exactly as stored."""
-    return await sources.credentials["credentials"].find_one({"userId": ObjectId(user.id)})
+    return await sources.credentials.db["credentials"].find_one({"userId": ObjectId(user.id)})
 
 
 async def document_of(sources: Sources, user: UserRecord) -> dict[str, Any]:
@@ -321,7 +321,7 @@ async def test_saving_requires_a_token(client, sources):
 
     assert error_codes(body) == ["UNAUTHENTICATED"]
     assert body["data"] is None
-    assert await sources.credentials["credentials"].count_documents({}) == 0
+    assert await sources.credentials.db["credentials"].count_documents({}) == 0
 
 
 async def test_an_unknown_broker_is_bad_user_input_naming_broker_and_writes_nothing(
@@ -385,7 +385,7 @@ async def test_a_missing_broker_is_refused_by_the_schema(client, sources, settin
     body = await gql(client, SAVE, {"input": {"clientId": "X"}}, token=token)
 
     assert error_codes(body) == ["BAD_USER_INPUT"]
-    assert await sources.credentials["credentials"].count_documents({}) == 0
+    assert await sources.credentials.db["credentials"].count_documents({}) == 0
 
 
 # saveCredentials: idempotency ------------------------------------------------------------------
@@ -473,9 +473,9 @@ async def test_replaying_a_key_after_the_credentials_were_deleted_is_not_found(
 async def abandon_save(sources: Sources, user: UserRecord, key: str, *, age: timedelta) -> None:
     """Turn a completed saveCredentials key back into a claim its request abandoned `age`
     ago, before saving anything (the request died right after claiming)."""
-    keys = sources.credentials["idempotency_keys"]
+    keys = sources.credentials.db["idempotency_keys"]
     key_id = f"{user.id}:saveCredentials:{key}"
-    await sources.credentials["credentials"].delete_one({"userId": ObjectId(user.id)})
+    await sources.credentials.db["credentials"].delete_one({"userId": ObjectId(user.id)})
     changed = await keys.update_one(
         {"_id": key_id}, {"$set": {"resultId": None, "claimedAt": datetime.now(UTC) - age}}
     )
@@ -540,7 +540,7 @@ async def test_the_key_collection_holds_no_plaintext_secret(client, sources, set
     secrets = six_secrets(user.id[-8:])
     await save(client, token, secrets_spy, clientMutationId="save-15", **secrets)
 
-    keys = await sources.credentials["idempotency_keys"].find({"userId": user.id}).to_list()
+    keys = await sources.credentials.db["idempotency_keys"].find({"userId": user.id}).to_list()
 
     assert len(keys) == 1
     for secret in secrets.values():
@@ -628,7 +628,7 @@ async def test_the_raw_documents_hold_no_plaintext_and_name_the_key_of_every_sec
     other_secrets = await make_credentials(sources, other, secrets_spy)
     box = SecretBox.from_settings(settings)
 
-    documents = await sources.credentials["credentials"].find({}).to_list()
+    documents = await sources.credentials.db["credentials"].find({}).to_list()
 
     assert len(documents) == 2
     dump = repr(documents)
@@ -667,7 +667,7 @@ async def test_a_ciphertext_copied_to_another_user_or_field_does_not_open(
 
 async def stored_kids(sources: Sources, box: SecretBox) -> list[str]:
     """The key id of every stored secret."""
-    documents = await sources.credentials["credentials"].find({}).to_list()
+    documents = await sources.credentials.db["credentials"].find({}).to_list()
     return [box.key_id(doc[field]) for doc in documents for field in SECRET_FIELDS if field in doc]
 
 
@@ -694,7 +694,7 @@ async def test_rotation_reseals_every_secret_under_the_new_key_and_a_rerun_chang
         )
     # One document already half under the new key: only its stale secrets move.
     await credentials_source.upsert_credentials(
-        db=sources.credentials,
+        db=sources.credentials.db,
         box=new_box,
         user_id=users[0].id,
         broker="binance",
@@ -703,9 +703,9 @@ async def test_rotation_reseals_every_secret_under_the_new_key_and_a_rerun_chang
     before = {user.id: await document_of(sources, user) for user in users}
     view_before = await gql(client, STATUS, token=token_for(settings, users[1]))
 
-    first = await rotate_credentials(db=sources.credentials, box=new_box)
+    first = await rotate_credentials(db=sources.credentials.db, box=new_box)
     after_first = {user.id: await document_of(sources, user) for user in users}
-    second = await rotate_credentials(db=sources.credentials, box=new_box)
+    second = await rotate_credentials(db=sources.credentials.db, box=new_box)
 
     assert (first.documents_checked, first.documents_rotated, first.secrets_rotated) == (3, 3, 17)
     assert first.unreadable_secrets == 0
@@ -730,7 +730,7 @@ async def test_rotation_reports_secrets_it_cannot_open_and_leaves_them_alone(
     for user in (healthy, copied, lost):
         await make_credentials(sources, user, secrets_spy, box=old_box)
     healthy_doc = await document_of(sources, healthy)
-    collection = sources.credentials["credentials"]
+    collection = sources.credentials.db["credentials"]
     # A ciphertext copied from another user, and one under a key nobody has any more.
     await collection.update_one(
         {"userId": ObjectId(copied.id)}, {"$set": {"apiKey": healthy_doc["apiKey"]}}
@@ -741,8 +741,8 @@ async def test_rotation_reports_secrets_it_cannot_open_and_leaves_them_alone(
     secrets_spy.add("LOST-plaintext-20")
     await collection.update_one({"userId": ObjectId(lost.id)}, {"$set": {"apiSecret": gone}})
 
-    result = await rotate_credentials(db=sources.credentials, box=new_box)
-    again = await rotate_credentials(db=sources.credentials, box=new_box)
+    result = await rotate_credentials(db=sources.credentials.db, box=new_box)
+    again = await rotate_credentials(db=sources.credentials.db, box=new_box)
 
     assert result.unreadable_secrets == 2
     assert sorted(result.unreadable_user_ids) == sorted([copied.id, lost.id])

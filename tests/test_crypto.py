@@ -8,8 +8,8 @@ import os
 import pytest
 from pydantic import SecretStr
 
-from gateway.crypto import SecretBox, UnsealError
-from gateway.settings import Settings
+from gateway.core.crypto import SecretBox, UnsealError
+from gateway.core.settings import Settings
 
 OLD = ("old", b"o" * 32)
 NEW = ("new", b"n" * 32)

@@ -38,7 +38,7 @@ async def engines(
 ) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
     """(trades, analytics) engines: the suite's PostgreSQL databases, or fresh SQLite files."""
     if request.param == "postgresql":
-        yield sources.trades, sources.analytics
+        yield sources.trades.engine, sources.analytics.engine
         return
     trades_engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'trades.sqlite3'}")
     analytics_engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'analytics.sqlite3'}")
@@ -337,8 +337,8 @@ async def test_recent_activity_keeps_a_limit_per_user_newest_first(engines):
 async def test_migrating_twice_changes_nothing(sources):
     async def indexes():
         found = {}
-        for name, db in (("users", sources.users), ("strategies", sources.strategies),
-                         ("credentials", sources.credentials)):  # fmt: skip
+        for name, db in (("users", sources.users.db), ("strategies", sources.strategies.db),
+                         ("credentials", sources.credentials.db)):  # fmt: skip
             found[name] = sorted(
                 [
                     (index["name"], bool(index.get("unique")))
@@ -430,7 +430,7 @@ async def owned_data(sources: Sources) -> dict[str, Any]:
     await make_credentials(sources, user)
     await make_trades(sources, [trade_row(strategy, entry_time=NOW - timedelta(hours=3))])
     await refresh_analytics(sources)
-    async with sources.analytics.begin() as conn:
+    async with sources.analytics.engine.begin() as conn:
         await analytics_source.record_activity(conn=conn, user_id=user.id, kind="SIGNED_IN")
     return {"user": user, "strategy": strategy}
 

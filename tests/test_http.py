@@ -89,7 +89,7 @@ async def test_a_mutation_over_get_is_405_allowing_post_and_writes_nothing(clien
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
     assert error_codes(response.json()) == ["BAD_USER_INPUT"]
-    assert await sources.users["users"].count_documents({}) == 0
+    assert await sources.users.db["users"].count_documents({}) == 0
 
 
 async def test_a_post_of_another_content_type_is_415(client):
@@ -154,7 +154,7 @@ async def test_a_post_body_with_several_requests_is_not_a_batch(client, sources)
     response = await post(client, [{"query": REGISTER}, {"query": REGISTER}])
 
     assert response.status_code == 400
-    assert await sources.users["users"].count_documents({}) == 0
+    assert await sources.users.db["users"].count_documents({}) == 0
 
 
 # --- Lone UTF-16 surrogates ---------------------------------------------------------------------
@@ -239,9 +239,9 @@ async def test_a_lone_surrogate_anywhere_in_a_post_is_a_400_that_runs_nothing(
     assert error_codes(body) == ["BAD_USER_INPUT"], why
     assert "surrogate" in body["errors"][0]["message"], why
     assert "data" not in body, why
-    assert await sources.users["users"].count_documents({}) == 1, why
-    assert await sources.credentials["credentials"].count_documents({}) == 0, why
-    assert await sources.strategies["strategies"].count_documents({}) == 0, why
+    assert await sources.users.db["users"].count_documents({}) == 1, why
+    assert await sources.credentials.db["credentials"].count_documents({}) == 0, why
+    assert await sources.strategies.db["strategies"].count_documents({}) == 0, why
 
 
 async def test_a_lone_surrogate_in_get_variables_is_a_400(client):
@@ -266,7 +266,7 @@ async def test_a_surrogate_escape_inside_the_document_is_a_coded_syntax_error(cl
 
     assert response.status_code == 400
     assert error_codes(response.json()) == ["BAD_USER_INPUT"]
-    assert await sources.users["users"].count_documents({}) == 0
+    assert await sources.users.db["users"].count_documents({}) == 0
 
 
 async def test_a_whole_surrogate_pair_is_ordinary_text(client, sources, settings):
@@ -400,7 +400,7 @@ async def test_several_operations_without_an_operation_name_is_400_and_runs_none
     assert response.status_code == 400
     assert error_codes(response.json()) == ["BAD_USER_INPUT"]
     assert "operationName" in response.json()["errors"][0]["message"]
-    assert await sources.users["users"].count_documents({}) == 0
+    assert await sources.users.db["users"].count_documents({}) == 0
 
 
 # --- GraphiQL -----------------------------------------------------------------------------------
@@ -490,7 +490,7 @@ async def test_an_unexpected_exception_is_masked_as_internal(client, sources, se
     user = await make_user(sources)
     strategy = await make_strategy(sources, user)
     # Written by another tool: a count the record builder cannot turn into an int.
-    await sources.strategies["strategies"].update_one(
+    await sources.strategies.db["strategies"].update_one(
         {"_id": ObjectId(strategy.id)}, {"$set": {"errorCount": "many-errors-sentinel"}}
     )
 

@@ -33,7 +33,7 @@ NEW_PASSWORD = "a brand new passphrase"
 
 
 async def stored_user(sources, user) -> dict[str, Any]:
-    doc: dict[str, Any] = await sources.users["users"].find_one({"_id": ObjectId(user.id)})
+    doc: dict[str, Any] = await sources.users.db["users"].find_one({"_id": ObjectId(user.id)})
     return doc
 
 
@@ -147,7 +147,7 @@ async def test_update_profile_needs_a_valid_token_and_changes_nothing_without_on
 ):
     user = await make_user(sources, first_name="Ada")
     revoked = token_for(settings, user)
-    await sources.users["users"].update_one(
+    await sources.users.db["users"].update_one(
         {"_id": ObjectId(user.id)}, {"$inc": {"tokenVersion": 1}}
     )
     before = await stored_user(sources, user)
@@ -232,7 +232,7 @@ async def test_a_password_change_signs_every_earlier_token_out(client, sources, 
     stale_refresh = await gql(client, REFRESH, {"t": other_device["data"]["login"]["refreshToken"]})
     assert error_codes(stale_refresh) == ["UNAUTHENTICATED"]
     docs = (
-        await sources.users["refresh_tokens"]
+        await sources.users.db["refresh_tokens"]
         .find({"userId": ObjectId(user.id)})
         .sort("_id", 1)
         .to_list()

@@ -19,7 +19,7 @@ from datasources import Sources
 from datasources.strategies import StrategyRecord
 from datasources.trades import trades as trades_table
 from datasources.users import UserRecord
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 from tests.helpers import (
     data_of,
     error_codes,
@@ -103,7 +103,7 @@ async def stored_trades(sources: Sources, user: UserRecord) -> list[tuple[str, d
     query = select(trades_table.c.id, trades_table.c.entry_time).where(
         trades_table.c.user_id == user.id
     )
-    async with sources.trades.connect() as conn:
+    async with sources.trades.engine.connect() as conn:
         rows = [(str(row.id), row.entry_time) for row in await conn.execute(query)]
     return sorted(rows, key=lambda row: (row[1], int(row[0])), reverse=True)
 
@@ -1306,7 +1306,7 @@ async def test_a_trade_of_a_deleted_strategy_has_a_null_strategy(client, sources
     user, token = await signed_in(sources, settings)
     strategy = await make_strategy(sources, user)
     await make_trades(sources, [trade_row(strategy)])
-    await sources.strategies["strategies"].delete_many({})
+    await sources.strategies.db["strategies"].delete_many({})
 
     body = await gql(
         client, "{ trades { edges { node { strategyName strategy { id } } } } }", token=token

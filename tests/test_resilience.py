@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from datasources import analytics as analytics_source
 from gateway.app import create_app
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 from tests.helpers import gql, make_strategy, make_user, token_for
 
 # Nothing listens on port 9 (discard) of the loopback: connections are refused at once.
@@ -93,7 +93,7 @@ async def signed_in_with_an_active_strategy(sources, settings) -> str:
     user = await make_user(sources, email="degraded@example.com")
     await make_strategy(sources, user, name="momentum", status="ACTIVE")
     await make_strategy(sources, user, name="idle", status="STOPPED")
-    async with sources.analytics.begin() as conn:
+    async with sources.analytics.engine.begin() as conn:
         await analytics_source.record_activity(conn=conn, user_id=user.id, kind="SIGNED_IN")
     return token_for(settings, user)
 
@@ -204,7 +204,7 @@ async def test_reads_survive_the_database_dropping_every_pooled_connection(
     query = "{ dashboard { pnl { allTime } recentTrades { id } } }"
     # Fill the pool with several idle connections.
     await asyncio.gather(*(gql(client, query, token=token) for _ in range(5)))
-    async with sources.analytics.connect() as conn:
+    async with sources.analytics.engine.connect() as conn:
         # From another database of the same server: end every session of the trades one,
         # as a restart or a failover would.
         ended = await conn.execute(
@@ -212,7 +212,7 @@ async def test_reads_survive_the_database_dropping_every_pooled_connection(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE datname = :db AND pid <> pg_backend_pid()"
             ),
-            {"db": sources.trades.url.database},
+            {"db": sources.trades.engine.url.database},
         )
         assert ended.scalar_one() >= 1
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.settings import DEV_JWT_SECRET, Settings
+from gateway.core.settings import DEV_JWT_SECRET, Settings
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import base64
 import pytest
 from pydantic import ValidationError
 
-from gateway.settings import DEV_ENCRYPTION_KEYS, DEV_JWT_SECRET, Settings
+from gateway.core.settings import DEV_ENCRYPTION_KEYS, DEV_JWT_SECRET, Settings
 
 STRONG = "s" * 48
 PRODUCTION_KEY = "k2:" + base64.b64encode(b"p" * 32).decode()

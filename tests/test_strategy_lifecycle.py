@@ -292,7 +292,7 @@ async def test_credentials_for_another_broker_do_not_start_it(
 
 async def test_credentials_without_any_secret_do_not_start_it(client, sources, settings):
     user, token = await trader(sources, settings, credentials=False)
-    await sources.credentials["credentials"].insert_one(
+    await sources.credentials.db["credentials"].insert_one(
         {"userId": ObjectId(user.id), "broker": "binance", "clientId": "client-1"}
     )
     strategy = await strategy_in(sources, user, "STOPPED")
@@ -335,7 +335,7 @@ async def test_pausing_and_stopping_need_no_credentials(client, sources, setting
 
     expected = {"pause": "PAUSED", "stop": "STOPPED"}[action]
     assert result["status"] == expected
-    assert (await sources.strategies["strategies"].find_one({"name": strategy.name}))[
+    assert (await sources.strategies.db["strategies"].find_one({"name": strategy.name}))[
         "status"
     ] == expected.lower()
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from datasources import idempotency
 from datasources.trades import trades as trades_table
-from gateway.errors import Conflict
+from gateway.core.errors import Conflict
 from tests.helpers import (
     NOW,
     error_codes,
@@ -243,7 +243,7 @@ async def test_create_strategy_requires_a_token(client, sources):
     body = await create(client, token="")
 
     assert error_codes(body) == ["UNAUTHENTICATED"]
-    assert await sources.strategies["strategies"].count_documents({}) == 0
+    assert await sources.strategies.db["strategies"].count_documents({}) == 0
 
 
 # createStrategy: the idempotency key -------------------------------------------------------
@@ -326,7 +326,7 @@ async def test_a_retry_after_the_first_request_died_before_inserting_creates_it_
     values = create_input(clientMutationId="create-1")
     first = created(await gql(client, CREATE, {"input": values}, token=token))
     # As if the first request had recorded its key and id, then died before its insert.
-    await sources.strategies["strategies"].delete_one({"_id": ObjectId(first["id"])})
+    await sources.strategies.db["strategies"].delete_one({"_id": ObjectId(first["id"])})
 
     retried = created(await gql(client, CREATE, {"input": values}, token=token))
     again = created(await gql(client, CREATE, {"input": values}, token=token))
@@ -357,10 +357,10 @@ async def abandon_claim(sources, user, key: str, *, age: timedelta) -> None:
     """Turn a completed createStrategy key back into a claim its request abandoned `age`
     ago, before binding an id or inserting anything (the request died right after
     claiming)."""
-    keys = sources.strategies["idempotency_keys"]
+    keys = sources.strategies.db["idempotency_keys"]
     claim = await keys.find_one({"_id": f"{user.id}:createStrategy:{key}"})
     assert claim is not None
-    await sources.strategies["strategies"].delete_many({"userId": ObjectId(user.id)})
+    await sources.strategies.db["strategies"].delete_many({"userId": ObjectId(user.id)})
     await keys.update_one(
         {"_id": claim["_id"]},
         {"$set": {"resultId": None, "claimedAt": datetime.now(UTC) - age}},
@@ -421,7 +421,7 @@ async def test_concurrent_retries_of_a_stale_claim_create_one_strategy(client, s
 async def test_of_two_takeovers_of_a_stale_claim_one_wins_and_the_late_owner_changes_nothing(
     sources,
 ):
-    db = sources.strategies
+    db = sources.strategies.db
     user_id = str(ObjectId())
     claim = partial(
         idempotency.claim_key,
@@ -718,7 +718,7 @@ async def test_a_deleted_strategys_trades_stay_under_its_name(client, sources, s
 
     await delete(client, token, strategy.id)
 
-    async with sources.trades.connect() as conn:
+    async with sources.trades.engine.connect() as conn:
         rows = list(await conn.execute(select(trades_table.c.strategy_name)))
     assert [row.strategy_name for row in rows] == ["Retired", "Retired"]
     body = await gql(client, "{ trades { totalCount } }", token=token)

@@ -16,9 +16,9 @@ from pydantic import SecretStr
 
 from datasources import refresh_tokens
 from gateway.app import create_app
-from gateway.auth import TokenService, key_id
-from gateway.errors import Unauthenticated
-from gateway.settings import Settings
+from gateway.core.auth import TokenService, key_id
+from gateway.core.errors import Unauthenticated
+from gateway.core.settings import Settings
 from tests.helpers import PASSWORD, error_codes, gql, make_user, signed_token, token_for
 
 LOGIN = """
@@ -65,7 +65,7 @@ def token_hash(token: str) -> str:
 
 async def stored(sources, token: str) -> Any:
     """The stored document of a refresh token (None when there is none)."""
-    return await sources.users["refresh_tokens"].find_one({"tokenHash": token_hash(token)})
+    return await sources.users.db["refresh_tokens"].find_one({"tokenHash": token_hash(token)})
 
 
 @asynccontextmanager
@@ -233,7 +233,7 @@ async def test_reusing_a_refresh_token_is_refused_and_revokes_its_whole_family(c
     latest = await refresh(client, second["data"]["refreshToken"]["refreshToken"])
     assert error_codes(latest) == ["UNAUTHENTICATED"]
     family = (await stored(sources, session["refreshToken"]))["familyId"]
-    docs = await sources.users["refresh_tokens"].find({"familyId": family}).to_list()
+    docs = await sources.users.db["refresh_tokens"].find({"familyId": family}).to_list()
     assert len(docs) == 3
     assert all(doc["revokedAt"] is not None for doc in docs)
     # Another sign-in of the same user is another family, untouched.
@@ -251,7 +251,7 @@ async def test_of_concurrent_refreshes_with_one_token_exactly_one_succeeds(clien
     assert len(succeeded) == 1
     assert [error_codes(body) for body in refused] == [["UNAUTHENTICATED"]] * 4
     family = (await stored(sources, session["refreshToken"]))["familyId"]
-    assert await sources.users["refresh_tokens"].count_documents({"familyId": family}) == 2
+    assert await sources.users.db["refresh_tokens"].count_documents({"familyId": family}) == 2
     # The others were reuses of a used token: the family, the winner's new token
     # included, is revoked.
     winner = succeeded[0]["data"]["refreshToken"]["refreshToken"]
@@ -275,7 +275,7 @@ async def test_an_access_token_is_not_accepted_as_a_refresh_token(client, source
 
     assert error_codes(body) == ["UNAUTHENTICATED"]
     assert body["data"] is None
-    assert await sources.users["refresh_tokens"].count_documents({}) == 1
+    assert await sources.users.db["refresh_tokens"].count_documents({}) == 1
 
 
 async def test_an_unknown_refresh_token_is_unauthenticated(client, sources):
@@ -288,7 +288,7 @@ async def test_an_unknown_refresh_token_is_unauthenticated(client, sources):
 
 async def test_an_expired_refresh_token_is_refused(client, sources):
     session = await sign_in(client, sources)
-    await sources.users["refresh_tokens"].update_one(
+    await sources.users.db["refresh_tokens"].update_one(
         {"tokenHash": token_hash(session["refreshToken"])},
         {"$set": {"expiresAt": datetime.now(UTC) - timedelta(seconds=1)}},
     )
@@ -301,7 +301,7 @@ async def test_an_expired_refresh_token_is_refused(client, sources):
 
 async def test_a_refresh_token_of_a_bumped_token_version_is_refused(client, sources):
     session = await sign_in(client, sources)
-    await sources.users["users"].update_one(
+    await sources.users.db["users"].update_one(
         {"email": session["record"].email}, {"$inc": {"tokenVersion": 1}}
     )
 
@@ -312,7 +312,7 @@ async def test_a_refresh_token_of_a_bumped_token_version_is_refused(client, sour
 
 async def test_a_refresh_token_of_a_deleted_user_is_refused(client, sources):
     session = await sign_in(client, sources)
-    await sources.users["users"].delete_many({})
+    await sources.users.db["users"].delete_many({})
 
     body = await refresh(client, session["refreshToken"])
 
@@ -322,7 +322,7 @@ async def test_a_refresh_token_of_a_deleted_user_is_refused(client, sources):
 async def test_a_user_being_deleted_cannot_refresh_sign_in_or_be_the_viewer(client, sources):
     session = await sign_in(client, sources)
     # Only the mark, not the token-version bump that comes with it, to show each check.
-    await sources.users["users"].update_one(
+    await sources.users.db["users"].update_one(
         {"email": session["record"].email}, {"$set": {"deletingAt": datetime.now(UTC)}}
     )
 
@@ -352,7 +352,7 @@ async def test_logout_revokes_the_family_of_the_refresh_token(client, sources):
     assert body == {"data": {"logout": True}}
     assert error_codes(await refresh(client, latest)) == ["UNAUTHENTICATED"]
     family = (await stored(sources, latest))["familyId"]
-    docs = await sources.users["refresh_tokens"].find({"familyId": family}).to_list()
+    docs = await sources.users.db["refresh_tokens"].find({"familyId": family}).to_list()
     assert all(doc["revokedAt"] is not None for doc in docs)
 
 
@@ -386,7 +386,8 @@ async def test_migrate_indexes_refresh_tokens_with_a_ttl_on_expiry(sources):
     await sources.migrate()
 
     indexes = {
-        index["name"]: index async for index in await sources.users["refresh_tokens"].list_indexes()
+        index["name"]: index
+        async for index in await sources.users.db["refresh_tokens"].list_indexes()
     }
 
     assert indexes["tokenHash_1"]["unique"] is True
@@ -397,7 +398,7 @@ async def test_migrate_indexes_refresh_tokens_with_a_ttl_on_expiry(sources):
 async def test_marking_a_token_used_is_a_compare_and_set(sources):
     user = await make_user(sources)
     await refresh_tokens.insert_refresh_token(
-        db=sources.users,
+        db=sources.users.db,
         token_hash="h" * 64,
         user_id=user.id,
         family_id=refresh_tokens.new_family_id(),
@@ -407,7 +408,7 @@ async def test_marking_a_token_used_is_a_compare_and_set(sources):
 
     results = await asyncio.gather(
         *(
-            refresh_tokens.consume_refresh_token(db=sources.users, token_hash="h" * 64)
+            refresh_tokens.consume_refresh_token(db=sources.users.db, token_hash="h" * 64)
             for _ in range(20)
         )
     )

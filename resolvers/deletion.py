@@ -4,8 +4,9 @@ No transaction spans five databases, so a deletion is a durable job:
 
 1. begin: record the job (users database), then mark the user as deleting,
    which also bumps its token version so every token it holds stops working;
-2. forget the user source by source, each step idempotent and noted in the job:
-   strategies, credentials, trades, analytics;
+2. forget the user source by source (`Source.forget_user` of every registered
+   source), each step idempotent and noted in the job: strategies, credentials,
+   trades, analytics;
 3. remove the user itself (and its refresh tokens), and note the job completed;
 4. settle: once `settle_seconds` have passed, run every step once more and only
    then forget the job. A request authenticated just before the deletion began
@@ -21,63 +22,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from datasources import Sources, deletion_jobs, idempotency
-from datasources import analytics as analytics_source
-from datasources import credentials as credentials_source
-from datasources import strategies as strategies_source
-from datasources import trades as trades_source
+from pymongo.asynchronous.database import AsyncDatabase
+
+from datasources import Document, Source, Sources, deletion_jobs, now
 from datasources import users as users_source
-from datasources._guard import guard
-from datasources._mongo import now
-from gateway.errors import GatewayError
+from gateway.core.errors import GatewayError
 
 log = logging.getLogger("gateway.deletion")
 
-Step = Callable[[Sources, str], Awaitable[None]]
 
-
-async def _forget_strategies(sources: Sources, user_id: str) -> None:
-    async with guard(strategies_source.SOURCE, timeout=sources.timeout):
-        await strategies_source.delete_user_strategies(db=sources.strategies, user_id=user_id)
-        await idempotency.delete_user_keys(db=sources.strategies, user_id=user_id)
-
-
-async def _forget_credentials(sources: Sources, user_id: str) -> None:
-    async with guard(credentials_source.SOURCE, timeout=sources.timeout):
-        await credentials_source.delete_user_credentials(db=sources.credentials, user_id=user_id)
-        await idempotency.delete_user_keys(db=sources.credentials, user_id=user_id)
-
-
-async def _forget_trades(sources: Sources, user_id: str) -> None:
-    async with guard(trades_source.SOURCE, timeout=sources.timeout), sources.trades.begin() as conn:
-        await trades_source.delete_user_trades(conn=conn, user_id=user_id)
-
-
-async def _forget_analytics(sources: Sources, user_id: str) -> None:
-    async with (
-        guard(analytics_source.SOURCE, timeout=sources.timeout),
-        sources.analytics.begin() as conn,
-    ):
-        await analytics_source.delete_user_analytics(conn=conn, user_id=user_id)
-
-
-async def _forget_user(sources: Sources, user_id: str) -> None:
-    async with guard(users_source.SOURCE, timeout=sources.timeout):
-        await users_source.delete_user(db=sources.users, user_id=user_id)
-
-
-# In order; the user goes last so that, until the end, a retry can still tell
-# whose data it is deleting.
-STEPS: Sequence[tuple[str, Step]] = (
-    ("strategies", _forget_strategies),
-    ("credentials", _forget_credentials),
-    ("trades", _forget_trades),
-    ("analytics", _forget_analytics),
-    ("users", _forget_user),
-)
+def steps(sources: Sources) -> list[Source]:
+    """The deletion steps: every registered source forgets the user, in registry order, and
+    the source holding the account goes last so that, until the end, a retry can still tell
+    whose data it is deleting."""
+    return sorted(sources, key=lambda source: source.holds_accounts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,19 +55,26 @@ async def begin_deletion(sources: Sources, user_id: str) -> bool:
     From here on the deletion will complete, now or on recovery. False when the
     user document is not (or no longer) there.
     """
-    async with guard(users_source.SOURCE, timeout=sources.timeout):
-        await deletion_jobs.record_job(db=sources.users, user_id=user_id)
-        return await users_source.mark_user_deleting(db=sources.users, user_id=user_id)
+
+    async def begin(db: AsyncDatabase[Document]) -> bool:
+        await deletion_jobs.record_job(db=db, user_id=user_id)
+        return await users_source.mark_user_deleting(db=db, user_id=user_id)
+
+    return await sources.users.run(begin)
 
 
-async def run_steps(
-    sources: Sources, user_id: str, steps: Sequence[tuple[str, Step]] = STEPS
-) -> None:
-    """Run deletion steps for a user, noting each in its job; every step is idempotent."""
-    for name, step in steps:
-        await step(sources, user_id)
-        async with guard(users_source.SOURCE, timeout=sources.timeout):
-            await deletion_jobs.mark_step_done(db=sources.users, user_id=user_id, step=name)
+async def run_steps(sources: Sources, user_id: str, only: Sequence[Source] | None = None) -> None:
+    """Run the deletion steps (`only` these, or all) for a user, noting each in its job;
+    every step is idempotent."""
+    for source in steps(sources) if only is None else only:
+        await source.forget_user(user_id)
+        await _note_step(sources, user_id, source.name)
+
+
+async def _note_step(sources: Sources, user_id: str, step: str) -> None:
+    await sources.users.run(
+        lambda db: deletion_jobs.mark_step_done(db=db, user_id=user_id, step=step)
+    )
 
 
 async def complete_deletion(sources: Sources, user_id: str, *, settle_seconds: float) -> bool:
@@ -115,17 +83,22 @@ async def complete_deletion(sources: Sources, user_id: str, *, settle_seconds: f
     True when the job is gone: nothing of the user remains anywhere, and no
     request authenticated before the deletion can still be writing.
     """
-    async with guard(users_source.SOURCE, timeout=sources.timeout):
-        job = await deletion_jobs.find_job(db=sources.users, user_id=user_id)
+    job = await sources.users.run(lambda db: deletion_jobs.find_job(db=db, user_id=user_id))
     await run_steps(sources, user_id)
-    async with guard(users_source.SOURCE, timeout=sources.timeout):
-        if job is None or job.completed_at is None:
-            await deletion_jobs.mark_completed(db=sources.users, user_id=user_id)
-            job = await deletion_jobs.find_job(db=sources.users, user_id=user_id)
-        settled_at = job.completed_at if job else None
+
+    async def settle(db: AsyncDatabase[Document]) -> bool:
+        current = job
+        if current is None or current.completed_at is None:
+            await deletion_jobs.mark_completed(db=db, user_id=user_id)
+            current = await deletion_jobs.find_job(db=db, user_id=user_id)
+        settled_at = current.completed_at if current else None
         if settled_at is not None and (now() - settled_at).total_seconds() < settle_seconds:
             return False
-        await deletion_jobs.delete_job(db=sources.users, user_id=user_id)
+        await deletion_jobs.delete_job(db=db, user_id=user_id)
+        return True
+
+    if not await sources.users.run(settle):
+        return False
     log.info("account %s deleted from every source", user_id)
     return True
 
@@ -138,8 +111,7 @@ async def delete_account(sources: Sources, user_id: str, *, settle_seconds: floa
     account is already revoked and will be gone once the source answers.
     """
     if not await begin_deletion(sources, user_id):
-        async with guard(users_source.SOURCE, timeout=sources.timeout):
-            await deletion_jobs.delete_job(db=sources.users, user_id=user_id)
+        await sources.users.run(lambda db: deletion_jobs.delete_job(db=db, user_id=user_id))
         return False
     try:
         await complete_deletion(sources, user_id, settle_seconds=settle_seconds)
@@ -153,9 +125,8 @@ async def finish_deletions(sources: Sources, *, settle_seconds: float) -> SweepR
 
     `finished` lists the jobs that are now gone; a job still settling is in neither list.
     """
-    async with guard(users_source.SOURCE, timeout=sources.timeout):
-        jobs = await deletion_jobs.find_jobs(db=sources.users)
-        marked = await users_source.find_deleting_user_ids(db=sources.users)
+    jobs = await sources.users.run(lambda db: deletion_jobs.find_jobs(db=db))
+    marked = await sources.users.run(lambda db: users_source.find_deleting_user_ids(db=db))
     pending = list(dict.fromkeys([job.user_id for job in jobs] + marked))
     finished: list[str] = []
     failed: list[str] = []

@@ -14,8 +14,8 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from gateway.errors import Unauthenticated
-from gateway.settings import Settings
+from gateway.core.errors import Unauthenticated
+from gateway.core.settings import Settings
 
 ALGORITHM = "HS256"
 ACCESS = "access"

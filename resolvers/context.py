@@ -9,9 +9,9 @@ from strawberry.fastapi import BaseContext
 
 from datasources import Loaders, Scope, Sources
 from datasources.users import UserRecord
-from gateway.auth import AccessClaims, TokenService
-from gateway.errors import Unauthenticated
-from gateway.settings import Settings
+from gateway.core.auth import AccessClaims, TokenService
+from gateway.core.errors import Unauthenticated
+from gateway.core.settings import Settings
 
 ADMIN = "ADMIN"
 
@@ -81,6 +81,17 @@ class Context(BaseContext):
         Checked once per request: concurrent resolvers share the same check.
         """
         return await asyncio.shield(self.start_viewer_check())
+
+    @property
+    def checked_viewer(self) -> Viewer:
+        """The viewer, once the field's permission (`IsSignedIn`, `IsAdmin`) has checked it.
+
+        Reading it before any check is a programming error, not a client's: every root
+        field declares its permission (tests/test_authorization.py).
+        """
+        if self._viewer is None or not self._viewer.done():
+            raise RuntimeError("the viewer was read before a permission checked it")
+        return self._viewer.result()
 
     def start_viewer_check(self) -> asyncio.Future[Viewer]:
         """Start checking the viewer now (once per request), without waiting for it."""

@@ -1,0 +1,140 @@
+"""The one shape of every database behind the gateway, and the boundary that maps its errors.
+
+A source is an object with a name, `ping`, `close`, `migrate`, `forget_user` (its
+step of an account deletion), `clear` (tests), `loaders(scope)` and the driver
+errors that make it unavailable. `Sources` (datasources/__init__.py) registers
+each one once and derives everything done "for every source" from that list.
+
+Errors are mapped inside the source, the way an httpx transport maps network
+errors inside itself: every public coroutine method of a `SourceBase` subclass
+runs within the source's boundary, automatically (`__init_subclass__`), so no
+caller wraps a call and a new method cannot forget it. Within the boundary a
+unique-key violation is a CONFLICT and any other driver, network or timeout
+failure makes the source SOURCE_UNAVAILABLE; the driver's message is logged,
+never shown. Request-path methods also run under the source's deadline;
+`migrate`, `clear` and `close` do not (an index build may take longer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
+
+from datasources._batch import Scope
+from gateway.core.errors import Conflict, GatewayError, SourceUnavailable
+
+log = logging.getLogger("gateway.sources")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Methods that run within the boundary but without the request deadline.
+_NO_DEADLINE = frozenset({"migrate", "clear", "close"})
+
+
+@runtime_checkable
+class Source(Protocol):
+    """One database behind the gateway."""
+
+    name: ClassVar[str]
+    # The user's record lives here: account deletion forgets it last (see resolvers/deletion.py).
+    holds_accounts: ClassVar[bool]
+    # Driver errors that mean "this source cannot answer now".
+    unavailable_errors: ClassVar[tuple[type[BaseException], ...]]
+
+    async def ping(self) -> None:
+        """Answer one trivial command, or raise SOURCE_UNAVAILABLE."""
+
+    async def migrate(self) -> None:
+        """Create the source's tables, collections and indexes; idempotent."""
+
+    async def forget_user(self, user_id: str) -> None:
+        """Remove everything of one user (a step of account deletion); idempotent."""
+
+    async def clear(self) -> None:
+        """Remove every row of every table or collection the source owns (tests only)."""
+
+    async def close(self) -> None:
+        """Release the source's client or pool (shared ones when the last user leaves)."""
+
+    def loaders(self, scope: Scope) -> object:
+        """A fresh set of this source's DataLoaders for one request, reading within `scope`."""
+
+
+class Shared(Generic[T]):
+    """A client or pool shared by several sources (Mongo databases on one server, one SQL
+    database holding two sources): closed once, when the last source using it closes."""
+
+    def __init__(self, resource: T, close: Callable[[T], Awaitable[object]]) -> None:
+        self.resource = resource
+        self._close = close
+        self._leases = 0
+
+    def lease(self) -> T:
+        """Take a share of the resource; each lease is released by one `release`."""
+        self._leases += 1
+        return self.resource
+
+    async def release(self) -> None:
+        """Give a share back; the last one closes the resource."""
+        self._leases -= 1
+        if self._leases == 0:
+            await self._close(self.resource)
+
+
+def _within_boundary(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+    deadline = method.__name__ not in _NO_DEADLINE
+
+    @functools.wraps(method)
+    async def mapped(self: SourceBase, *args: Any, **kwargs: Any) -> R:
+        async with self.boundary(deadline=deadline):
+            return await method(self, *args, **kwargs)
+
+    mapped.__source_boundary__ = True  # type: ignore[attr-defined]
+    return mapped
+
+
+class SourceBase:
+    """What every source shares: its name, deadline and the error-mapping boundary."""
+
+    name: ClassVar[str]
+    holds_accounts: ClassVar[bool] = False
+    unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (OSError, TimeoutError)
+    conflict_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+
+    def __init__(self, *, timeout: float) -> None:
+        self.timeout = timeout
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for attribute, value in list(vars(cls).items()):
+            if (
+                not attribute.startswith("_")
+                and inspect.iscoroutinefunction(value)
+                and not getattr(value, "__source_boundary__", False)
+            ):
+                setattr(cls, attribute, _within_boundary(value))
+
+    @asynccontextmanager
+    async def boundary(self, *, deadline: bool = True) -> AsyncIterator[None]:
+        """Run a call to this source under its deadline, mapping driver errors to coded ones.
+
+        Most specific first: a unique-key violation is a CONFLICT; any other driver,
+        network or timeout failure makes the source SOURCE_UNAVAILABLE. Coded errors
+        raised inside pass through unchanged.
+        """
+        try:
+            async with asyncio.timeout(self.timeout if deadline else None):
+                yield
+        except GatewayError:
+            raise
+        except self.conflict_errors as exc:
+            raise Conflict("That value is already taken.") from exc
+        except self.unavailable_errors as exc:
+            log.warning("source %s failed: %s: %s", self.name, type(exc).__name__, exc)
+            raise SourceUnavailable(self.name) from exc

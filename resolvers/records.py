@@ -1,0 +1,21 @@
+"""The stored records the schema turns into types, and a trade's net PnL: re-exported so
+the schema layer never imports a datasource (tests/test_layers.py)."""
+
+from __future__ import annotations
+
+from datasources.analytics import ActivityEventRecord, DailyMetricRecord
+from datasources.credentials import CredentialsRecord
+from datasources.strategies import StrategyRecord
+from datasources.trades import TradeFilter, TradeRecord, net_pnl
+from datasources.users import UserRecord
+
+__all__ = [
+    "ActivityEventRecord",
+    "CredentialsRecord",
+    "DailyMetricRecord",
+    "StrategyRecord",
+    "TradeFilter",
+    "TradeRecord",
+    "UserRecord",
+    "net_pnl",
+]
