@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -72,26 +72,111 @@ class StrategyCounts:
         return self.by_status.get(status, 0)
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _upper(value: Any) -> str:
+    return str(value).upper()
+
+
+def _lower(value: Any) -> str:
+    return str(value).lower()
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return dict(value or {})
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyField:
+    """One field of a strategy, defined once: how it is stored, read and shown, and whether a
+    user may set it. The record mapping, the editable set, the runtime set, the input checks
+    and the API's inputs are all derived from `FIELDS`.
+
+    `attr` is the record attribute; the API name is its camelCase; `stored` the document
+    field. `default` is the record value of a document without the field (and of a new
+    strategy not given it); `load` and `store` convert between document and record.
+    `editable` fields are set by createStrategy and updateStrategy, checked by the input
+    rule `rule` (resolvers/strategy_input.py) within `limit`; `runtime` ones are what the
+    strategy runner executes with, so they change only while the strategy does not run.
+    """
+
+    attr: str
+    stored: str
+    default: Any = None
+    load: Callable[[Any], Any] = _as_is
+    store: Callable[[Any], Any] = _as_is
+    editable: bool = False
+    runtime: bool = False
+    rule: str | None = None
+    limit: int | None = None
+
+    @property
+    def api(self) -> str:
+        """The field's name in the API (`auto_reconnect` -> `autoReconnect`)."""
+        head, *rest = self.attr.split("_")
+        return head + "".join(part.title() for part in rest)
+
+    def read(self, doc: Document) -> Any:
+        """The field's record value in a stored document."""
+        return self.load(doc.get(self.stored, self.default))
+
+
+MAX_NAME = 100
+MAX_INSTRUMENT = 64
+MAX_CODE_BYTES = 256 * 1024
+MAX_CONFIG_BYTES = 64 * 1024
+
+FIELDS: tuple[StrategyField, ...] = (
+    StrategyField("name", "name", "", editable=True, rule="text", limit=MAX_NAME),
+    StrategyField(
+        "code", "code", "", editable=True, runtime=True, rule="code", limit=MAX_CODE_BYTES
+    ),
+    StrategyField("status", "status", "STOPPED", load=_upper, store=_lower),
+    StrategyField("container_id", "containerId"),
+    StrategyField(
+        "instrument", "instrument", editable=True, runtime=True, rule="text", limit=MAX_INSTRUMENT
+    ),
+    StrategyField("broker", "broker", editable=True, runtime=True, rule="broker"),
+    StrategyField(
+        "environment",
+        "environment",
+        "TESTNET",
+        load=_upper,
+        store=_lower,
+        editable=True,
+        runtime=True,
+        rule="environment",
+    ),
+    StrategyField(
+        "config",
+        "config",
+        load=_object,
+        store=_object,
+        editable=True,
+        runtime=True,
+        rule="json_object",
+        limit=MAX_CONFIG_BYTES,
+    ),
+    StrategyField("last_action", "lastAction"),
+    StrategyField("auto_reconnect", "autoReconnect", False, load=bool, editable=True, rule="bool"),
+    StrategyField("error_message", "errorMessage"),
+    StrategyField("error_count", "errorCount", 0, load=int),
+    StrategyField("last_heartbeat", "lastHeartbeat", load=utc),
+)
+BY_ATTR = {field.attr: field for field in FIELDS}
+EDITABLE = tuple(field for field in FIELDS if field.editable)
+
+
 def _record(doc: Document) -> StrategyRecord:
     created = utc(doc.get("createdAt")) or doc["_id"].generation_time
     return StrategyRecord(
         id=str(doc["_id"]),
         user_id=str(doc["userId"]),
-        name=doc.get("name", ""),
-        code=doc.get("code", ""),
-        status=str(doc.get("status", "stopped")).upper(),
-        container_id=doc.get("containerId"),
-        instrument=doc.get("instrument"),
-        broker=doc.get("broker"),
-        environment=str(doc.get("environment", "testnet")).upper(),
-        config=doc.get("config") or {},
-        last_action=doc.get("lastAction"),
-        auto_reconnect=bool(doc.get("autoReconnect", False)),
-        error_message=doc.get("errorMessage"),
-        error_count=int(doc.get("errorCount", 0)),
-        last_heartbeat=utc(doc.get("lastHeartbeat")),
         created_at=created,
         updated_at=utc(doc.get("updatedAt")) or created,
+        **{field.attr: field.read(doc) for field in FIELDS},
     )
 
 
@@ -161,57 +246,30 @@ async def insert_strategy(
     db: AsyncDatabase[Document],
     user_id: str,
     name: str,
-    code: str = "",
-    status: str = "STOPPED",
-    instrument: str | None = None,
-    broker: str | None = None,
-    environment: str = "TESTNET",
-    config: Mapping[str, Any] | None = None,
-    auto_reconnect: bool = False,
     strategy_id: str | None = None,
     created_at: datetime | None = None,
-    **extra: Any,
+    **values: Any,
 ) -> StrategyRecord:
     """Insert a strategy in the platform's document shape; a duplicate name or id raises.
 
-    `strategy_id` lets a caller choose the id beforehand, so that a retried insert
-    of the same strategy collides with the first instead of creating a second.
+    `values` are record fields (`FIELDS`, by attribute); a field not given takes its
+    default. `strategy_id` lets a caller choose the id beforehand, so that a retried
+    insert of the same strategy collides with the first instead of creating a second.
     """
+    unknown = set(values) - set(BY_ATTR)
+    if unknown:
+        raise ValueError(f"not strategy fields: {sorted(unknown)}")
+    values["name"] = name
     moment = created_at or now()
     doc: dict[str, Any] = {
         "_id": ObjectId(strategy_id) if strategy_id is not None else ObjectId(),
         "userId": ObjectId(user_id),
-        "name": name,
-        "code": code,
-        "status": status.lower(),
-        "containerId": None,
-        "instrument": instrument,
-        "broker": broker,
-        "environment": environment.lower(),
-        "config": dict(config or {}),
-        "lastAction": None,
-        "autoReconnect": auto_reconnect,
-        "errorMessage": None,
-        "errorCount": 0,
-        "lastHeartbeat": None,
+        **{f.stored: f.store(values.get(f.attr, f.default)) for f in FIELDS},
         "createdAt": moment,
         "updatedAt": moment,
-        **extra,
     }
     await db[COLLECTION].insert_one(doc)
     return _record(doc)
-
-
-# The fields a user edits, by record attribute, with their storage names.
-EDITABLE_FIELDS = {
-    "name": "name",
-    "code": "code",
-    "instrument": "instrument",
-    "broker": "broker",
-    "environment": "environment",
-    "config": "config",
-    "auto_reconnect": "autoReconnect",
-}
 
 
 def _owned(strategy_id: str, user_id: str) -> dict[str, Any] | None:
@@ -256,13 +314,13 @@ async def update_strategy(
     changes: Mapping[str, Any],
     only_in: Sequence[str] | None = None,
 ) -> StrategyRecord | None:
-    """Set `changes` (record attribute names, see EDITABLE_FIELDS) and updatedAt in one write.
+    """Set `changes` (editable record fields, by attribute) and updatedAt in one write.
 
     With `only_in` the write is a compare-and-set: it applies only while the
     status is one of these. Returns the strategy as written, or None when no
     strategy of `user_id` matched. A duplicate name raises DuplicateKeyError.
     """
-    unknown = set(changes) - set(EDITABLE_FIELDS)
+    unknown = set(changes) - {field.attr for field in EDITABLE}
     if unknown:
         raise ValueError(f"not editable strategy fields: {sorted(unknown)}")
     query = _owned(strategy_id, user_id)
@@ -270,9 +328,7 @@ async def update_strategy(
         return None
     if only_in is not None:
         query.update(_status_in(only_in))
-    values = {EDITABLE_FIELDS[name]: value for name, value in changes.items()}
-    if "environment" in values:
-        values["environment"] = str(values["environment"]).lower()
+    values = {BY_ATTR[name].stored: BY_ATTR[name].store(value) for name, value in changes.items()}
     doc = await db[COLLECTION].find_one_and_update(
         query,
         {"$set": {**values, "updatedAt": now()}},

@@ -132,7 +132,7 @@ async def seed_demo(
                     "risk": 0.01 * (1 + index % 3),
                 },
                 created_at=moment - timedelta(days=95 - index),
-                errorMessage="Broker rejected order: insufficient margin"
+                error_message="Broker rejected order: insufficient margin"
                 if status == "ERROR"
                 else None,
             )

@@ -15,12 +15,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from datasources import Document, idempotency
 from datasources import strategies as strategies_source
-from datasources.strategies import StrategyPageKey, StrategyRecord
+from datasources.strategies import EDITABLE, FIELDS, StrategyPageKey, StrategyRecord
 from gateway.core.errors import BadUserInput, Conflict, GatewayError, NotFound
 from resolvers.activity import record_event
 from resolvers.context import Context
 from resolvers.pagination import Slice, check_first, parse_strategy_cursor, strategy_cursor
-from resolvers.strategy_input import FIELDS, api_name, check_fields
+from resolvers.strategy_input import api_name, check_fields
 
 log = logging.getLogger("gateway.strategies")
 
@@ -76,7 +76,7 @@ async def get_strategy(ctx: Context, strategy_id: str) -> StrategyRecord:
 
 NOT_RUNNING = ("STOPPED", "ERROR")
 # Fields the strategy runner executes with: they change only while it does not run.
-RUNTIME_FIELDS = ("code", "config", "instrument", "broker", "environment")
+RUNTIME_FIELDS = tuple(field.attr for field in FIELDS if field.runtime)
 CREATE = "createStrategy"
 # How often a write retries when the strategy changed between its read and its write.
 ATTEMPTS = 3
@@ -120,7 +120,7 @@ async def create_strategy(
     first one created (see `_create_once`).
     """
     viewer = ctx.checked_viewer
-    missing = [api_name(name) for name in FIELDS if name not in fields]
+    missing = [field.api for field in EDITABLE if field.attr not in fields]
     if missing:
         raise ValueError(f"createStrategy needs every field: {missing}")
     checked = check_fields(fields, brokers=ctx.settings.brokers)

@@ -1,45 +1,39 @@
 """Checking a strategy's fields before anything is written; each rule names its field.
 
 Fields are keyed by the record's attribute names (`auto_reconnect`); errors name
-them as the API does (`autoReconnect`).
+them as the API does (`autoReconnect`). Which fields are editable, and the rule and
+limit of each, come from the field table (`datasources.strategies.FIELDS`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from datasources.strategies import ENVIRONMENTS
+from datasources.strategies import (
+    BY_ATTR,
+    EDITABLE,
+    ENVIRONMENTS,
+    MAX_CODE_BYTES,
+    MAX_CONFIG_BYTES,
+    MAX_INSTRUMENT,
+    StrategyField,
+)
 from gateway.core.errors import BadUserInput
 from resolvers.checks import check_text, utf8_length
 
-MAX_NAME = 100
-MAX_INSTRUMENT = 64
-MAX_CODE_BYTES = 256 * 1024
-MAX_CONFIG_BYTES = 64 * 1024
+__all__ = ["MAX_INSTRUMENT", "api_name", "check_config", "check_fields"]
+
 # MongoDB nests documents at most 100 deep; a config this deep is a mistake anyway.
 MAX_CONFIG_DEPTH = 32
 _INT64 = (-(2**63), 2**63 - 1)
 
-FIELDS = ("name", "code", "instrument", "broker", "environment", "config", "auto_reconnect")
-API_NAMES = {"auto_reconnect": "autoReconnect"}
-
 
 def api_name(field: str) -> str:
     """The name the API gives a record field."""
-    return API_NAMES.get(field, field)
-
-
-def check_name(value: str) -> str:
-    """A strategy name: trimmed, 1 to 100 characters."""
-    return check_text(value, "name", MAX_NAME)
-
-
-def check_instrument(value: str) -> str:
-    """An instrument symbol: trimmed, 1 to 64 characters."""
-    return check_text(value, "instrument", MAX_INSTRUMENT)
+    return BY_ATTR[field].api
 
 
 def check_code(value: str) -> str:
@@ -116,34 +110,37 @@ def check_config(value: Any) -> dict[str, Any]:
     return value
 
 
+def _check_text(value: Any, field: StrategyField, _brokers: Sequence[str]) -> str:
+    if field.limit is None:
+        raise ValueError(f"the text field {field.attr!r} has no limit")
+    return check_text(value, field.api, field.limit)
+
+
+# The input rules a field of the table may name (`StrategyField.rule`).
+RULES: dict[str, Callable[[Any, StrategyField, Sequence[str]], Any]] = {
+    "text": _check_text,
+    "code": lambda value, _field, _brokers: check_code(value),
+    "broker": lambda value, _field, brokers: check_broker(value, brokers),
+    "environment": lambda value, _field, _brokers: check_environment(value),
+    "json_object": lambda value, _field, _brokers: check_config(value),
+    "bool": lambda value, _field, _brokers: bool(value),
+}
+
+
 def check_fields(given: Mapping[str, Any], *, brokers: Sequence[str]) -> dict[str, Any]:
     """The given fields, checked and normalized; a null is refused for every field.
 
-    Fields are checked in a fixed order, so the first bad one is always the one named.
+    Fields are checked in the table's order, so the first bad one is always the one named.
     """
-    unknown = set(given) - set(FIELDS)
+    unknown = set(given) - {field.attr for field in EDITABLE}
     if unknown:
         raise ValueError(f"unknown strategy fields: {sorted(unknown)}")
     checked: dict[str, Any] = {}
-    for field in FIELDS:
-        if field not in given:
+    for field in EDITABLE:
+        if field.attr not in given:
             continue
-        value = given[field]
+        value = given[field.attr]
         if value is None:
-            raise BadUserInput(f"'{api_name(field)}' cannot be null.", field=api_name(field))
-        match field:
-            case "name":
-                checked[field] = check_name(value)
-            case "code":
-                checked[field] = check_code(value)
-            case "instrument":
-                checked[field] = check_instrument(value)
-            case "broker":
-                checked[field] = check_broker(value, brokers)
-            case "environment":
-                checked[field] = check_environment(value)
-            case "config":
-                checked[field] = check_config(value)
-            case _:
-                checked[field] = bool(value)
+            raise BadUserInput(f"'{field.api}' cannot be null.", field=field.api)
+        checked[field.attr] = RULES[str(field.rule)](value, field, brokers)
     return checked

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types.base import get_object_definition
 
 from resolvers import strategies, strategy_lifecycle
 from resolvers.analytics import strategy_metrics
-from resolvers.records import StrategyRecord
+from resolvers.records import EDITABLE, FIELDS, StrategyRecord
 from resolvers.trades import trade_page
 from resolvers.users import user_by_id
 from schema._base import Connection, Environment, Info, StrategyStatus, enum_value
 from schema._permissions import IsSignedIn
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from schema.analytics import Performance
@@ -44,25 +49,18 @@ class Strategy:
 
     @classmethod
     def from_record(cls, record: StrategyRecord) -> Strategy:
-        """The schema view of a stored strategy."""
+        """The schema view of a stored strategy: every field of the table as stored, the
+        enums and the config turned into their schema types."""
+        values: dict[str, Any] = {field.attr: getattr(record, field.attr) for field in FIELDS}
+        values["status"] = enum_value(StrategyStatus, record.status) or StrategyStatus.ERROR
+        values["environment"] = enum_value(Environment, record.environment) or Environment.TESTNET
+        values["config"] = JSON(dict(record.config))
         return cls(
             id=strawberry.ID(record.id),
-            name=record.name,
-            code=record.code,
-            status=enum_value(StrategyStatus, record.status) or StrategyStatus.ERROR,
-            container_id=record.container_id,
-            instrument=record.instrument,
-            broker=record.broker,
-            environment=enum_value(Environment, record.environment) or Environment.TESTNET,
-            config=JSON(dict(record.config)),
-            last_action=record.last_action,
-            auto_reconnect=record.auto_reconnect,
-            error_message=record.error_message,
-            error_count=record.error_count,
-            last_heartbeat=record.last_heartbeat,
             created_at=record.created_at,
             updated_at=record.updated_at,
             user_id=record.user_id,
+            **values,
         )
 
     @strawberry.field(description="The strategy's owner (users source).")
@@ -110,11 +108,23 @@ class StrategyConnection(Connection[Strategy]):
     pass
 
 
-_RUNTIME_NOTE = " Changes only while the strategy is STOPPED or ERROR."
+class StrategyFieldsInput:
+    """What the strategy inputs share: the editable fields the client sent, by record
+    attribute (`datasources.strategies.EDITABLE`)."""
+
+    def fields(self) -> dict[str, Any]:
+        """The fields the client sent, by record attribute (a null stays None, to be refused;
+        a field left out of an update is not there)."""
+        sent = {field.attr: getattr(self, field.attr) for field in EDITABLE}
+        return {
+            name: value.value if isinstance(value, Enum) else value
+            for name, value in sent.items()
+            if value is not strawberry.UNSET
+        }
 
 
 @strawberry.input(description="A new strategy. It starts STOPPED.")
-class CreateStrategyInput:
+class CreateStrategyInput(StrategyFieldsInput):
     name: str = strawberry.field(
         description="1 to 100 characters (trimmed), unique among your strategies."
     )
@@ -138,60 +148,49 @@ class CreateStrategyInput:
         "under the same key is a CONFLICT). At most 128 characters.",
     )
 
-    def fields(self) -> dict[str, Any]:
-        """Every field of the strategy, by record attribute."""
-        return {
-            "name": self.name,
-            "code": self.code,
-            "instrument": self.instrument,
-            "broker": self.broker,
-            "environment": self.environment.value,
-            "config": self.config,
-            "auto_reconnect": self.auto_reconnect,
-        }
+
+_RUNTIME_NOTE = " Changes only while the strategy is STOPPED or ERROR."
+# How updateStrategy describes a field where it differs from createStrategy (a runtime
+# field's description also gets _RUNTIME_NOTE); None shows none.
+_UPDATE_DESCRIPTIONS: dict[str, str | None] = {
+    "code": "At most 256 KiB (UTF-8).",
+    "instrument": "1 to 64 characters.",
+    "broker": "A configured broker.",
+    "environment": "LIVE or TESTNET.",
+    "config": "Replaces the whole config: a JSON object of at most 64 KiB.",
+    "auto_reconnect": None,
+}
+
+
+def _optional_editable_fields(cls: type[T]) -> type[T]:
+    """Give an input every editable field of CreateStrategyInput, optional and left out
+    (UNSET) by default, so the update input never needs a field list of its own."""
+    definition = get_object_definition(CreateStrategyInput, strict=True)
+    declared = {field.python_name: field for field in definition.fields}
+    annotations: dict[str, object] = {}
+    for editable in EDITABLE:
+        field = declared[editable.attr]
+        description = _UPDATE_DESCRIPTIONS.get(editable.attr, field.description)
+        if description is not None and editable.runtime:
+            description += _RUNTIME_NOTE
+        if field.type_annotation is None:
+            raise TypeError(f"CreateStrategyInput.{editable.attr} has no annotation")
+        annotations[editable.attr] = Optional[field.type_annotation.evaluate()]  # noqa: UP045
+        setattr(
+            cls,
+            editable.attr,
+            strawberry.field(default=strawberry.UNSET, description=description),
+        )
+    cls.__annotations__ = {**annotations, **inspect.get_annotations(cls)}
+    return cls
 
 
 @strawberry.input(
     description="Changes to a strategy: a field left out keeps its value; none may be null."
 )
-class UpdateStrategyInput:
-    name: str | None = strawberry.field(
-        default=strawberry.UNSET,
-        description="1 to 100 characters (trimmed), unique among your strategies.",
-    )
-    code: str | None = strawberry.field(
-        default=strawberry.UNSET, description="At most 256 KiB (UTF-8)." + _RUNTIME_NOTE
-    )
-    instrument: str | None = strawberry.field(
-        default=strawberry.UNSET, description="1 to 64 characters." + _RUNTIME_NOTE
-    )
-    broker: str | None = strawberry.field(
-        default=strawberry.UNSET, description="A configured broker." + _RUNTIME_NOTE
-    )
-    environment: Environment | None = strawberry.field(
-        default=strawberry.UNSET, description="LIVE or TESTNET." + _RUNTIME_NOTE
-    )
-    config: JSON | None = strawberry.field(
-        default=strawberry.UNSET,
-        description="Replaces the whole config: a JSON object of at most 64 KiB." + _RUNTIME_NOTE,
-    )
-    auto_reconnect: bool | None = strawberry.field(default=strawberry.UNSET)
-
-    def fields(self) -> dict[str, Any]:
-        """The fields the client sent, by record attribute (a null stays None, to be refused)."""
-        sent: dict[str, Any] = {
-            "name": self.name,
-            "code": self.code,
-            "instrument": self.instrument,
-            "broker": self.broker,
-            "environment": self.environment,
-            "config": self.config,
-            "auto_reconnect": self.auto_reconnect,
-        }
-        given = {name: value for name, value in sent.items() if value is not strawberry.UNSET}
-        if isinstance(given.get("environment"), Environment):
-            given["environment"] = given["environment"].value
-        return given
+@_optional_editable_fields
+class UpdateStrategyInput(StrategyFieldsInput):
+    pass
 
 
 @strawberry.type

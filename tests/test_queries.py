@@ -160,9 +160,9 @@ async def test_strategy_by_id_returns_the_viewers_strategy_with_every_field(
         status="ERROR",
         environment="LIVE",
         config={"timeframe": "15m", "risk": 0.02, "legs": [1, 2]},
-        errorMessage="Broker rejected order",
-        errorCount=3,
-        autoReconnect=True,
+        error_message="Broker rejected order",
+        error_count=3,
+        auto_reconnect=True,
     )
 
     body = await gql(client, STRATEGY, {"id": strategy.id}, token=token)

@@ -125,7 +125,7 @@ async def test_stopping_a_strategy_in_error_clears_its_message_and_keeps_its_cou
 ):
     user, token = await trader(sources, settings)
     strategy = await strategy_in(
-        sources, user, "ERROR", errorMessage="broker rejected order", errorCount=3
+        sources, user, "ERROR", error_message="broker rejected order", error_count=3
     )
 
     result = moved(await transition(client, token, "stop", strategy.id), "stop")
@@ -139,7 +139,7 @@ async def test_stopping_a_strategy_in_error_clears_its_message_and_keeps_its_cou
 async def test_a_transition_leaves_the_runners_fields_alone(client, sources, settings):
     user, token = await trader(sources, settings)
     strategy = await strategy_in(
-        sources, user, "STOPPED", containerId="c-42", lastHeartbeat=NOW - timedelta(minutes=1)
+        sources, user, "STOPPED", container_id="c-42", last_heartbeat=NOW - timedelta(minutes=1)
     )
     before = await stored(sources, strategy.id)
 

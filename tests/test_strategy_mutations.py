@@ -659,7 +659,7 @@ async def test_a_running_strategy_accepts_its_unchanged_runtime_fields_back(
 
 async def test_a_strategy_in_error_may_have_its_code_fixed(client, sources, settings):
     user, token = await signed_in(sources, settings)
-    strategy = await make_strategy(sources, user, status="ERROR", errorMessage="boom")
+    strategy = await make_strategy(sources, user, status="ERROR", error_message="boom")
 
     result = updated(await update(client, token, strategy.id, code="fixed"))
 

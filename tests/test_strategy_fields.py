@@ -1,0 +1,91 @@
+"""The strategy field table is the one list of a strategy's fields: the record, the GraphQL
+type and the inputs are derived from it or checked against it here, without a database."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from bson import ObjectId
+from graphql import GraphQLInputObjectType, GraphQLObjectType
+
+from datasources.strategies import BY_ATTR, EDITABLE, FIELDS, StrategyRecord, _record
+from resolvers.strategy_input import RULES
+from schema import build_schema
+
+SCHEMA = build_schema()
+# Fields of the record and the type that are not stored fields of the table.
+KEYS = {"id", "user_id", "created_at", "updated_at"}
+JOINS = {"owner", "trades", "performance"}
+
+
+def _declared(type_name: str) -> set[str]:
+    """The fields a type or input shows in the GraphQL schema."""
+    found = SCHEMA._schema.get_type(type_name)
+    assert isinstance(found, GraphQLObjectType | GraphQLInputObjectType), type_name
+    return set(found.fields)
+
+
+def test_the_record_has_exactly_the_tables_fields() -> None:
+    assert {field.name for field in dataclasses.fields(StrategyRecord)} == KEYS | set(BY_ATTR)
+
+
+def test_the_graphql_type_shows_every_field_of_the_table() -> None:
+    expected = {field.api for field in FIELDS} | {"id", "createdAt", "updatedAt"} | JOINS
+    assert _declared("Strategy") == expected
+
+
+def test_the_inputs_take_exactly_the_editable_fields() -> None:
+    editable = {field.api for field in EDITABLE}
+    assert _declared("CreateStrategyInput") == editable | {"clientMutationId"}
+    assert _declared("UpdateStrategyInput") == editable
+
+
+def test_every_editable_field_names_an_input_rule() -> None:
+    assert all(field.rule in RULES for field in EDITABLE)
+
+
+def test_runtime_fields_are_editable() -> None:
+    assert all(field.editable for field in FIELDS if field.runtime)
+
+
+def test_api_names_are_the_attributes_in_camel_case() -> None:
+    assert BY_ATTR["auto_reconnect"].api == "autoReconnect"
+    assert BY_ATTR["last_heartbeat"].api == "lastHeartbeat"
+    assert BY_ATTR["name"].api == "name"
+
+
+def test_a_document_without_the_optional_fields_reads_as_their_defaults() -> None:
+    oid = ObjectId()
+    record = _record({"_id": oid, "userId": ObjectId(), "name": "n"})
+
+    assert record.status == "STOPPED"
+    assert record.environment == "TESTNET"
+    assert record.config == {}
+    assert record.auto_reconnect is False
+    assert record.error_count == 0
+    assert record.container_id is None
+    assert record.created_at == record.updated_at == oid.generation_time
+
+
+def test_stored_values_are_read_in_their_record_form() -> None:
+    record = _record(
+        {
+            "_id": ObjectId(),
+            "userId": ObjectId(),
+            "name": "n",
+            "status": "active",
+            "environment": "live",
+            "config": None,
+            "autoReconnect": 1,
+            "errorCount": "3",
+        }
+    )
+
+    assert (record.status, record.environment, record.config) == ("ACTIVE", "LIVE", {})
+    assert (record.auto_reconnect, record.error_count) == (True, 3)
+
+
+def test_values_are_stored_in_the_platforms_shape() -> None:
+    assert BY_ATTR["status"].store("PAUSED") == "paused"
+    assert BY_ATTR["environment"].store("LIVE") == "live"
+    assert BY_ATTR["config"].store(None) == {}
