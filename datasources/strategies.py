@@ -60,7 +60,7 @@ class StrategyPageKey:
 
 
 @dataclass(frozen=True, slots=True)
-class StrategyCounts:
+class StatusCounts:
     """How many strategies a user has in each status."""
 
     by_status: Mapping[str, int] = field(default_factory=dict)
@@ -227,7 +227,7 @@ async def find_strategies_of_users(
 
 async def count_strategies_by_status(
     *, db: AsyncDatabase[Document], user_ids: Sequence[str]
-) -> dict[str, StrategyCounts]:
+) -> dict[str, StatusCounts]:
     """Per user, the number of strategies in each status (one aggregation for all users)."""
     pipeline: list[dict[str, Any]] = [
         {"$match": _owner_filter(user_ids)},
@@ -238,7 +238,7 @@ async def count_strategies_by_status(
         per_user = counts.setdefault(str(row["_id"]["user"]), {})
         status = str(row["_id"]["status"]).upper()
         per_user[status] = per_user.get(status, 0) + int(row["n"])
-    return {uid: StrategyCounts(by_status) for uid, by_status in counts.items()}
+    return {uid: StatusCounts(by_status) for uid, by_status in counts.items()}
 
 
 async def insert_strategy(
@@ -417,7 +417,7 @@ class StrategyLoaders:
         self._scope = scope
         self.by_id: DataLoader[str, StrategyRecord | None] = DataLoader(self._load_by_id)
         self.page: DataLoader[StrategyPageKey, Page[StrategyRecord]] = DataLoader(self._load_pages)
-        self.counts: DataLoader[str, StrategyCounts] = DataLoader(self._load_counts)
+        self.counts: DataLoader[str, StatusCounts] = DataLoader(self._load_counts)
 
     async def _load_by_id(self, keys: list[str]) -> list[StrategyRecord | None]:
         owners = self._scope.owners
@@ -449,14 +449,14 @@ class StrategyLoaders:
             )
         )
 
-    async def _load_counts(self, keys: list[str]) -> list[StrategyCounts]:
+    async def _load_counts(self, keys: list[str]) -> list[StatusCounts]:
         users = self._scope.visible(keys)
-        counts: dict[str, StrategyCounts] = {}
+        counts: dict[str, StatusCounts] = {}
         if users:
             counts = await self._source.run(
                 lambda db: count_strategies_by_status(db=db, user_ids=users)
             )
-        return [counts.get(key, StrategyCounts()) for key in keys]
+        return [counts.get(key, StatusCounts()) for key in keys]
 
 
 # Account deletion (see resolvers/deletion.py).

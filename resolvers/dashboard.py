@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 from datasources.analytics import ActivityEventRecord, ActivityKey
 from datasources.credentials import CredentialsRecord
-from datasources.strategies import StrategyCounts, StrategyPageKey, StrategyRecord
+from datasources.strategies import StatusCounts, StrategyPageKey, StrategyRecord
 from datasources.trades import TradePageKey, TradeRecord, TradeSummary
 from resolvers.context import Context
-from resolvers.figures import EquityPoint, PnlWindows, equity_curve, pnl_windows
+from resolvers.figures import EquityDay, PnlWindows, equity_curve, pnl_windows
 from resolvers.pagination import check_first
 
 
@@ -24,7 +24,7 @@ def today() -> datetime:
     return datetime.now(UTC)
 
 
-async def strategy_counts(ctx: Context, user_id: str) -> StrategyCounts:
+async def strategy_counts(ctx: Context, user_id: str) -> StatusCounts:
     """How many strategies the user has in each status."""
     return await ctx.loaders.strategies.counts.load(user_id)
 
@@ -49,7 +49,7 @@ async def pnl(ctx: Context, user_id: str) -> PnlWindows:
     return pnl_windows(daily, today=today().date())
 
 
-async def equity(ctx: Context, user_id: str, days: int) -> list[EquityPoint]:
+async def equity(ctx: Context, user_id: str, days: int) -> list[EquityDay]:
     """The account's equity curve over the last `days` UTC days."""
     daily = await ctx.loaders.trades.daily.load(user_id)
     return equity_curve(daily, today=today().date(), days=check_first(days, field="days"))

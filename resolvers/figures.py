@@ -64,7 +64,7 @@ class PnlWindows:
 
 
 @dataclass(frozen=True, slots=True)
-class EquityPoint:
+class EquityDay:
     """The account's cumulative net PnL at the end of one day."""
 
     day: date
@@ -140,7 +140,7 @@ def pnl_windows(daily: Iterable[DailyPnl], *, today: date) -> PnlWindows:
     return PnlWindows(today=today_net, seven_days=week, thirty_days=month, all_time=total)
 
 
-def equity_curve(daily: Sequence[DailyPnl], *, today: date, days: int = 30) -> list[EquityPoint]:
+def equity_curve(daily: Sequence[DailyPnl], *, today: date, days: int = 30) -> list[EquityDay]:
     """One point per day for the last `days` days: that day's net PnL and the running total.
 
     The running total includes every earlier day, so the curve's level is the
@@ -154,5 +154,5 @@ def equity_curve(daily: Sequence[DailyPnl], *, today: date, days: int = 30) -> l
         day = start + timedelta(days=offset)
         net = by_day.get(day, ZERO)
         equity += net
-        curve.append(EquityPoint(day=day, net_pnl=net, equity=equity))
+        curve.append(EquityDay(day=day, net_pnl=net, equity=equity))
     return curve

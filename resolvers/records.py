@@ -7,7 +7,7 @@ from __future__ import annotations
 from datasources.analytics import ActivityEventRecord, DailyMetricRecord
 from datasources.credentials import CredentialsRecord
 from datasources.strategies import EDITABLE, FIELDS, StrategyRecord
-from datasources.trades import TradeFilter, TradeRecord, net_pnl
+from datasources.trades import Partition, TradeFilter, TradeRecord, net_pnl
 from datasources.users import UserRecord
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "ActivityEventRecord",
     "CredentialsRecord",
     "DailyMetricRecord",
+    "Partition",
     "StrategyRecord",
     "TradeFilter",
     "TradeRecord",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -37,18 +38,13 @@ class FigureFields:
 
     @staticmethod
     def figure_values(figures: Figures) -> dict[str, object]:
-        """The figure fields' values, to pass to a subclass constructor."""
-        return {
-            "trades": figures.trades,
-            "wins": figures.wins,
-            "losses": figures.losses,
-            "win_rate": figures.win_rate,
-            "gross_pnl": figures.gross_pnl,
-            "fees": figures.fees,
-            "net_pnl": figures.net_pnl,
-            "volume": figures.volume,
-            "max_drawdown": figures.max_drawdown,
+        """The figure fields' values, to pass to a subclass constructor: every field of
+        `Figures` and its win rate."""
+        values: dict[str, object] = {
+            field.name: getattr(figures, field.name) for field in dataclasses.fields(Figures)
         }
+        values["win_rate"] = figures.win_rate
+        return values
 
 
 @strawberry.type(description="A strategy's lifetime figures.")
@@ -79,17 +75,7 @@ class AnalyticsDay:
     @classmethod
     def from_figures(cls, day: DayFigures) -> AnalyticsDay:
         """The schema view of one day of a series."""
-        return cls(
-            day=day.day,
-            trades=day.trades,
-            wins=day.wins,
-            losses=day.losses,
-            gross_pnl=day.gross_pnl,
-            fees=day.fees,
-            net_pnl=day.net_pnl,
-            volume=day.volume,
-            cumulative_net_pnl=day.cumulative_net_pnl,
-        )
+        return cls(**{field.name: getattr(day, field.name) for field in dataclasses.fields(day)})
 
 
 @strawberry.type(description="One strategy's share of an analytics report.")

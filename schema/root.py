@@ -10,7 +10,6 @@ from strawberry.tools import merge_types
 
 from resolvers.analytics import analytics_rows
 from resolvers.strategies import get_strategy, strategy_page
-from resolvers.trades import trade_page
 from schema._base import Info, StrategyStatus
 from schema._permissions import HasAccessToken, IsSignedIn
 from schema.account_deletion import AccountDeletionMutations
@@ -20,7 +19,7 @@ from schema.analytics import Analytics
 from schema.credentials import CredentialMutations
 from schema.dashboard import Dashboard, Profile
 from schema.strategies import Strategy, StrategyConnection, StrategyMutations
-from schema.trades import Trade, TradeConnection, TradeFilterInput
+from schema.trades import trades_field
 from schema.users import User
 
 
@@ -76,26 +75,12 @@ class ViewerQueries:
         )
         return StrategyConnection.of(page, Strategy.from_record)
 
-    @strawberry.field(
-        description="The viewer's trades, newest entry first.", permission_classes=[IsSignedIn]
+    trades = trades_field(
+        partition="user",
+        owner=lambda _root, info: info.context.checked_viewer.id,
+        description="The viewer's trades, newest entry first.",
+        permission_classes=[IsSignedIn],
     )
-    async def trades(
-        self,
-        info: Info,
-        filter: TradeFilterInput | None = None,  # noqa: A002 - the argument's GraphQL name
-        first: int | None = None,
-        after: str | None = None,
-    ) -> TradeConnection | None:
-        viewer = info.context.checked_viewer
-        page = await trade_page(
-            info.context,
-            partition="user",
-            owner=viewer.id,
-            trade_filter=filter.to_filter() if filter else None,
-            first=first,
-            after=after,
-        )
-        return TradeConnection.of(page, Trade.from_record)
 
     @strawberry.field(
         description="The viewer's figures between two UTC days (inclusive).",

@@ -14,16 +14,15 @@ from strawberry.types.base import get_object_definition
 from resolvers import strategies, strategy_lifecycle
 from resolvers.analytics import strategy_metrics
 from resolvers.records import EDITABLE, FIELDS, StrategyRecord
-from resolvers.trades import trade_page
 from resolvers.users import user_by_id
 from schema._base import Connection, Environment, Info, StrategyStatus, enum_value
 from schema._permissions import IsSignedIn
+from schema.trades import trades_field
 
 T = TypeVar("T")
 
 if TYPE_CHECKING:
     from schema.analytics import Performance
-    from schema.trades import TradeConnection, TradeFilterInput
     from schema.users import User
 
 
@@ -70,28 +69,11 @@ class Strategy:
         record = await user_by_id(info.context, self.user_id)
         return User.from_record(record) if record else None
 
-    @strawberry.field(description="The strategy's trades, newest entry first (trades source).")
-    async def trades(
-        self,
-        info: Info,
-        filter: Annotated[  # noqa: A002 - the argument's GraphQL name
-            TradeFilterInput, strawberry.lazy("schema.trades")
-        ]
-        | None = None,
-        first: int | None = None,
-        after: str | None = None,
-    ) -> Annotated[TradeConnection, strawberry.lazy("schema.trades")] | None:
-        from schema.trades import Trade, TradeConnection  # noqa: PLC0415 - cyclic types
-
-        page = await trade_page(
-            info.context,
-            partition="strategy",
-            owner=self.id,
-            trade_filter=filter.to_filter() if filter else None,
-            first=first,
-            after=after,
-        )
-        return TradeConnection.of(page, Trade.from_record)
+    trades = trades_field(
+        partition="strategy",
+        owner=lambda strategy, _info: str(strategy.id),
+        description="The strategy's trades, newest entry first (trades source).",
+    )
 
     @strawberry.field(description="Lifetime figures from the daily metrics (analytics source).")
     async def performance(

@@ -1,15 +1,18 @@
-"""The Trade type, its filter and and its join back to the strategy."""
+"""The Trade type, its filter, its join back to the strategy, and the one `trades` field."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from strawberry.permission import BasePermission
 
-from resolvers.records import TradeFilter, TradeRecord, net_pnl
+from resolvers.records import Partition, TradeFilter, TradeRecord, net_pnl
 from resolvers.strategies import strategy_by_id
+from resolvers.trades import trade_page
 from schema._base import (
     Connection,
     Environment,
@@ -101,3 +104,35 @@ class Trade:
 @strawberry.type(description="A page of trades.")
 class TradeConnection(Connection[Trade]):
     pass
+
+
+def trades_field(
+    *,
+    partition: Partition,
+    owner: Callable[[Any, Info], str],
+    description: str,
+    permission_classes: list[type[BasePermission]] | None = None,
+) -> Any:
+    """The one `trades(filter, first, after)` field, for a user's or a strategy's trades:
+    `owner(source, info)` names whose (the viewer, the user, the strategy)."""
+
+    async def trades(
+        self: Any,
+        info: Info,
+        filter: TradeFilterInput | None = None,  # noqa: A002 - the argument's GraphQL name
+        first: int | None = None,
+        after: str | None = None,
+    ) -> TradeConnection | None:
+        page = await trade_page(
+            info.context,
+            partition=partition,
+            owner=owner(self, info),
+            trade_filter=filter.to_filter() if filter else None,
+            first=first,
+            after=after,
+        )
+        return TradeConnection.of(page, Trade.from_record)
+
+    return strawberry.field(
+        resolver=trades, description=description, permission_classes=permission_classes
+    )

@@ -11,14 +11,13 @@ from resolvers.analytics import analytics_rows
 from resolvers.credentials import credentials_of
 from resolvers.records import UserRecord
 from resolvers.strategies import strategy_page
-from resolvers.trades import trade_page
 from schema._base import Info, Role, StrategyStatus, enum_value
+from schema.trades import trades_field
 
 if TYPE_CHECKING:
     from schema.analytics import Analytics
     from schema.credentials import Credentials
     from schema.strategies import StrategyConnection
-    from schema.trades import TradeConnection, TradeFilterInput
 
 
 @strawberry.type(description="A person with an account on the platform.")
@@ -73,28 +72,11 @@ class User:
         record = await credentials_of(info.context, self.id)
         return Credentials.from_record(record) if record else None
 
-    @strawberry.field(description="The user's trades, newest entry first (trades source).")
-    async def trades(
-        self,
-        info: Info,
-        filter: Annotated[  # noqa: A002 - the argument's GraphQL name
-            TradeFilterInput, strawberry.lazy("schema.trades")
-        ]
-        | None = None,
-        first: int | None = None,
-        after: str | None = None,
-    ) -> Annotated[TradeConnection, strawberry.lazy("schema.trades")] | None:
-        from schema.trades import Trade, TradeConnection  # noqa: PLC0415 - cyclic types
-
-        page = await trade_page(
-            info.context,
-            partition="user",
-            owner=self.id,
-            trade_filter=filter.to_filter() if filter else None,
-            first=first,
-            after=after,
-        )
-        return TradeConnection.of(page, Trade.from_record)
+    trades = trades_field(
+        partition="user",
+        owner=lambda user, _info: str(user.id),
+        description="The user's trades, newest entry first (trades source).",
+    )
 
     @strawberry.field(description="The user's figures between two UTC days (analytics source).")
     async def analytics(
