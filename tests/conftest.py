@@ -4,8 +4,10 @@ Mongo-wire server (the embedded SecantusDB, or a real mongod via MONGO_TEST_URI)
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -110,16 +112,27 @@ async def app(settings: Settings) -> AsyncIterator[object]:
             await client.drop_database(f"gw_{RUN_ID}_credentials_db")
 
 
-@pytest.fixture(scope="session")
-def sources(app) -> Sources:
-    """The app's long-lived source clients."""
-    return app.state.sources  # type: ignore[no-any-return]
+@pytest.fixture
+async def sources(app) -> Sources:
+    """The app's long-lived sources, every registered one emptied first: a test that asks
+    for a database (directly, or through `client`) starts with empty ones, and a test that
+    asks for none starts no server at all."""
+    opened: Sources = app.state.sources
+    await opened.clear()
+    return opened
 
 
 @pytest.fixture(autouse=True)
-async def clean(sources: Sources) -> None:
-    """Every test starts with every registered source empty."""
-    await sources.clear()
+def processes_are_marked_slow(request: pytest.FixtureRequest, monkeypatch) -> None:
+    """A test that starts a process is marked `slow` (so `-m 'not slow'` runs in seconds):
+    starting one from an unmarked test fails it."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+
+    def refuse(self: subprocess.Popen[Any], *args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"{request.node.nodeid} starts a process: mark it slow")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 @pytest.fixture(scope="session")
@@ -131,7 +144,9 @@ def secrets_spy() -> Iterator[SecretsSpy]:
 
 
 @pytest.fixture
-async def client(app, secrets_spy: SecretsSpy) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    app, sources: Sources, secrets_spy: SecretsSpy
+) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in-process (ASGI)."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,6 +31,8 @@ from gateway.core.auth import TokenService, key_id
 from gateway.core.crypto import SecretBox
 from gateway.core.settings import Settings
 
+ROOT = Path(__file__).resolve().parents[1]
+GATEWAY = [sys.executable, "-m", "gateway.cli"]
 PASSWORD = "correct horse battery"
 _PASSWORD_HASH = PasswordHasher().hash(PASSWORD)
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -298,3 +304,31 @@ async def gql(
 def error_codes(body: dict[str, Any]) -> list[str]:
     """The extensions.code of every error in a response body."""
     return [error["extensions"]["code"] for error in body.get("errors", [])]
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """The process environment that points the gateway at the suite's databases."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MONGO_")}
+    env.update(
+        GATEWAY_ENV="test",
+        MONGO_USER_URI=settings.mongo_user_uri,
+        MONGO_STRATEGY_URI=settings.mongo_strategy_uri,
+        MONGO_CREDENTIALS_URI=settings.mongo_credentials_uri,
+        TRADES_DATABASE_URL=settings.trades_database_url,
+        ANALYTICS_DATABASE_URL=settings.analytics_database_url,
+        JWT_SECRET=settings.jwt_secret.get_secret_value(),
+    )
+    return env
+
+
+def run(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `gateway ARGS...` against the suite's databases and wait for it."""
+    return subprocess.run(
+        [*GATEWAY, *args],
+        env=environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,39 +14,20 @@ import pytest
 from sqlalchemy import func, select
 
 from datasources.analytics import daily_strategy_metrics
-from gateway.core.settings import Settings
 from gateway.embedded import free_port
-from tests.helpers import make_strategy, make_trades, make_user, trade_row
+from tests.helpers import (
+    GATEWAY,
+    ROOT,
+    environment,
+    make_strategy,
+    make_trades,
+    make_user,
+    run,
+    trade_row,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-GATEWAY = [sys.executable, "-m", "gateway.cli"]
-
-
-def environment(settings: Settings) -> dict[str, str]:
-    """The process environment that points the gateway at the suite's databases."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MONGO_")}
-    env.update(
-        GATEWAY_ENV="test",
-        MONGO_USER_URI=settings.mongo_user_uri,
-        MONGO_STRATEGY_URI=settings.mongo_strategy_uri,
-        MONGO_CREDENTIALS_URI=settings.mongo_credentials_uri,
-        TRADES_DATABASE_URL=settings.trades_database_url,
-        ANALYTICS_DATABASE_URL=settings.analytics_database_url,
-        JWT_SECRET=settings.jwt_secret.get_secret_value(),
-    )
-    return env
-
-
-def run(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*GATEWAY, *args],
-        env=environment(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-    )
+# Every test here runs the `gateway` command as a real process.
+pytestmark = pytest.mark.slow
 
 
 async def test_migrate_can_run_twice(settings):
@@ -169,7 +149,6 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-@pytest.mark.slow
 def test_the_demo_serves_seeded_data_and_stops_its_mongo_server_on_ctrl_c(demo):
     process, base = demo
     mongo_children = children_of(process.pid)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
+
 PACKAGES = ("gateway", "datasources", "resolvers", "schema")
 
 # What each layer may import of ours (itself included).

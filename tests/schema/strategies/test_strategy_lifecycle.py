@@ -14,7 +14,7 @@ import pytest
 from bson import ObjectId
 
 from tests.helpers import NOW, gql, make_credentials, make_strategy, make_user, token_for
-from tests.strategy_ops import ACTIONS, error_of, stored, strategy_events, transition
+from tests.schema.strategies.ops import ACTIONS, error_of, stored, strategy_events, transition
 
 STATUSES = ("STOPPED", "ACTIVE", "PAUSED", "ERROR")
 # (action, from) -> to: the whole state machine.

@@ -25,7 +25,7 @@ from tests.helpers import (
     signed_in,
     trade_row,
 )
-from tests.strategy_ops import (
+from tests.schema.strategies.ops import (
     CREATE,
     create,
     create_input,

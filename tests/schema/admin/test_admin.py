@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from bson import ObjectId
 
 from gateway.seed import ADMIN_EMAIL, DEMO_PASSWORD, seed_demo
@@ -15,10 +16,10 @@ from tests.helpers import (
     make_strategy,
     make_trades,
     make_user,
+    run,
     token_for,
     trade_row,
 )
-from tests.test_cli import run
 
 USER = """
 query User($id: ID!) {
@@ -100,6 +101,7 @@ async def test_the_role_is_read_on_every_request_so_a_demotion_applies_at_once(
     assert error_codes(await users(client, token)) == ["FORBIDDEN"]
 
 
+@pytest.mark.slow
 async def test_gateway_accounts_promote_and_demote_set_the_role(client, sources, settings):
     user = await make_user(sources, email="promote-me@example.com")
     token = token_for(settings, user)

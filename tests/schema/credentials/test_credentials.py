@@ -26,7 +26,10 @@ from datasources.users import UserRecord
 from gateway.core.crypto import SecretBox, UnsealError
 from gateway.core.settings import Settings
 from tests.helpers import (
+    GATEWAY,
+    ROOT,
     SecretsSpy,
+    environment,
     error_codes,
     gql,
     make_credentials,
@@ -34,7 +37,6 @@ from tests.helpers import (
     signed_in,
     token_for,
 )
-from tests.test_cli import GATEWAY, ROOT, environment
 
 SAVE = """
 mutation Save($input: SaveCredentialsInput!) {
@@ -834,6 +836,7 @@ def rotate_command(
     )
 
 
+@pytest.mark.slow
 async def test_the_rotate_command_reseals_and_a_second_run_reseals_nothing(
     sources, settings, secrets_spy
 ):
@@ -856,6 +859,7 @@ async def test_the_rotate_command_reseals_and_a_second_run_reseals_nothing(
         assert secret not in first.stderr + first.stdout
 
 
+@pytest.mark.slow
 async def test_the_rotate_command_names_the_users_whose_secrets_it_cannot_open(
     sources, settings, secrets_spy
 ):

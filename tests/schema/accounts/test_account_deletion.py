@@ -21,8 +21,11 @@ from gateway.app import create_app
 from gateway.core.settings import Settings
 from resolvers.deletion import begin_deletion, delete_account, finish_deletions, run_steps, steps
 from tests.helpers import (
+    GATEWAY,
     NOW,
     PASSWORD,
+    ROOT,
+    environment,
     error_codes,
     gql,
     make_credentials,
@@ -33,7 +36,6 @@ from tests.helpers import (
     token_for,
     trade_row,
 )
-from tests.test_cli import GATEWAY, ROOT, environment
 
 # The order deletion steps run in: the source holding the account last.
 DELETION_ORDER = ("strategies", "credentials", "trades", "analytics", "users")
@@ -237,6 +239,7 @@ async def test_recovering_twice_or_concurrently_is_harmless(sources, victim_and_
     assert await remains(sources, bystander) == bystander_before
 
 
+@pytest.mark.slow
 async def test_the_cli_finishes_interrupted_deletions(settings, sources, victim_and_bystander):
     victim, bystander, bystander_before = victim_and_bystander
     await begin_deletion(sources, victim.id)
