@@ -87,7 +87,7 @@ class Context(BaseContext):
         """The viewer, once the field's permission (`IsSignedIn`, `IsAdmin`) has checked it.
 
         Reading it before any check is a programming error, not a client's: every root
-        field declares its permission (tests/test_authorization.py).
+        field declares its permission (tests/schema/test_authorization.py).
         """
         if self._viewer is None or not self._viewer.done():
             raise RuntimeError("the viewer was read before a permission checked it")

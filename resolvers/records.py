@@ -1,6 +1,6 @@
 """The stored records the schema turns into types, the strategy field table (`FIELDS`,
 `EDITABLE`) its types and inputs are derived from, and a trade's net PnL: re-exported so
-the schema layer never imports a datasource (tests/test_layers.py)."""
+the schema layer never imports a datasource (tests/unit/test_layers.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Authorization declared on the schema: what each root field requires, and the aggregates
 whose fields release data only once the viewer check has passed.
 
-Every root field names one permission (tests/test_authorization.py walks them):
+Every root field names one permission (tests/schema/test_authorization.py walks them):
 
 - `AllowAnyone`: signing up and in, refreshing and signing out need no token;
 - `IsSignedIn`: a valid access token whose user exists and has not revoked it;

@@ -1,5 +1,5 @@
 """The core: errors, settings, crypto, tokens and passwords.
 
 The bottom layer: it imports nothing of this project's, and every other layer
-may import it (see the README's "Layout" and tests/test_layers.py).
+may import it (see the README's "Layout" and tests/unit/test_layers.py).
 """

@@ -168,3 +168,19 @@ async def test_a_source_maps_driver_errors_inside_itself(sources):
         await sources.trades.read(bad_statement)
     assert raised.value.source == "trades"
     assert isinstance(sources.trades, SqlSource)
+
+
+@pytest.mark.parametrize("name", ["users", "strategies", "credentials", "trades", "analytics"])
+async def test_every_source_keeps_the_contract(sources, name):
+    source = {known.name: known for known in sources}[name]
+    stranger = "0" * 24
+
+    await source.ping()
+    await source.migrate()
+    await source.migrate()  # idempotent
+    await source.forget_user(stranger)  # a user it never knew: harmless
+    await source.forget_user(stranger)
+    await source.clear()
+
+    assert source.loaders(Scope(user_id=stranger)) is not None
+    assert source.timeout == sources.users.timeout
