@@ -19,6 +19,7 @@ from pymongo import AsyncMongoClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from datasources._batch import Page, Scope
+from datasources._fields import StoredField
 from datasources._mongo import Document, MongoSource, client_key, now, open_client
 from datasources._source import Shared, Source, SourceBase
 from datasources._sql import SqlSource, create_engine
@@ -42,6 +43,7 @@ __all__ = [
     "SourceStatus",
     "Sources",
     "SqlSource",
+    "StoredField",
     "now",
 ]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from datasources import idempotency
 from datasources._batch import Page, Scope, grouped, in_key_order, paginate
+from datasources._fields import StoredField, lower, read_fields, store_fields, upper
 from datasources._mongo import Document, MongoSource, now, to_object_id, to_object_ids, utc
 
 COLLECTION = "strategies"
@@ -72,55 +73,8 @@ class StatusCounts:
         return self.by_status.get(status, 0)
 
 
-def _as_is(value: Any) -> Any:
-    return value
-
-
-def _upper(value: Any) -> str:
-    return str(value).upper()
-
-
-def _lower(value: Any) -> str:
-    return str(value).lower()
-
-
 def _object(value: Any) -> dict[str, Any]:
     return dict(value or {})
-
-
-@dataclass(frozen=True, slots=True)
-class StrategyField:
-    """One field of a strategy, defined once: how it is stored, read and shown, and whether a
-    user may set it. The record mapping, the editable set, the runtime set, the input checks
-    and the API's inputs are all derived from `FIELDS`.
-
-    `attr` is the record attribute; the API name is its camelCase; `stored` the document
-    field. `default` is the record value of a document without the field (and of a new
-    strategy not given it); `load` and `store` convert between document and record.
-    `editable` fields are set by createStrategy and updateStrategy, checked by the input
-    rule `rule` (resolvers/strategy_input.py) within `limit`; `runtime` ones are what the
-    strategy runner executes with, so they change only while the strategy does not run.
-    """
-
-    attr: str
-    stored: str
-    default: Any = None
-    load: Callable[[Any], Any] = _as_is
-    store: Callable[[Any], Any] = _as_is
-    editable: bool = False
-    runtime: bool = False
-    rule: str | None = None
-    limit: int | None = None
-
-    @property
-    def api(self) -> str:
-        """The field's name in the API (`auto_reconnect` -> `autoReconnect`)."""
-        head, *rest = self.attr.split("_")
-        return head + "".join(part.title() for part in rest)
-
-    def read(self, doc: Document) -> Any:
-        """The field's record value in a stored document."""
-        return self.load(doc.get(self.stored, self.default))
 
 
 MAX_NAME = 100
@@ -128,28 +82,26 @@ MAX_INSTRUMENT = 64
 MAX_CODE_BYTES = 256 * 1024
 MAX_CONFIG_BYTES = 64 * 1024
 
-FIELDS: tuple[StrategyField, ...] = (
-    StrategyField("name", "name", "", editable=True, rule="text", limit=MAX_NAME),
-    StrategyField(
-        "code", "code", "", editable=True, runtime=True, rule="code", limit=MAX_CODE_BYTES
-    ),
-    StrategyField("status", "status", "STOPPED", load=_upper, store=_lower),
-    StrategyField("container_id", "containerId"),
-    StrategyField(
+FIELDS: tuple[StoredField, ...] = (
+    StoredField("name", "name", "", editable=True, rule="text", limit=MAX_NAME),
+    StoredField("code", "code", "", editable=True, runtime=True, rule="code", limit=MAX_CODE_BYTES),
+    StoredField("status", "status", "STOPPED", load=upper, store=lower),
+    StoredField("container_id", "containerId"),
+    StoredField(
         "instrument", "instrument", editable=True, runtime=True, rule="text", limit=MAX_INSTRUMENT
     ),
-    StrategyField("broker", "broker", editable=True, runtime=True, rule="broker"),
-    StrategyField(
+    StoredField("broker", "broker", editable=True, runtime=True, rule="broker"),
+    StoredField(
         "environment",
         "environment",
         "TESTNET",
-        load=_upper,
-        store=_lower,
+        load=upper,
+        store=lower,
         editable=True,
         runtime=True,
         rule="environment",
     ),
-    StrategyField(
+    StoredField(
         "config",
         "config",
         load=_object,
@@ -159,11 +111,11 @@ FIELDS: tuple[StrategyField, ...] = (
         rule="json_object",
         limit=MAX_CONFIG_BYTES,
     ),
-    StrategyField("last_action", "lastAction"),
-    StrategyField("auto_reconnect", "autoReconnect", False, load=bool, editable=True, rule="bool"),
-    StrategyField("error_message", "errorMessage"),
-    StrategyField("error_count", "errorCount", 0, load=int),
-    StrategyField("last_heartbeat", "lastHeartbeat", load=utc),
+    StoredField("last_action", "lastAction"),
+    StoredField("auto_reconnect", "autoReconnect", False, load=bool, editable=True, rule="bool"),
+    StoredField("error_message", "errorMessage"),
+    StoredField("error_count", "errorCount", 0, load=int),
+    StoredField("last_heartbeat", "lastHeartbeat", load=utc),
 )
 BY_ATTR = {field.attr: field for field in FIELDS}
 EDITABLE = tuple(field for field in FIELDS if field.editable)
@@ -176,7 +128,7 @@ def _record(doc: Document) -> StrategyRecord:
         user_id=str(doc["userId"]),
         created_at=created,
         updated_at=utc(doc.get("updatedAt")) or created,
-        **{field.attr: field.read(doc) for field in FIELDS},
+        **read_fields(FIELDS, doc),
     )
 
 
@@ -264,7 +216,7 @@ async def insert_strategy(
     doc: dict[str, Any] = {
         "_id": ObjectId(strategy_id) if strategy_id is not None else ObjectId(),
         "userId": ObjectId(user_id),
-        **{f.stored: f.store(values.get(f.attr, f.default)) for f in FIELDS},
+        **store_fields(FIELDS, values),
         "createdAt": moment,
         "updatedAt": moment,
     }

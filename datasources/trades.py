@@ -28,6 +28,15 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datasources._batch import Page, Scope, grouped, paginate
+from datasources._fields import (
+    StoredField,
+    lower,
+    lower_or_none,
+    read_fields,
+    store_fields,
+    upper,
+    upper_or_none,
+)
 from datasources._sql import BigIntId, Money, SqlSource, UtcDateTime, utc_day
 
 metadata = MetaData()
@@ -160,25 +169,29 @@ class DailyPnl:
     net_pnl: Decimal
 
 
+# A trade's fields, defined once (datasources/_fields.py): every column but the id, how it
+# is read into the record and written, and which the API shows.
+FIELDS: tuple[StoredField, ...] = (
+    StoredField("user_id", "user_id", shown=False),
+    StoredField("strategy_id", "strategy_id"),
+    StoredField("strategy_name", "strategy_name"),
+    StoredField("instrument", "instrument"),
+    StoredField("side", "side", load=upper, store=lower),
+    StoredField("quantity", "quantity"),
+    StoredField("entry_price", "entry_price"),
+    StoredField("exit_price", "exit_price"),
+    StoredField("entry_time", "entry_time"),
+    StoredField("exit_time", "exit_time"),
+    StoredField("pnl", "pnl"),
+    StoredField("fees", "fees", Decimal(0)),
+    StoredField("status", "status", load=upper, store=lower),
+    StoredField("broker", "broker"),
+    StoredField("environment", "environment", load=upper_or_none, store=lower_or_none),
+)
+
+
 def _record(row: Row[Any]) -> TradeRecord:
-    return TradeRecord(
-        id=str(row.id),
-        user_id=row.user_id,
-        strategy_id=row.strategy_id,
-        strategy_name=row.strategy_name,
-        instrument=row.instrument,
-        side=row.side.upper(),
-        quantity=row.quantity,
-        entry_price=row.entry_price,
-        exit_price=row.exit_price,
-        entry_time=row.entry_time,
-        exit_time=row.exit_time,
-        pnl=row.pnl,
-        fees=row.fees,
-        status=row.status.upper(),
-        broker=row.broker,
-        environment=row.environment.upper() if row.environment else None,
-    )
+    return TradeRecord(id=str(row.id), **read_fields(FIELDS, row._mapping))
 
 
 def _partition_column(partition: Partition) -> ColumnElement[str]:
@@ -321,16 +334,8 @@ def _as_date(value: date | str) -> date:
 
 
 async def insert_trades(*, conn: AsyncConnection, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Insert trades given as column mappings (`side`, `status` in either case)."""
-    values = [
-        {
-            **row,
-            "side": str(row["side"]).lower(),
-            "status": str(row["status"]).lower(),
-            "environment": str(row["environment"]).lower() if row.get("environment") else None,
-        }
-        for row in rows
-    ]
+    """Insert trades given as record fields (`FIELDS`; `side`, `status` in either case)."""
+    values = [store_fields(FIELDS, row) for row in rows]
     if values:
         await conn.execute(insert(trades), values)
 

@@ -15,14 +15,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from datasources import refresh_tokens
 from datasources._batch import Page, Scope, in_key_order, paginate
+from datasources._fields import StoredField, lower, read_fields, store_fields, upper
 from datasources._mongo import Document, MongoSource, now, to_object_id, to_object_ids, utc
 
 COLLECTION = "users"
 # Default index names (`email_1`, ...), as Mongoose creates them, so existing indexes match.
 INDEXES = [IndexModel([("email", ASCENDING)], unique=True)]
 ROLES = ("USER", "ADMIN")
-# The profile fields a user may change, by their stored names.
-PROFILE_FIELDS = ("firstName", "lastName", "phone")
+MAX_NAME = 100
 # A user being deleted (account deletion sets `deletingAt`) is nobody's to see or act as.
 _NOT_DELETING: dict[str, Any] = {"deletingAt": None}
 
@@ -53,20 +53,29 @@ class UserPageKey:
     after: str | None = None
 
 
+# A user's fields, defined once (datasources/_fields.py). The profile fields a user may
+# change are the editable ones; the hash and the token version are never shown.
+FIELDS: tuple[StoredField, ...] = (
+    StoredField("email", "email"),
+    StoredField("password_hash", "password", "", shown=False),
+    StoredField("first_name", "firstName", "", editable=True, rule="name", limit=MAX_NAME),
+    StoredField("last_name", "lastName", "", editable=True, rule="name", limit=MAX_NAME),
+    StoredField("phone", "phone", editable=True, rule="phone"),
+    StoredField("role", "role", "USER", load=upper, store=lower),
+    StoredField("token_version", "tokenVersion", 0, load=int, shown=False),
+)
+BY_ATTR = {field.attr: field for field in FIELDS}
+EDITABLE = tuple(field for field in FIELDS if field.editable)
+
+
 def _record(doc: Document) -> UserRecord:
     created = utc(doc.get("createdAt")) or doc["_id"].generation_time
     return UserRecord(
         id=str(doc["_id"]),
-        email=doc["email"],
-        password_hash=doc.get("password", ""),
-        first_name=doc.get("firstName", ""),
-        last_name=doc.get("lastName", ""),
-        phone=doc.get("phone"),
-        role=str(doc.get("role", "user")).upper(),
-        token_version=int(doc.get("tokenVersion", 0)),
         created_at=created,
         updated_at=utc(doc.get("updatedAt")) or created,
         deleting=doc.get("deletingAt") is not None,
+        **read_fields(FIELDS, doc),
     )
 
 
@@ -107,15 +116,17 @@ async def insert_user(
 ) -> UserRecord:
     """Insert a new user; a taken email raises the driver's DuplicateKeyError."""
     moment = now()
+    values = {
+        "email": normalize_email(email),
+        "password_hash": password_hash,
+        "first_name": first_name,
+        "last_name": last_name,
+        "phone": phone,
+        "role": role,
+    }
     doc: dict[str, Any] = {
         "_id": ObjectId(),
-        "email": normalize_email(email),
-        "password": password_hash,
-        "firstName": first_name,
-        "lastName": last_name,
-        "phone": phone,
-        "role": role.lower(),
-        "tokenVersion": 0,
+        **store_fields(FIELDS, values),
         "createdAt": moment,
         "updatedAt": moment,
     }
@@ -181,12 +192,13 @@ async def update_user_profile(
     token_version: int,
     changes: Mapping[str, str | None],
 ) -> UserRecord | None:
-    """Set profile fields (`PROFILE_FIELDS`, by stored name) and bump updatedAt.
+    """Set profile fields (the editable `FIELDS`, by attribute) and bump updatedAt.
 
     Applies only while the user exists, is not being deleted and is still at
     `token_version` (the caller's token is not revoked); None otherwise.
     """
-    unknown = set(changes) - set(PROFILE_FIELDS)
+    editable = {field.attr: field for field in EDITABLE}
+    unknown = set(changes) - set(editable)
     if unknown:
         raise ValueError(f"not profile fields: {sorted(unknown)}")
     query = _live_user(user_id, token_version)
@@ -194,7 +206,12 @@ async def update_user_profile(
         return None
     doc = await db[COLLECTION].find_one_and_update(
         query,
-        {"$set": {**changes, "updatedAt": now()}},
+        {
+            "$set": {
+                **{editable[name].stored: editable[name].store(v) for name, v in changes.items()},
+                "updatedAt": now(),
+            }
+        },
         return_document=ReturnDocument.AFTER,
     )
     return _record(doc) if doc else None

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from datasources import Document, now
+from datasources import Document, StoredField, now
 from datasources import refresh_tokens as tokens_source
 from datasources import users as users_source
 from datasources.refresh_tokens import RefreshTokenRecord
@@ -32,7 +32,6 @@ log = logging.getLogger("gateway.accounts")
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 256  # Argon2 cost grows with input; nobody types more
-MAX_NAME = 100
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()\-]{5,19}$")
 
@@ -77,6 +76,21 @@ def _check_phone(phone: str | None) -> str | None:
     return phone
 
 
+def _check_name(value: str | None, field: StoredField) -> str:
+    if value is None:
+        raise BadUserInput(f"'{field.api}' cannot be null.", field=field.api)
+    if field.limit is None:
+        raise ValueError(f"the name field {field.attr!r} has no limit")
+    return check_text(value, field.api, field.limit)
+
+
+# The input rules of the user table's editable fields (`StoredField.rule`).
+_PROFILE_RULES: dict[str, Callable[[str | None, StoredField], str | None]] = {
+    "name": _check_name,
+    "phone": lambda value, _field: _check_phone(value),
+}
+
+
 async def _sign_in(ctx: Context, user: UserRecord, *, family_id: str | None = None) -> SignedIn:
     """Issue an access token and a refresh token (of a new family unless one is given)."""
     issued = ctx.tokens.issue(user_id=user.id, token_version=user.token_version)
@@ -114,8 +128,8 @@ async def register(
     """Create an account and sign it in; every input is checked before anything is written."""
     normalized = _check_email(email)
     _check_password(password, normalized)
-    first = check_text(first_name, "firstName", MAX_NAME)
-    last = check_text(last_name, "lastName", MAX_NAME)
+    first = _check_name(first_name, users_source.BY_ATTR["first_name"])
+    last = _check_name(last_name, users_source.BY_ATTR["last_name"])
     checked_phone = _check_phone(phone)
     password_hash = await hash_password(password)
     try:
@@ -230,20 +244,15 @@ async def logout(ctx: Context, *, refresh_token: str) -> bool:
 async def update_profile(ctx: Context, *, changes: Mapping[str, str | None]) -> UserRecord:
     """Change the viewer's names and phone; a field left out keeps its value.
 
-    `changes` holds only the fields given (by their GraphQL names); the names
-    may not be null or blank, the phone may be cleared with null. Every field is
-    checked before anything is written.
+    `changes` holds only the fields given (the user table's editable fields, by
+    attribute); the names may not be null or blank, the phone may be cleared with
+    null. Every field is checked, in the table's order, before anything is written.
     """
     viewer = ctx.checked_viewer
     checked: dict[str, str | None] = {}
-    for field in ("firstName", "lastName"):
-        if field in changes:
-            value = changes[field]
-            if value is None:
-                raise BadUserInput(f"'{field}' cannot be null.", field=field)
-            checked[field] = check_text(value, field, MAX_NAME)
-    if "phone" in changes:
-        checked["phone"] = _check_phone(changes["phone"])
+    for field in users_source.EDITABLE:
+        if field.attr in changes:
+            checked[field.attr] = _PROFILE_RULES[str(field.rule)](changes[field.attr], field)
     if not checked:
         return viewer.user
     updated = await ctx.sources.users.run(
@@ -256,7 +265,8 @@ async def update_profile(ctx: Context, *, changes: Mapping[str, str | None]) -> 
     )
     if updated is None:
         raise Unauthenticated("The access token has been revoked.")
-    await record_event(ctx, viewer.id, "PROFILE_UPDATED", data={"fields": sorted(checked)})
+    names = sorted(field.api for field in users_source.EDITABLE if field.attr in checked)
+    await record_event(ctx, viewer.id, "PROFILE_UPDATED", data={"fields": names})
     ctx.update_viewer(updated)
     return updated
 

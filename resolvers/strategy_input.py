@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from datasources import StoredField
 from datasources.strategies import (
     BY_ATTR,
     EDITABLE,
@@ -19,7 +20,6 @@ from datasources.strategies import (
     MAX_CODE_BYTES,
     MAX_CONFIG_BYTES,
     MAX_INSTRUMENT,
-    StrategyField,
 )
 from gateway.core.errors import BadUserInput
 from resolvers.checks import check_text, utf8_length
@@ -110,14 +110,14 @@ def check_config(value: Any) -> dict[str, Any]:
     return value
 
 
-def _check_text(value: Any, field: StrategyField, _brokers: Sequence[str]) -> str:
+def _check_text(value: Any, field: StoredField, _brokers: Sequence[str]) -> str:
     if field.limit is None:
         raise ValueError(f"the text field {field.attr!r} has no limit")
     return check_text(value, field.api, field.limit)
 
 
-# The input rules a field of the table may name (`StrategyField.rule`).
-RULES: dict[str, Callable[[Any, StrategyField, Sequence[str]], Any]] = {
+# The input rules a field of the table may name (`StoredField.rule`).
+RULES: dict[str, Callable[[Any, StoredField, Sequence[str]], Any]] = {
     "text": _check_text,
     "code": lambda value, _field, _brokers: check_code(value),
     "broker": lambda value, _field, brokers: check_broker(value, brokers),

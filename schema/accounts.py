@@ -7,6 +7,7 @@ from datetime import datetime
 import strawberry
 
 from resolvers import accounts
+from resolvers.records import USER_EDITABLE
 from schema._base import Info
 from schema._permissions import AllowAnyone, IsSignedIn
 from schema.users import User
@@ -47,12 +48,8 @@ class UpdateProfileInput:
     phone: str | None = strawberry.UNSET
 
     def changes(self) -> dict[str, str | None]:
-        """The fields given, by their GraphQL names (an explicit null included)."""
-        given = {
-            "firstName": self.first_name,
-            "lastName": self.last_name,
-            "phone": self.phone,
-        }
+        """The fields given, by record attribute (an explicit null included)."""
+        given = {field.attr: getattr(self, field.attr) for field in USER_EDITABLE}
         return {name: value for name, value in given.items() if value is not strawberry.UNSET}
 
 

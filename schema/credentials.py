@@ -9,7 +9,7 @@ from typing import Annotated
 import strawberry
 
 from resolvers import credentials as credentials_resolvers
-from resolvers.records import CredentialsRecord
+from resolvers.records import CLIENT_ID, SECRET_FIELDS, CredentialsRecord
 from schema._base import Info
 from schema._permissions import IsSignedIn
 
@@ -87,17 +87,15 @@ class SaveCredentialsInput:
     )
 
     def changes(self) -> dict[str, str | None]:
-        """The fields the client sent, by their stored names; None means clear."""
-        sent = {
-            "clientId": self.client_id,
-            "accessToken": self.access_token,
-            "brokerUsername": self.broker_username,
-            "brokerPassword": self.broker_password,
-            "totpSecret": self.totp_secret,
-            "apiKey": self.api_key,
-            "apiSecret": self.api_secret,
-        }
+        """The fields the client sent (`clientId` and the secrets), by their stored names;
+        None means clear."""
+        sent = {name: getattr(self, _attribute(name)) for name in (CLIENT_ID, *SECRET_FIELDS)}
         return {name: value for name, value in sent.items() if value is not strawberry.UNSET}
+
+
+def _attribute(stored: str) -> str:
+    """The input's attribute for a stored name (`apiKey` -> `api_key`)."""
+    return "".join(f"_{char.lower()}" if char.isupper() else char for char in stored)
 
 
 @strawberry.type

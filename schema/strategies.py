@@ -13,7 +13,9 @@ from strawberry.types.base import get_object_definition
 
 from resolvers import strategies, strategy_lifecycle
 from resolvers.analytics import strategy_metrics
-from resolvers.records import EDITABLE, FIELDS, StrategyRecord
+from resolvers.records import STRATEGY_EDITABLE as EDITABLE
+from resolvers.records import STRATEGY_FIELDS as FIELDS
+from resolvers.records import StrategyRecord
 from resolvers.users import user_by_id
 from schema._base import Connection, Environment, Info, StrategyStatus, enum_value
 from schema._permissions import IsSignedIn

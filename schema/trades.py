@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.permission import BasePermission
 
-from resolvers.records import Partition, TradeFilter, TradeRecord, net_pnl
+from resolvers.records import TRADE_FIELDS, Partition, TradeFilter, TradeRecord, net_pnl
 from resolvers.strategies import strategy_by_id
 from resolvers.trades import trade_page
 from schema._base import (
@@ -65,24 +65,15 @@ class Trade:
 
     @classmethod
     def from_record(cls, record: TradeRecord) -> Trade:
-        """The schema view of a stored trade."""
-        return cls(
-            id=strawberry.ID(record.id),
-            strategy_id=strawberry.ID(record.strategy_id),
-            strategy_name=record.strategy_name,
-            instrument=record.instrument,
-            side=enum_value(TradeSide, record.side) or TradeSide.BUY,
-            quantity=record.quantity,
-            entry_price=record.entry_price,
-            exit_price=record.exit_price,
-            entry_time=record.entry_time,
-            exit_time=record.exit_time,
-            pnl=record.pnl,
-            fees=record.fees,
-            status=enum_value(TradeStatus, record.status) or TradeStatus.OPEN,
-            broker=record.broker,
-            environment=enum_value(Environment, record.environment),
-        )
+        """The schema view of a stored trade: every shown field of the table, the codes as
+        the schema's enums."""
+        values: dict[str, Any] = {
+            field.attr: getattr(record, field.attr) for field in TRADE_FIELDS if field.shown
+        }
+        values["side"] = enum_value(TradeSide, record.side) or TradeSide.BUY
+        values["status"] = enum_value(TradeStatus, record.status) or TradeStatus.OPEN
+        values["environment"] = enum_value(Environment, record.environment)
+        return cls(id=strawberry.ID(record.id), **values)
 
     @strawberry.field(description="pnl - fees for a closed trade; null while open.")
     def net_pnl(self) -> Decimal | None:

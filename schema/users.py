@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
 from resolvers.analytics import analytics_rows
 from resolvers.credentials import credentials_of
-from resolvers.records import UserRecord
+from resolvers.records import USER_FIELDS, UserRecord
 from resolvers.strategies import strategy_page
 from schema._base import Info, Role, StrategyStatus, enum_value
 from schema.trades import trades_field
@@ -33,16 +33,17 @@ class User:
 
     @classmethod
     def from_record(cls, record: UserRecord) -> User:
-        """The schema view of a stored user (the password hash stays behind)."""
+        """The schema view of a stored user: every shown field of the table (the password
+        hash and the token version stay behind), the role as the schema's enum."""
+        values: dict[str, Any] = {
+            field.attr: getattr(record, field.attr) for field in USER_FIELDS if field.shown
+        }
+        values["role"] = enum_value(Role, record.role) or Role.USER
         return cls(
             id=strawberry.ID(record.id),
-            email=record.email,
-            first_name=record.first_name,
-            last_name=record.last_name,
-            phone=record.phone,
-            role=enum_value(Role, record.role) or Role.USER,
             created_at=record.created_at,
             updated_at=record.updated_at,
+            **values,
         )
 
     @strawberry.field(description="The user's strategies, newest first (strategies source).")

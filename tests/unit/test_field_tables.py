@@ -1,13 +1,14 @@
-"""The strategy field table is the one list of a strategy's fields: the record, the GraphQL
-type and the inputs are derived from it or checked against it here, without a database."""
+"""Each stored type's field table is the one list of its fields: the record, the GraphQL type
+and the inputs are derived from it or checked against it here, without a database."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from bson import ObjectId
-from graphql import GraphQLInputObjectType, GraphQLObjectType
+from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLObjectType
 
+from datasources import credentials, trades, users
 from datasources.strategies import BY_ATTR, EDITABLE, FIELDS, StrategyRecord, _record
 from resolvers.strategy_input import RULES
 from schema import build_schema
@@ -89,3 +90,34 @@ def test_values_are_stored_in_the_platforms_shape() -> None:
     assert BY_ATTR["status"].store("PAUSED") == "paused"
     assert BY_ATTR["environment"].store("LIVE") == "live"
     assert BY_ATTR["config"].store(None) == {}
+
+
+def test_the_user_record_type_and_profile_input_follow_the_user_table() -> None:
+    record_fields = {field.name for field in dataclasses.fields(users.UserRecord)}
+    assert record_fields == KEYS - {"user_id"} | {"deleting"} | {f.attr for f in users.FIELDS}
+    shown = {field.api for field in users.FIELDS if field.shown}
+    joins = {"strategies", "credentials", "trades", "analytics"}
+    assert _declared("User") == shown | {"id", "createdAt", "updatedAt"} | joins
+    assert "passwordHash" not in _declared("User")
+    assert _declared("UpdateProfileInput") == {field.api for field in users.EDITABLE}
+
+
+def test_the_trade_record_and_type_follow_the_trade_table() -> None:
+    record_fields = {field.name for field in dataclasses.fields(trades.TradeRecord)}
+    assert record_fields == {"id"} | {field.attr for field in trades.FIELDS}
+    shown = {field.api for field in trades.FIELDS if field.shown}
+    assert _declared("Trade") == shown | {"id", "netPnl", "strategy"}
+    columns = {column.name for column in trades.trades.columns}
+    assert columns == {"id"} | {field.stored for field in trades.FIELDS}
+
+
+def test_the_credentials_input_and_enum_follow_the_secret_fields() -> None:
+    secrets = set(credentials.SECRET_FIELDS)
+    assert _declared("SaveCredentialsInput") == secrets | {
+        credentials.CLIENT_ID,
+        "broker",
+        "clientMutationId",
+    }
+    enum = SCHEMA._schema.get_type("CredentialField")
+    assert isinstance(enum, GraphQLEnumType)
+    assert {value.value for value in enum.values.values()} == secrets

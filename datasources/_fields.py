@@ -1,0 +1,77 @@
+"""Field tables: each stored type lists its fields once, and its record mapping, editable
+set and input handling are derived from that list.
+
+A `StoredField` says how one field is stored (`stored`, the document field or column),
+read (`default` when absent, `load`) and written (`store`); its record attribute (`attr`)
+and API name (`api`, the attribute in camelCase); whether the API shows it (`shown`),
+whether a user may set it (`editable`, checked by the service layer's input rule `rule`
+within `limit`), and whether it is one the strategy runner executes with (`runtime`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+def as_is(value: Any) -> Any:
+    """A value stored as the record holds it."""
+    return value
+
+
+def upper(value: Any) -> str:
+    """A stored lower-case code as the record's upper-case one (`active` -> `ACTIVE`)."""
+    return str(value).upper()
+
+
+def lower(value: Any) -> str:
+    """A record's upper-case code as stored (`ACTIVE` -> `active`)."""
+    return str(value).lower()
+
+
+def upper_or_none(value: Any) -> str | None:
+    """`upper`, keeping an absent value absent."""
+    return str(value).upper() if value else None
+
+
+def lower_or_none(value: Any) -> str | None:
+    """`lower`, keeping an absent value absent."""
+    return str(value).lower() if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredField:
+    """One field of a stored type (see the module docstring)."""
+
+    attr: str
+    stored: str
+    default: Any = None
+    load: Callable[[Any], Any] = as_is
+    store: Callable[[Any], Any] = as_is
+    shown: bool = True
+    editable: bool = False
+    runtime: bool = False
+    rule: str | None = None
+    limit: int | None = None
+
+    @property
+    def api(self) -> str:
+        """The field's name in the API (`auto_reconnect` -> `autoReconnect`)."""
+        head, *rest = self.attr.split("_")
+        return head + "".join(part.title() for part in rest)
+
+    def read(self, stored: Mapping[Any, Any]) -> Any:
+        """The field's record value in a stored document or row mapping."""
+        return self.load(stored.get(self.stored, self.default))
+
+
+def read_fields(fields: Iterable[StoredField], stored: Mapping[Any, Any]) -> dict[str, Any]:
+    """Every field's record value, by attribute, from a document or row mapping."""
+    return {field.attr: field.read(stored) for field in fields}
+
+
+def store_fields(fields: Iterable[StoredField], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored form of every field, by stored name: a field not in `values` (record
+    attributes) takes its default."""
+    return {field.stored: field.store(values.get(field.attr, field.default)) for field in fields}
