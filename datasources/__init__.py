@@ -154,21 +154,6 @@ class Sources:
     def __iter__(self) -> Iterator[Source]:
         return iter(self.all)
 
-    @property
-    def timeout(self) -> float:
-        """The request deadline of the sources (one setting for all of them)."""
-        return self.users.timeout
-
-    @property
-    def mongo_clients(self) -> tuple[AsyncMongoClient[Document], ...]:
-        """The distinct Mongo clients of the Mongo sources."""
-        clients = {
-            id(source.db.client): source.db.client
-            for source in self.all
-            if isinstance(source, MongoSource)
-        }
-        return tuple(clients.values())
-
     async def __aenter__(self) -> Sources:
         return self
 
@@ -176,9 +161,16 @@ class Sources:
         await self.close()
 
     async def close(self) -> None:
-        """Close every source (shared clients and pools once, with the last of them)."""
+        """Close every source (shared clients and pools once, with the last of them); one
+        failing to close does not keep the others open."""
+        failures: list[BaseException] = []
         for source in self.all:
-            await source.close()
+            try:
+                await source.close()
+            except Exception as exc:  # noqa: BLE001 - collected, the first one re-raised below
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
     async def migrate(self) -> None:
         """Create every source's collections' indexes and tables; idempotent."""

@@ -5,7 +5,8 @@ A `StoredField` says how one field is stored (`stored`, the document field or co
 read (`default` when absent, `load`) and written (`store`); its record attribute (`attr`)
 and API name (`api`, the attribute in camelCase); whether the API shows it (`shown`),
 whether a user may set it (`editable`, checked by the service layer's input rule `rule`
-within `limit`), and whether it is one the strategy runner executes with (`runtime`).
+within `limit`), whether it is one the strategy runner executes with (`runtime`), and
+whether every stored value must have it (`required`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class StoredField:
     runtime: bool = False
     rule: str | None = None
     limit: int | None = None
+    required: bool = False
 
     @property
     def api(self) -> str:
@@ -62,7 +64,10 @@ class StoredField:
         return head + "".join(part.title() for part in rest)
 
     def read(self, stored: Mapping[Any, Any]) -> Any:
-        """The field's record value in a stored document or row mapping."""
+        """The field's record value in a stored document or row mapping (a KeyError when a
+        `required` one is missing: such data is not of this type)."""
+        if self.required:
+            return self.load(stored[self.stored])
         return self.load(stored.get(self.stored, self.default))
 
 
@@ -72,6 +77,12 @@ def read_fields(fields: Iterable[StoredField], stored: Mapping[Any, Any]) -> dic
 
 
 def store_fields(fields: Iterable[StoredField], values: Mapping[str, Any]) -> dict[str, Any]:
-    """The stored form of every field, by stored name: a field not in `values` (record
-    attributes) takes its default."""
+    """The stored form of every field, by stored name, from record attributes: a field not
+    in `values` takes its default. A key that names no field, or a `required` field left
+    out, is a ValueError (a caller's mistake, never silently dropped)."""
+    fields = tuple(fields)
+    unknown = set(values) - {field.attr for field in fields}
+    missing = [field.attr for field in fields if field.required and field.attr not in values]
+    if unknown or missing:
+        raise ValueError(f"unknown fields {sorted(unknown)}, missing fields {missing}")
     return {field.stored: field.store(values.get(field.attr, field.default)) for field in fields}

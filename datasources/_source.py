@@ -81,7 +81,9 @@ class Shared(Generic[T]):
         return self.resource
 
     async def release(self) -> None:
-        """Give a share back; the last one closes the resource."""
+        """Give a share back; the last one closes the resource (once)."""
+        if self._leases <= 0:
+            return
         self._leases -= 1
         if self._leases == 0:
             await self._close(self.resource)
@@ -92,7 +94,7 @@ def _within_boundary(method: Callable[..., Awaitable[R]]) -> Callable[..., Await
 
     @functools.wraps(method)
     async def mapped(self: SourceBase, *args: Any, **kwargs: Any) -> R:
-        async with self.boundary(deadline=deadline):
+        async with self._boundary(deadline=deadline):
             return await method(self, *args, **kwargs)
 
     mapped.__source_boundary__ = True  # type: ignore[attr-defined]
@@ -112,16 +114,19 @@ class SourceBase:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for attribute, value in list(vars(cls).items()):
-            if (
-                not attribute.startswith("_")
-                and inspect.iscoroutinefunction(value)
-                and not getattr(value, "__source_boundary__", False)
-            ):
+        for attribute in dir(cls):
+            if attribute.startswith("_"):
+                continue
+            value = inspect.getattr_static(cls, attribute)
+            if inspect.isasyncgenfunction(inspect.unwrap(value)):
+                # An async iterator or context manager would escape the boundary between
+                # its steps: a source offers coroutines (or `run`/`read`/`write`) only.
+                raise TypeError(f"{cls.__name__}.{attribute}: a source method must be a coroutine")
+            if inspect.iscoroutinefunction(value) and not hasattr(value, "__source_boundary__"):
                 setattr(cls, attribute, _within_boundary(value))
 
     @asynccontextmanager
-    async def boundary(self, *, deadline: bool = True) -> AsyncIterator[None]:
+    async def _boundary(self, *, deadline: bool = True) -> AsyncIterator[None]:
         """Run a call to this source under its deadline, mapping driver errors to coded ones.
 
         Most specific first: a unique-key violation is a CONFLICT; any other driver,

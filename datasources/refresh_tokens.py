@@ -21,7 +21,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from datasources._mongo import Document, now, to_object_id, utc
 
-SOURCE = "users"
 COLLECTION = "refresh_tokens"
 INDEXES = [
     # Sparse, so documents written by other tools without a hash never collide on null.

@@ -208,9 +208,6 @@ async def insert_strategy(
     default. `strategy_id` lets a caller choose the id beforehand, so that a retried
     insert of the same strategy collides with the first instead of creating a second.
     """
-    unknown = set(values) - set(BY_ATTR)
-    if unknown:
-        raise ValueError(f"not strategy fields: {sorted(unknown)}")
     values["name"] = name
     moment = created_at or now()
     doc: dict[str, Any] = {

@@ -172,19 +172,19 @@ class DailyPnl:
 # A trade's fields, defined once (datasources/_fields.py): every column but the id, how it
 # is read into the record and written, and which the API shows.
 FIELDS: tuple[StoredField, ...] = (
-    StoredField("user_id", "user_id", shown=False),
-    StoredField("strategy_id", "strategy_id"),
-    StoredField("strategy_name", "strategy_name"),
-    StoredField("instrument", "instrument"),
-    StoredField("side", "side", load=upper, store=lower),
-    StoredField("quantity", "quantity"),
-    StoredField("entry_price", "entry_price"),
+    StoredField("user_id", "user_id", shown=False, required=True),
+    StoredField("strategy_id", "strategy_id", required=True),
+    StoredField("strategy_name", "strategy_name", required=True),
+    StoredField("instrument", "instrument", required=True),
+    StoredField("side", "side", load=upper, store=lower, required=True),
+    StoredField("quantity", "quantity", required=True),
+    StoredField("entry_price", "entry_price", required=True),
     StoredField("exit_price", "exit_price"),
-    StoredField("entry_time", "entry_time"),
+    StoredField("entry_time", "entry_time", required=True),
     StoredField("exit_time", "exit_time"),
     StoredField("pnl", "pnl"),
     StoredField("fees", "fees", Decimal(0)),
-    StoredField("status", "status", load=upper, store=lower),
+    StoredField("status", "status", load=upper, store=lower, required=True),
     StoredField("broker", "broker"),
     StoredField("environment", "environment", load=upper_or_none, store=lower_or_none),
 )

@@ -56,7 +56,7 @@ class UserPageKey:
 # A user's fields, defined once (datasources/_fields.py). The profile fields a user may
 # change are the editable ones; the hash and the token version are never shown.
 FIELDS: tuple[StoredField, ...] = (
-    StoredField("email", "email"),
+    StoredField("email", "email", required=True),
     StoredField("password_hash", "password", "", shown=False),
     StoredField("first_name", "firstName", "", editable=True, rule="name", limit=MAX_NAME),
     StoredField("last_name", "lastName", "", editable=True, rule="name", limit=MAX_NAME),

@@ -93,13 +93,21 @@ class ViewerChecked(FieldExtension):
     async def resolve_async(
         self, next_: Callable[..., Awaitable[Any]], source: Any, info: Info, **kwargs: Any
     ) -> Any:
-        result = next_(source, info, **kwargs)
+        try:
+            result = next_(source, info, **kwargs)
+        except Exception:
+            await info.context.viewer()  # a refused viewer hears only that it is refused
+            raise
         if not inspect.isawaitable(result):
             await info.context.viewer()
             return result
         read = asyncio.ensure_future(result)
         try:
             await info.context.viewer()
+        except asyncio.CancelledError:
+            read.cancel()  # the request is gone: so is its read
+            read.add_done_callback(_retrieve)
+            raise
         except BaseException:
             read.add_done_callback(_retrieve)
             raise

@@ -52,7 +52,9 @@ class Strategy:
     def from_record(cls, record: StrategyRecord) -> Strategy:
         """The schema view of a stored strategy: every field of the table as stored, the
         enums and the config turned into their schema types."""
-        values: dict[str, Any] = {field.attr: getattr(record, field.attr) for field in FIELDS}
+        values: dict[str, Any] = {
+            field.attr: getattr(record, field.attr) for field in FIELDS if field.shown
+        }
         values["status"] = enum_value(StrategyStatus, record.status) or StrategyStatus.ERROR
         values["environment"] = enum_value(Environment, record.environment) or Environment.TESTNET
         values["config"] = JSON(dict(record.config))

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from pymongo import monitoring
 
-from datasources import Sources
+from datasources import MongoSource, Sources
 from gateway.app import create_app
 from gateway.core.settings import Settings
 from gateway.embedded import EmbeddedMongo
@@ -106,7 +106,8 @@ async def app(settings: Settings) -> AsyncIterator[object]:
         await sources.migrate()
         ROUND_TRIPS.watch(sources)
         yield application
-        for client in sources.mongo_clients:
+        clients = {s.db.client for s in sources if isinstance(s, MongoSource)}
+        for client in clients:
             await client.drop_database(f"gw_{RUN_ID}_user_db")
             await client.drop_database(f"gw_{RUN_ID}_strategy_db")
             await client.drop_database(f"gw_{RUN_ID}_credentials_db")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from bson import ObjectId
 from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLObjectType
 
 from datasources import credentials, trades, users
+from datasources._fields import store_fields
 from datasources.strategies import BY_ATTR, EDITABLE, FIELDS, StrategyRecord, _record
 from resolvers.strategy_input import RULES
 from schema import build_schema
@@ -121,3 +123,15 @@ def test_the_credentials_input_and_enum_follow_the_secret_fields() -> None:
     enum = SCHEMA._schema.get_type("CredentialField")
     assert isinstance(enum, GraphQLEnumType)
     assert {value.value for value in enum.values.values()} == secrets
+
+
+def test_storing_refuses_an_unknown_field_or_a_missing_required_one() -> None:
+    with pytest.raises(ValueError, match="unknown fields \\['id'\\]"):
+        store_fields(trades.FIELDS, {"id": 1})
+    with pytest.raises(ValueError, match="'side'"):
+        store_fields([field for field in trades.FIELDS if field.attr == "side"], {})
+
+
+def test_reading_a_document_without_a_required_field_fails() -> None:
+    with pytest.raises(KeyError):
+        users._record({"_id": ObjectId()})

@@ -1,0 +1,150 @@
+"""A TCP proxy between the gateway and one database, that can add latency, stall, cut or
+refuse: faults injected on the wire, with the real driver and the real server.
+
+    async with FaultProxy("127.0.0.1", 5432) as proxy:
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:{proxy.port}/db"
+        proxy.set("stall")      # accept, then forward nothing either way (a black hole)
+        proxy.set("refuse")     # connections refused: nothing listens
+        proxy.set("cut")        # every open connection reset, new ones reset at once
+        proxy.set("pass", latency=0.02)   # forward, 20 ms added per chunk each way
+        proxy.connections       # connection attempts seen so far
+
+Only loopback addresses are proxied; everything runs on the test's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Literal, Self
+
+Mode = Literal["pass", "stall", "cut", "refuse"]
+_CHUNK = 64 * 1024
+
+
+@dataclass(eq=False)
+class _Link:
+    client: asyncio.StreamWriter
+    server: asyncio.StreamWriter | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def abort(self) -> None:
+        for writer in (self.client, self.server):
+            if writer is not None:
+                transport = writer.transport
+                with contextlib.suppress(OSError, RuntimeError):
+                    # SO_LINGER 0: the peer sees a reset, as when a link really breaks.
+                    sock = transport.get_extra_info("socket")
+                    if sock is not None:
+                        sock.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                        )
+                transport.abort()
+        for task in self.tasks:
+            task.cancel()
+
+
+class FaultProxy:
+    """A proxy on 127.0.0.1 in front of `host:port` (see the module docstring)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("the fault proxy only forwards to loopback addresses")
+        self.target = (host, port)
+        self.port = 0
+        self.mode: Mode = "pass"
+        self.latency = 0.0
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+        self._links: set[_Link] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    async def __aenter__(self) -> Self:
+        await self._listen()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept, "127.0.0.1", self.port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        """Stop listening and reset every connection."""
+        await self._stop_listening()
+        self._abort_links()
+
+    async def _stop_listening(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    def _abort_links(self) -> None:
+        for link in list(self._links):
+            link.abort()
+        self._links.clear()
+
+    async def set(self, mode: Mode, *, latency: float = 0.0) -> None:
+        """Switch to `mode`: `cut` and `refuse` reset every open connection now; `refuse`
+        also stops listening, and any other mode listens again on the same port."""
+        self.mode, self.latency = mode, latency
+        if mode == "stall":
+            self._flowing.clear()
+        else:
+            self._flowing.set()
+        if mode in ("cut", "refuse"):
+            self._abort_links()
+        if mode == "refuse":
+            await self._stop_listening()
+        elif self._server is None:
+            await self._listen()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        link = _Link(client=writer)
+        if self.mode == "cut":
+            link.abort()
+            return
+        self._links.add(link)
+        if self.mode == "stall":
+            return  # held open, never forwarded: the peer waits until it gives up
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            link.abort()
+            self._links.discard(link)
+            return
+        link.server = upstream_writer
+        link.tasks = [
+            asyncio.create_task(self._pipe(link, reader, upstream_writer)),
+            asyncio.create_task(self._pipe(link, upstream_reader, writer)),
+        ]
+
+    async def _pipe(
+        self, link: _Link, source: asyncio.StreamReader, sink: asyncio.StreamWriter
+    ) -> None:
+        try:
+            while chunk := await source.read(_CHUNK):
+                await self._flowing.wait()  # a link that stalls mid-stream stops forwarding
+                if self.latency:
+                    await asyncio.sleep(self.latency)
+                sink.write(chunk)
+                await sink.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            link.abort()
+            self._links.discard(link)
