@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import pymongo
 from bson import ObjectId
 from bson.codec_options import CodecOptions
 from bson.errors import InvalidId
@@ -14,10 +16,11 @@ from pymongo import AsyncMongoClient, uri_parser
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from datasources._source import Shared, SourceBase
+from datasources._source import Shared, SourceBase, _retrieve
 
 Document = dict[str, Any]
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def client_key(uri: str) -> str:
@@ -97,6 +100,21 @@ class MongoSource(SourceBase):
         super().__init__(timeout=timeout)
         self._client = client
         self.db: AsyncDatabase[Document] = get_database(client.lease(), uri)
+
+    async def _bounded(self, call: Coroutine[Any, Any, R]) -> R:
+        # The driver's own client-side operation timeout (CSOT) ends the call: server
+        # selection, connection checkout and every socket read share the deadline, and the
+        # driver cleans up after itself. Cancelling its coroutines from outside instead
+        # (asyncio.timeout) wedged the client for good under load: on uvloop a cancelled
+        # server selection left the topology's condition lock released ("RuntimeError:
+        # Lock is not acquired"), and every later operation failed until a restart
+        # (tests/http/test_faults.py reproduces both).
+        with pymongo.timeout(self.timeout):
+            return await super()._bounded(call)
+
+    def _abandon(self, task: asyncio.Task[Any]) -> None:
+        # Never cancelled: the driver's deadline ends it moments later.
+        task.add_done_callback(_retrieve)
 
     async def run(self, work: Callable[[AsyncDatabase[Document]], Awaitable[T]]) -> T:
         """Run `work` against the database within this source's boundary (deadline, errors)."""

@@ -11,8 +11,10 @@ runs within the source's boundary, automatically (`__init_subclass__`), so no
 caller wraps a call and a new method cannot forget it. Within the boundary a
 unique-key violation is a CONFLICT and any other driver, network or timeout
 failure makes the source SOURCE_UNAVAILABLE; the driver's message is logged,
-never shown. Request-path methods also run under the source's deadline;
-`migrate`, `clear` and `close` do not (an index build may take longer).
+never shown. Request-path methods also run under the source's deadline, which
+holds: the caller has its answer when it passes, whatever the database does,
+and the driver's work is never cancelled from outside (`_within_deadline`).
+`migrate`, `clear` and `close` have no deadline (an index build may take longer).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import asyncio
 import functools
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from datasources._batch import Scope
@@ -89,16 +92,30 @@ class Shared(Generic[T]):
             await self._close(self.resource)
 
 
-def _within_boundary(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+# Set inside a bounded call: a source method it calls runs within the same deadline.
+_BOUNDED: ContextVar[bool] = ContextVar("source_call_bounded", default=False)
+
+
+def _within_boundary(
+    method: Callable[..., Coroutine[Any, Any, R]],
+) -> Callable[..., Coroutine[Any, Any, R]]:
     deadline = method.__name__ not in _NO_DEADLINE
 
     @functools.wraps(method)
     async def mapped(self: SourceBase, *args: Any, **kwargs: Any) -> R:
-        async with self._boundary(deadline=deadline):
-            return await method(self, *args, **kwargs)
+        with self._mapped_errors():
+            if not deadline or _BOUNDED.get():
+                return await method(self, *args, **kwargs)
+            return await self._within_deadline(method(self, *args, **kwargs))
 
     mapped.__source_boundary__ = True  # type: ignore[attr-defined]
     return mapped
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    # An abandoned call's outcome is collected, so none is reported as never retrieved.
+    if not task.cancelled():
+        task.exception()
 
 
 class SourceBase:
@@ -125,17 +142,39 @@ class SourceBase:
             if inspect.iscoroutinefunction(value) and not hasattr(value, "__source_boundary__"):
                 setattr(cls, attribute, _within_boundary(value))
 
-    @asynccontextmanager
-    async def _boundary(self, *, deadline: bool = True) -> AsyncIterator[None]:
-        """Run a call to this source under its deadline, mapping driver errors to coded ones.
+    async def _within_deadline(self, call: Coroutine[Any, Any, R]) -> R:
+        """`call`'s result, or TimeoutError once the source's deadline has passed.
 
-        Most specific first: a unique-key violation is a CONFLICT; any other driver,
-        network or timeout failure makes the source SOURCE_UNAVAILABLE. Coded errors
-        raised inside pass through unchanged.
+        The call runs in a task of its own that the caller's deadline or cancellation
+        never interrupts from outside: the caller stops waiting at once, and the source
+        decides how its abandoned call ends (`_abandon`). Cancelling a driver's coroutine
+        midway can leave the driver's own state broken (PyMongo's topology lock, see
+        `MongoSource`), and closing a cancelled SQL connection would hold the request up.
         """
+        task = asyncio.ensure_future(self._bounded(call))
         try:
-            async with asyncio.timeout(self.timeout if deadline else None):
-                yield
+            return await asyncio.wait_for(asyncio.shield(task), self.timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            self._abandon(task)
+            raise
+
+    async def _bounded(self, call: Coroutine[Any, Any, R]) -> R:
+        """Run `call` in its task, under the driver's own deadline where it has one."""
+        _BOUNDED.set(True)
+        return await call
+
+    def _abandon(self, task: asyncio.Task[Any]) -> None:
+        """End a call nobody waits for any more: cancelled, unless the source overrides."""
+        task.cancel()
+        task.add_done_callback(_retrieve)
+
+    @contextmanager
+    def _mapped_errors(self) -> Iterator[None]:
+        """Map driver errors to coded ones, most specific first: a unique-key violation is a
+        CONFLICT; any other driver, network or timeout failure makes the source
+        SOURCE_UNAVAILABLE. Coded errors raised inside pass through unchanged."""
+        try:
+            yield
         except GatewayError:
             raise
         except self.conflict_errors as exc:

@@ -35,7 +35,7 @@ class _Link:
         for writer in (self.client, self.server):
             if writer is not None:
                 transport = writer.transport
-                with contextlib.suppress(OSError, RuntimeError):
+                with contextlib.suppress(OSError, RuntimeError, ValueError):
                     # SO_LINGER 0: the peer sees a reset, as when a link really breaks.
                     sock = transport.get_extra_info("socket")
                     if sock is not None:
