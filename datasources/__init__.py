@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from datasources._batch import Page, Scope
 from datasources._fields import StoredField
 from datasources._mongo import Document, MongoSource, client_key, now, open_client
-from datasources._source import Shared, Source, SourceBase
+from datasources._source import Shared, Source, SourceBase, deadline
 from datasources._sql import SqlSource, create_engine
 from datasources.analytics import AnalyticsLoaders, AnalyticsSource
 from datasources.credentials import CredentialsLoaders, CredentialsSource
@@ -44,6 +44,7 @@ __all__ = [
     "Sources",
     "SqlSource",
     "StoredField",
+    "deadline",
     "now",
 ]
 

@@ -101,7 +101,7 @@ class MongoSource(SourceBase):
         self._client = client
         self.db: AsyncDatabase[Document] = get_database(client.lease(), uri)
 
-    async def _bounded(self, call: Coroutine[Any, Any, R]) -> R:
+    async def _bounded(self, call: Coroutine[Any, Any, R], seconds: float) -> R:
         # The driver's own client-side operation timeout (CSOT) ends the call: server
         # selection, connection checkout and every socket read share the deadline, and the
         # driver cleans up after itself. Cancelling its coroutines from outside instead
@@ -109,8 +109,8 @@ class MongoSource(SourceBase):
         # server selection left the topology's condition lock released ("RuntimeError:
         # Lock is not acquired"), and every later operation failed until a restart
         # (tests/http/test_faults.py reproduces both).
-        with pymongo.timeout(self.timeout):
-            return await super()._bounded(call)
+        with pymongo.timeout(seconds):
+            return await super()._bounded(call, seconds)
 
     def _abandon(self, task: asyncio.Task[Any]) -> None:
         # Never cancelled: the driver's deadline ends it moments later.

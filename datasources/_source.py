@@ -94,6 +94,22 @@ class Shared(Generic[T]):
 
 # Set inside a bounded call: a source method it calls runs within the same deadline.
 _BOUNDED: ContextVar[bool] = ContextVar("source_call_bounded", default=False)
+# The deadline of the work in progress (a request, a readiness probe), in loop time: no
+# source call outlives it, whatever its own deadline.
+_DEADLINE: ContextVar[float | None] = ContextVar("source_calls_deadline", default=None)
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Bound every source call made within (in this task and the tasks it starts) to end
+    `seconds` from now at the latest; nested deadlines only shorten it."""
+    at = asyncio.get_running_loop().time() + seconds
+    outer = _DEADLINE.get()
+    token = _DEADLINE.set(at if outer is None else min(at, outer))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
 
 
 def _within_boundary(
@@ -143,7 +159,8 @@ class SourceBase:
                 setattr(cls, attribute, _within_boundary(value))
 
     async def _within_deadline(self, call: Coroutine[Any, Any, R]) -> R:
-        """`call`'s result, or TimeoutError once the source's deadline has passed.
+        """`call`'s result, or TimeoutError once the source's deadline, or the deadline of
+        the work in progress (`deadline`) if that comes first, has passed.
 
         The call runs in a task of its own that the caller's deadline or cancellation
         never interrupts from outside: the caller stops waiting at once, and the source
@@ -151,15 +168,22 @@ class SourceBase:
         midway can leave the driver's own state broken (PyMongo's topology lock, see
         `MongoSource`), and closing a cancelled SQL connection would hold the request up.
         """
-        task = asyncio.ensure_future(self._bounded(call))
+        seconds = self.timeout
+        if (at := _DEADLINE.get()) is not None:
+            seconds = min(seconds, at - asyncio.get_running_loop().time())
+        if seconds <= 0:
+            call.close()
+            raise TimeoutError
+        task = asyncio.ensure_future(self._bounded(call, seconds))
         try:
-            return await asyncio.wait_for(asyncio.shield(task), self.timeout)
+            return await asyncio.wait_for(asyncio.shield(task), seconds)
         except (TimeoutError, asyncio.CancelledError):
             self._abandon(task)
             raise
 
-    async def _bounded(self, call: Coroutine[Any, Any, R]) -> R:
-        """Run `call` in its task, under the driver's own deadline where it has one."""
+    async def _bounded(self, call: Coroutine[Any, Any, R], seconds: float) -> R:
+        """Run `call` in its task, under the driver's own deadline (`seconds`) where it has
+        one."""
         _BOUNDED.set(True)
         return await call
 

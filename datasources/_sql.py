@@ -162,6 +162,10 @@ def _enable_sqlite_pragmas(engine: AsyncEngine) -> None:
         cursor.close()
 
 
+async def _select_one(conn: AsyncConnection) -> None:
+    await conn.execute(text("SELECT 1"))
+
+
 class SqlSource(SourceBase):
     """A source in one SQL database (its tables in `metadata`). Two sources may share one
     database, and so one engine (`Shared`)."""
@@ -192,9 +196,9 @@ class SqlSource(SourceBase):
             return await work(conn)
 
     async def ping(self) -> None:
-        """One `SELECT 1`."""
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        """One `SELECT 1`, retried once on a fresh connection like every read: a pooled
+        connection the database dropped says nothing about the database now."""
+        await read(self._reader, _select_one)
 
     async def migrate(self) -> None:
         """Create the source's tables and indexes; a no-op for those that exist."""

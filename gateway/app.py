@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from datasources import Sources
+from datasources import Sources, deadline
 from gateway.core.auth import TokenService
 from gateway.core.settings import Settings
 from gateway.http import GraphQLEndpoint
@@ -73,7 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
         sources: Sources = request.app.state.sources
-        statuses = await sources.ping()
+        # Its own short deadline: a stalled source is reported down, not waited for.
+        with deadline(settings.ready_timeout_seconds):
+            statuses = await sources.ping()
         ready = all(status.ok for status in statuses)
         return JSONResponse(
             {

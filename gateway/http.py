@@ -31,7 +31,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from datasources import Sources
+from datasources import Sources, deadline
 from gateway.core.auth import TokenService
 from gateway.core.settings import Settings
 from resolvers.context import Context
@@ -277,14 +277,15 @@ class GraphQLEndpoint:
         context.request = request
         allowed = _ALLOWED_ON_GET if request.method == "GET" else _ALLOWED_ON_POST
         try:
-            return await self.schema.execute(
-                graphql.query,
-                variable_values=graphql.variables,
-                context_value=context,
-                operation_name=graphql.operation_name,
-                allowed_operation_types=allowed,
-                operation_extensions=graphql.extensions,
-            )
+            with deadline(self.settings.request_timeout_seconds):
+                return await self.schema.execute(
+                    graphql.query,
+                    variable_values=graphql.variables,
+                    context_value=context,
+                    operation_name=graphql.operation_name,
+                    allowed_operation_types=allowed,
+                    operation_extensions=graphql.extensions,
+                )
         except InvalidOperationTypeError as exc:
             if request.method == "GET" and exc.operation_type is OperationType.MUTATION:
                 raise RequestError(

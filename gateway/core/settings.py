@@ -59,6 +59,10 @@ class Settings(BaseSettings):
 
     # How long a request waits on one source before it is reported unavailable.
     source_timeout_seconds: float = Field(default=5.0, gt=0)
+    # How long any source call of one request may run, all together: none outlives it.
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How long /readyz waits for the sources; one slower than this is reported down.
+    ready_timeout_seconds: float = Field(default=1.0, gt=0)
     sql_pool_size: int = Field(default=10, gt=0)
     max_query_depth: int = Field(default=12, gt=0)
     graphiql: bool = True

@@ -1,0 +1,125 @@
+"""Deadlines that hold: whatever one source does (stall, cut, refuse), a request answers
+within its deadline, and /readyz within its own, reporting the source down.
+
+Each of the five sources sits behind its own TCP fault proxy (tests/faults.py), against
+the real servers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from gateway.app import create_app
+from gateway.core.settings import Settings
+from tests.faults import FaultProxy, Mode
+from tests.helpers import gql, make_user, token_for
+
+SOURCE_TIMEOUT = 3.0
+REQUEST_TIMEOUT = 1.5
+READY_TIMEOUT = 0.5
+# How far past its deadline an answer may come: scheduling, not waiting on a source.
+MARGIN = 0.1
+URL_SETTINGS = {
+    "users": "mongo_user_uri",
+    "strategies": "mongo_strategy_uri",
+    "credentials": "mongo_credentials_uri",
+    "trades": "trades_database_url",
+    "analytics": "analytics_database_url",
+}
+DASHBOARD = """{ dashboard { strategyCounts { total } recentTrades { id } pnl { allTime }
+  credentialsConfigured recentActivity { kind } } }"""
+
+
+@dataclass
+class Proxied:
+    app: FastAPI
+    proxies: dict[str, FaultProxy]
+
+
+def _through(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{port}"
+    netloc_text = f"{netloc[0]}@{host}" if len(netloc) == 2 else host
+    query = parts.query or ("directConnection=true" if parts.scheme == "mongodb" else "")
+    return urlunsplit((parts.scheme, netloc_text, parts.path, query, ""))
+
+
+@pytest.fixture(scope="module")
+async def proxied(settings: Settings) -> AsyncIterator[Proxied]:
+    """The app with every source behind a proxy of its own (so Mongo sources do not share
+    a client here: each can fail alone)."""
+    proxies: dict[str, FaultProxy] = {}
+    update: dict[str, object] = {
+        "source_timeout_seconds": SOURCE_TIMEOUT,
+        "request_timeout_seconds": REQUEST_TIMEOUT,
+        "ready_timeout_seconds": READY_TIMEOUT,
+    }
+    for source, name in URL_SETTINGS.items():
+        url = getattr(settings, name)
+        target = urlsplit(url)
+        proxy = FaultProxy(target.hostname or "127.0.0.1", target.port or 0)
+        await proxy.__aenter__()
+        proxies[source] = proxy
+        update[name] = _through(url, proxy.port)
+    app = create_app(settings.model_copy(update=update))
+    try:
+        async with app.router.lifespan_context(app):
+            yield Proxied(app, proxies)
+    finally:
+        for proxy in proxies.values():
+            await proxy.close()
+
+
+@pytest.fixture
+async def http(proxied: Proxied) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=proxied.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+        yield client
+    for proxy in proxied.proxies.values():
+        await proxy.set("pass")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["stall", "cut", "refuse"])
+@pytest.mark.parametrize("source", list(URL_SETTINGS))
+async def test_a_request_answers_within_its_deadline_whatever_one_source_does(
+    http, proxied, sources, settings, source: str, fault: Mode
+) -> None:
+    user = await make_user(sources)
+    token = token_for(settings, user)
+    assert "errors" not in await gql(http, DASHBOARD, token=token)  # warm: pools are open
+
+    await proxied.proxies[source].set(fault)
+    started = time.perf_counter()
+    body = await gql(http, DASHBOARD, token=token)
+    took = time.perf_counter() - started
+
+    assert took < REQUEST_TIMEOUT + MARGIN, took
+    codes = {error["extensions"]["code"] for error in body.get("errors", [])}
+    assert codes <= {"SOURCE_UNAVAILABLE", "UNAUTHENTICATED"}, body
+    if source != "users":  # the viewer's own source failing fails the viewer check
+        assert body["data"]["dashboard"] is not None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", list(URL_SETTINGS))
+async def test_readiness_answers_within_its_own_deadline_and_names_a_stalled_source(
+    http, proxied, source: str
+) -> None:
+    await proxied.proxies[source].set("stall")
+    started = time.perf_counter()
+    response = await http.get("/readyz")
+    took = time.perf_counter() - started
+
+    assert took < READY_TIMEOUT + MARGIN, took
+    assert response.status_code == 503
+    statuses = response.json()["sources"]
+    assert [name for name, status in statuses.items() if not status["ok"]] == [source]
