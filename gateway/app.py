@@ -49,7 +49,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
-            await sources.close()
+            try:
+                async with asyncio.timeout(settings.shutdown_close_seconds):
+                    await sources.close()
+            except TimeoutError:
+                # A database that does not answer must not keep the process alive.
+                log.warning(
+                    "closing the sources took over %.0f s; exiting without waiting",
+                    settings.shutdown_close_seconds,
+                )
 
     app = FastAPI(
         title="Trading platform GraphQL gateway",

@@ -88,7 +88,14 @@ async def _rotate(settings: Settings, progress: bool) -> RotationResult:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the gateway against the configured databases."""
     settings = _settings()
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        # On SIGTERM, requests in flight get this long before they are cancelled.
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+    )
     return 0
 
 

@@ -71,7 +71,13 @@ def run_demo(*, host: str, port: int, data_dir: Path) -> int:
             f"[bold]Sign in:[/bold]  {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
             f"[bold]Data:[/bold]     {data_dir}\n"
         )
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level="info",
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        )
     except KeyboardInterrupt:
         pass
     finally:

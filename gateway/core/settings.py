@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(default=10.0, gt=0)
     # How long /readyz waits for the sources; one slower than this is reported down.
     ready_timeout_seconds: float = Field(default=1.0, gt=0)
+    # On SIGTERM: how long requests in flight may still take, and how long closing the
+    # database clients may take after them (so the process exits whatever they do).
+    shutdown_grace_seconds: int = Field(default=10, ge=0)
+    shutdown_close_seconds: float = Field(default=5.0, gt=0)
     sql_pool_size: int = Field(default=10, gt=0)
     max_query_depth: int = Field(default=12, gt=0)
     graphiql: bool = True

@@ -1,0 +1,97 @@
+"""Graceful shutdown: on SIGTERM `gateway serve` exits within its grace period plus the
+bounded close, whatever the databases do, even with a request waiting on them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from gateway.core.settings import Settings
+from tests.faults import FaultProxy
+from tests.helpers import make_user, token_for
+from tests.http.test_server_process import (
+    free_port,
+    settings_env,
+    start_serve,
+    stop,
+    wait_until_healthy,
+)
+
+pytestmark = pytest.mark.slow
+
+GRACE = 2
+CLOSE = 2.0
+ENV_NAMES = {
+    "MONGO_USER_URI": "mongo_user_uri",
+    "MONGO_STRATEGY_URI": "mongo_strategy_uri",
+    "MONGO_CREDENTIALS_URI": "mongo_credentials_uri",
+    "TRADES_DATABASE_URL": "trades_database_url",
+    "ANALYTICS_DATABASE_URL": "analytics_database_url",
+}
+
+
+@pytest.mark.parametrize("in_flight", [False, True], ids=["idle", "a-request-in-flight"])
+async def test_sigterm_exits_within_grace_with_every_source_stalled(
+    settings: Settings, sources, tmp_path: Path, in_flight: bool
+) -> None:
+    user = await make_user(sources)
+    env = settings_env(settings)
+    proxies = []
+    for variable, name in ENV_NAMES.items():
+        url = urlsplit(getattr(settings, name))
+        proxy = FaultProxy(url.hostname or "127.0.0.1", url.port or 0)
+        await proxy.__aenter__()
+        proxies.append(proxy)
+        netloc = url.netloc.rsplit("@", 1)
+        host = f"127.0.0.1:{proxy.port}"
+        query = url.query or ("directConnection=true" if url.scheme == "mongodb" else "")
+        env[variable] = url._replace(
+            netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host, query=query
+        ).geturl()
+    env.update(
+        SHUTDOWN_GRACE_SECONDS=str(GRACE),
+        SHUTDOWN_CLOSE_SECONDS=str(CLOSE),
+        REQUEST_TIMEOUT_SECONDS="30",
+        SOURCE_TIMEOUT_SECONDS="30",
+    )
+    server = start_serve(free_port(), env, tmp_path, log_level="info")
+    try:
+        await wait_until_healthy(server)
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
+            # Every source answered once, so every pool holds connections that now stall.
+            await http.get("/readyz")
+            for proxy in proxies:
+                await proxy.set("stall")
+            waiting = None
+            if in_flight:
+                waiting = asyncio.create_task(
+                    http.post(
+                        "/graphql",
+                        json={"query": "{ dashboard { strategyCounts { total } } }"},
+                        headers={"Authorization": f"Bearer {token_for(settings, user)}"},
+                    )
+                )
+                await asyncio.sleep(1)
+            started = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(server.process.wait, 60)
+            took = time.monotonic() - started
+            if waiting is not None:
+                await asyncio.gather(waiting, return_exceptions=True)
+    finally:
+        stop(server.process)
+        for proxy in proxies:
+            await proxy.close()
+
+    assert server.process.returncode is not None
+    assert took < GRACE + CLOSE + 5, (took, server.stderr()[-2000:])
+    print(f"exited {took:.1f} s after SIGTERM")  # noqa: T201 - the figure the note reports
