@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from datasources._batch import Page, Scope
 from datasources._fields import StoredField
 from datasources._mongo import Document, MongoSource, client_key, now, open_client
-from datasources._source import Shared, Source, SourceBase, deadline
+from datasources._source import Shared, Source, SourceBase, SourceLimits, deadline
 from datasources._sql import SqlSource, create_engine
 from datasources.analytics import AnalyticsLoaders, AnalyticsSource
 from datasources.credentials import CredentialsLoaders, CredentialsSource
@@ -40,6 +40,7 @@ __all__ = [
     "Shared",
     "Source",
     "SourceBase",
+    "SourceLimits",
     "SourceStatus",
     "Sources",
     "SqlSource",
@@ -57,6 +58,7 @@ class SourceStatus:
     ok: bool
     latency_ms: float
     error: str | None = None
+    breaker: str = "closed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,25 +113,35 @@ class Sources:
         """Create every client; connections are made lazily, on first use."""
         clients = _Clients(settings)
         timeout = clients.timeout
+        limits = SourceLimits(
+            breaker_failures=settings.source_breaker_failures,
+            breaker_cooldown_seconds=settings.source_breaker_cooldown_seconds,
+            concurrency=settings.source_concurrency,
+        )
         return cls(
             users=UsersSource(
                 clients.mongo_client(settings.mongo_user_uri),
                 settings.mongo_user_uri,
                 timeout=timeout,
+                limits=limits,
             ),
             strategies=StrategiesSource(
                 clients.mongo_client(settings.mongo_strategy_uri),
                 settings.mongo_strategy_uri,
                 timeout=timeout,
+                limits=limits,
             ),
             credentials=CredentialsSource(
                 clients.mongo_client(settings.mongo_credentials_uri),
                 settings.mongo_credentials_uri,
                 timeout=timeout,
+                limits=limits,
             ),
-            trades=TradesSource(clients.engine(settings.trades_database_url), timeout=timeout),
+            trades=TradesSource(
+                clients.engine(settings.trades_database_url), timeout=timeout, limits=limits
+            ),
             analytics=AnalyticsSource(
-                clients.engine(settings.analytics_database_url), timeout=timeout
+                clients.engine(settings.analytics_database_url), timeout=timeout, limits=limits
             ),
         )
 
@@ -200,10 +212,12 @@ class Sources:
 
 async def _ping(source: Source) -> SourceStatus:
     started = time.perf_counter()
+    error: str | None = None
     try:
         await source.ping()
     except GatewayError as exc:
-        elapsed = (time.perf_counter() - started) * 1000
-        return SourceStatus(source.name, ok=False, latency_ms=round(elapsed, 2), error=exc.code)
-    elapsed = (time.perf_counter() - started) * 1000
-    return SourceStatus(source.name, ok=True, latency_ms=round(elapsed, 2))
+        error = exc.code
+    elapsed = round((time.perf_counter() - started) * 1000, 2)
+    return SourceStatus(
+        source.name, ok=error is None, latency_ms=elapsed, error=error, breaker=source.breaker.state
+    )

@@ -16,7 +16,7 @@ from pymongo import AsyncMongoClient, uri_parser
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from datasources._source import Shared, SourceBase, _retrieve
+from datasources._source import Shared, SourceBase, SourceLimits, _retrieve
 
 Document = dict[str, Any]
 T = TypeVar("T")
@@ -96,8 +96,15 @@ class MongoSource(SourceBase):
     )
     conflict_errors: ClassVar[tuple[type[BaseException], ...]] = (DuplicateKeyError,)
 
-    def __init__(self, client: Shared[AsyncMongoClient[Document]], uri: str, *, timeout: float):
-        super().__init__(timeout=timeout)
+    def __init__(
+        self,
+        client: Shared[AsyncMongoClient[Document]],
+        uri: str,
+        *,
+        timeout: float,
+        limits: SourceLimits | None = None,
+    ) -> None:
+        super().__init__(timeout=timeout, limits=limits)
         self._client = client
         self.db: AsyncDatabase[Document] = get_database(client.lease(), uri)
 

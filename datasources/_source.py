@@ -26,6 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from datasources._batch import Scope
@@ -49,6 +50,8 @@ class Source(Protocol):
     holds_accounts: ClassVar[bool]
     # Driver errors that mean "this source cannot answer now".
     unavailable_errors: ClassVar[tuple[type[BaseException], ...]]
+    # Its circuit breaker (per process).
+    breaker: Breaker
 
     async def ping(self) -> None:
         """Answer one trivial command, or raise SOURCE_UNAVAILABLE."""
@@ -112,6 +115,61 @@ def deadline(seconds: float) -> Iterator[None]:
         _DEADLINE.reset(token)
 
 
+@dataclass(frozen=True, slots=True)
+class SourceLimits:
+    """How a source protects the process from itself failing: after `breaker_failures`
+    failed calls in a row its breaker opens and calls fail at once for
+    `breaker_cooldown_seconds`, then one probe call decides; at most `concurrency` calls
+    run against it at once (a slow database cannot hold every request)."""
+
+    breaker_failures: int = 5
+    breaker_cooldown_seconds: float = 5.0
+    concurrency: int = 32
+
+
+class Breaker:
+    """One source's circuit breaker, per process: closed, open, or half-open (one probe)."""
+
+    def __init__(self, limits: SourceLimits) -> None:
+        self._limits = limits
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._probing = False
+
+    @property
+    def state(self) -> str:
+        """`closed`, `open` (calls fail at once) or `half-open` (the next call probes)."""
+        if self._opened_at is None:
+            return "closed"
+        waited = asyncio.get_running_loop().time() - self._opened_at
+        return "open" if waited < self._limits.breaker_cooldown_seconds else "half-open"
+
+    def admit(self) -> bool:
+        """Whether a call may go to the source now (in half-open, only one at a time)."""
+        state = self.state
+        if state == "closed":
+            return True
+        if state == "open" or self._probing:
+            return False
+        self._probing = True
+        return True
+
+    def succeeded(self) -> None:
+        """The source answered: the breaker closes."""
+        self._failures, self._opened_at, self._probing = 0, None, False
+
+    def let_go(self) -> None:
+        """A call ended without an answer either way: a probe it was frees the next one."""
+        self._probing = False
+
+    def failed(self) -> None:
+        """The source failed a call: after enough in a row (or a failed probe) it opens."""
+        self._failures += 1
+        if self._probing or self._failures >= self._limits.breaker_failures:
+            self._opened_at = asyncio.get_running_loop().time()
+        self._probing = False
+
+
 def _within_boundary(
     method: Callable[..., Coroutine[Any, Any, R]],
 ) -> Callable[..., Coroutine[Any, Any, R]]:
@@ -142,8 +200,16 @@ class SourceBase:
     unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (OSError, TimeoutError)
     conflict_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 
-    def __init__(self, *, timeout: float) -> None:
+    def __init__(self, *, timeout: float, limits: SourceLimits | None = None) -> None:
         self.timeout = timeout
+        self.limits = limits or SourceLimits()
+        self.breaker = Breaker(self.limits)
+        # What a call fails with when the source is down (and so counts against its breaker).
+        self._failures: tuple[type[BaseException], ...] = (
+            SourceUnavailable,
+            *self.unavailable_errors,
+        )
+        self._slots = asyncio.Semaphore(self.limits.concurrency)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -168,18 +234,46 @@ class SourceBase:
         midway can leave the driver's own state broken (PyMongo's topology lock, see
         `MongoSource`), and closing a cancelled SQL connection would hold the request up.
         """
-        seconds = self.timeout
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.timeout
         if (at := _DEADLINE.get()) is not None:
-            seconds = min(seconds, at - asyncio.get_running_loop().time())
-        if seconds <= 0:
+            until = min(until, at)
+        if until <= loop.time():  # the request's time is spent: nothing asked, nothing learnt
             call.close()
             raise TimeoutError
-        task = asyncio.ensure_future(self._bounded(call, seconds))
         try:
-            return await asyncio.wait_for(asyncio.shield(task), seconds)
-        except (TimeoutError, asyncio.CancelledError):
-            self._abandon(task)
+            # The bulkhead: a slot is held until the driver's work ends, even abandoned.
+            async with asyncio.timeout_at(until):
+                await self._slots.acquire()
+        except TimeoutError:
+            call.close()
             raise
+        if not self.breaker.admit():
+            self._slots.release()
+            call.close()
+            raise SourceUnavailable(self.name)
+        task = asyncio.ensure_future(self._bounded(call, until - loop.time()))
+        task.add_done_callback(lambda _done: self._slots.release())
+        try:
+            result = await asyncio.wait_for(asyncio.shield(task), until - loop.time())
+        except asyncio.CancelledError:  # the caller went away: says nothing of the source
+            self._abandon(task)
+            self.breaker.let_go()
+            raise
+        except TimeoutError:
+            self._abandon(task)
+            self.breaker.failed()
+            raise
+        except self._failures:
+            self.breaker.failed()
+            raise
+        except BaseException:
+            # The source answered (a unique-key conflict, a refusal of ours), or our own
+            # code failed: neither says the source is down.
+            self.breaker.succeeded()
+            raise
+        self.breaker.succeeded()
+        return result
 
     async def _bounded(self, call: Coroutine[Any, Any, R], seconds: float) -> R:
         """Run `call` in its task, under the driver's own deadline (`seconds`) where it has

@@ -23,7 +23,7 @@ from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.sql.type_api import TypeEngine
 from sqlalchemy.types import TypeDecorator
 
-from datasources._source import Shared, SourceBase
+from datasources._source import Shared, SourceBase, SourceLimits
 
 T = TypeVar("T")
 
@@ -178,8 +178,10 @@ class SqlSource(SourceBase):
     )
     conflict_errors: ClassVar[tuple[type[BaseException], ...]] = (IntegrityError,)
 
-    def __init__(self, engine: Shared[AsyncEngine], *, timeout: float) -> None:
-        super().__init__(timeout=timeout)
+    def __init__(
+        self, engine: Shared[AsyncEngine], *, timeout: float, limits: SourceLimits | None = None
+    ) -> None:
+        super().__init__(timeout=timeout, limits=limits)
         self._shared = engine
         self.engine = engine.lease()
         # Reads send one SELECT per connection: in autocommit, without the BEGIN and

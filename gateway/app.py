@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     status.name: {
                         "ok": status.ok,
                         "latencyMs": status.latency_ms,
+                        "breaker": status.breaker,
                         **({"error": status.error} if status.error else {}),
                     }
                     for status in statuses

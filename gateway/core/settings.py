@@ -59,6 +59,12 @@ class Settings(BaseSettings):
 
     # How long a request waits on one source before it is reported unavailable.
     source_timeout_seconds: float = Field(default=5.0, gt=0)
+    # A source's circuit breaker opens after this many failed calls in a row; calls then
+    # fail at once for the cooldown, after which one probe decides.
+    source_breaker_failures: int = Field(default=5, gt=0)
+    source_breaker_cooldown_seconds: float = Field(default=5.0, gt=0)
+    # At most this many calls run against one source at once (the bulkhead).
+    source_concurrency: int = Field(default=32, gt=0)
     # How long any source call of one request may run, all together: none outlives it.
     request_timeout_seconds: float = Field(default=10.0, gt=0)
     # How long /readyz waits for the sources; one slower than this is reported down.

@@ -61,6 +61,8 @@ async def proxied(settings: Settings) -> AsyncIterator[Proxied]:
         "source_timeout_seconds": SOURCE_TIMEOUT,
         "request_timeout_seconds": REQUEST_TIMEOUT,
         "ready_timeout_seconds": READY_TIMEOUT,
+        # Deadlines alone: breakers (tests/http/test_breakers.py) would fail calls at once.
+        "source_breaker_failures": 10_000,
     }
     for source, name in URL_SETTINGS.items():
         url = getattr(settings, name)

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from datasources import Shared, SourceBase
+from datasources import Shared, SourceBase, SourceLimits
 from gateway.core.errors import Conflict, NotFound, SourceUnavailable
 
 
@@ -84,3 +84,65 @@ async def test_a_shared_resource_closes_once_with_its_last_user() -> None:
     await shared.release()
     await shared.release()  # one release too many changes nothing
     assert closed == ["pool"]
+
+
+class Counted(SourceBase):
+    name = "counted"
+
+    def __init__(self, limits: SourceLimits) -> None:
+        super().__init__(timeout=1, limits=limits)
+        self.calls = 0
+        self.down = True
+
+    async def call(self) -> str:
+        self.calls += 1
+        if self.down:
+            raise OSError("connection refused")
+        return "answered"
+
+
+async def test_the_breaker_opens_after_failures_in_a_row_and_then_fails_at_once() -> None:
+    source = Counted(SourceLimits(breaker_failures=3, breaker_cooldown_seconds=60))
+    for _ in range(3):
+        with pytest.raises(SourceUnavailable):
+            await source.call()
+    assert source.breaker.state == "open"
+
+    for _ in range(10):
+        with pytest.raises(SourceUnavailable):
+            await source.call()
+    assert source.calls == 3  # nothing reached the database while open
+
+
+async def test_after_the_cooldown_one_probe_decides() -> None:
+    source = Counted(SourceLimits(breaker_failures=1, breaker_cooldown_seconds=0.05))
+    with pytest.raises(SourceUnavailable):
+        await source.call()
+    await asyncio.sleep(0.06)
+    assert source.breaker.state == "half-open"
+    with pytest.raises(SourceUnavailable):
+        await source.call()  # the probe fails: open again, at once
+    assert source.breaker.state == "open"
+
+    await asyncio.sleep(0.06)
+    source.down = False
+    assert await source.call() == "answered"
+    assert source.breaker.state == "closed"
+    assert source.calls == 3
+
+
+async def test_a_conflict_is_an_answer_not_a_failure() -> None:
+    source = FakeSource(timeout=1, limits=SourceLimits(breaker_failures=1))
+    with pytest.raises(Conflict):
+        await source.fail(KeyError("dup"))
+    assert source.breaker.state == "closed"
+
+
+async def test_the_bulkhead_lets_only_so_many_calls_run_at_once() -> None:
+    source = FakeSource(timeout=0.2, limits=SourceLimits(concurrency=2))
+    results = await asyncio.gather(
+        source.wait(0.15), source.wait(0.15), source.wait(0.15), return_exceptions=True
+    )
+    answered = [result for result in results if result == "answered"]
+    refused = [result for result in results if isinstance(result, SourceUnavailable)]
+    assert (len(answered), len(refused)) == (2, 1)  # the third waited for a slot past 0.2 s
