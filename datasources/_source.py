@@ -241,13 +241,17 @@ class SourceBase:
         if until <= loop.time():  # the request's time is spent: nothing asked, nothing learnt
             call.close()
             raise TimeoutError
-        try:
-            # The bulkhead: a slot is held until the driver's work ends, even abandoned.
-            async with asyncio.timeout_at(until):
-                await self._slots.acquire()
-        except TimeoutError:
-            call.close()
-            raise
+        # The bulkhead: a slot is held until the driver's work ends, even abandoned. A free
+        # slot is taken at once; only a full source makes the call wait (to its deadline).
+        if self._slots.locked():
+            try:
+                async with asyncio.timeout_at(until):
+                    await self._slots.acquire()
+            except TimeoutError:
+                call.close()
+                raise
+        else:
+            await self._slots.acquire()
         if not self.breaker.admit():
             self._slots.release()
             call.close()
