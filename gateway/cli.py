@@ -126,10 +126,16 @@ def cmd_finish_deletions(_args: argparse.Namespace) -> int:
     """Complete account deletions that were interrupted."""
     result = asyncio.run(_finish_deletions(_settings()))
     console.print(
-        f"[green]deletions[/green]: {len(result.finished)} finished, {len(result.failed)} pending"
+        f"[green]deletions[/green]: {len(result.finished)} finished, "
+        f"{len(result.failed)} pending, {len(result.settling)} settling"
     )
     for user_id in result.failed:
         console.print(f"  still pending: {user_id} (a source is unavailable; run again later)")
+    for user_id in result.settling:
+        console.print(
+            f"  settling: {user_id} (every step done; it ends once DELETION_SETTLE_SECONDS "
+            "have passed: run again then)"
+        )
     return 1 if result.failed else 0
 
 

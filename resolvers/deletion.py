@@ -47,6 +47,8 @@ class SweepResult:
 
     finished: tuple[str, ...]
     failed: tuple[str, ...]
+    # Every step done, waiting out DELETION_SETTLE_SECONDS before the settling pass.
+    settling: tuple[str, ...] = ()
 
 
 async def begin_deletion(sources: Sources, user_id: str) -> bool:
@@ -123,22 +125,24 @@ async def delete_account(sources: Sources, user_id: str, *, settle_seconds: floa
 async def finish_deletions(sources: Sources, *, settle_seconds: float) -> SweepResult:
     """Advance every unfinished deletion: recorded jobs, and users marked but never recorded.
 
-    `finished` lists the jobs that are now gone; a job still settling is in neither list.
+    `finished` lists the jobs that are now gone, `settling` those whose every step is done
+    and which wait out the settle window, `failed` those a source kept from advancing.
     """
     jobs = await sources.users.run(lambda db: deletion_jobs.find_jobs(db=db))
     marked = await sources.users.run(lambda db: users_source.find_deleting_user_ids(db=db))
     pending = list(dict.fromkeys([job.user_id for job in jobs] + marked))
     finished: list[str] = []
     failed: list[str] = []
+    settling: list[str] = []
     for user_id in pending:
         try:
             await begin_deletion(sources, user_id)
-            if await complete_deletion(sources, user_id, settle_seconds=settle_seconds):
-                finished.append(user_id)
+            done = await complete_deletion(sources, user_id, settle_seconds=settle_seconds)
+            (finished if done else settling).append(user_id)
         except GatewayError as exc:
             log.warning("deletion of %s still pending: %s", user_id, exc.message)
             failed.append(user_id)
-    return SweepResult(finished=tuple(finished), failed=tuple(failed))
+    return SweepResult(finished=tuple(finished), failed=tuple(failed), settling=tuple(settling))
 
 
 async def sweep_forever(sources: Sources, *, interval: float, settle_seconds: float) -> None:

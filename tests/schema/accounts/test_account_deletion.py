@@ -357,3 +357,16 @@ async def test_a_write_that_lands_after_the_first_pass_is_removed_when_the_job_s
     assert settled.finished == (victim.id,)
     assert nothing(await remains(sources, victim))
     assert await remains(sources, bystander) == bystander_before
+
+
+async def test_a_job_waiting_out_the_settle_window_is_reported_as_settling(
+    sources, victim_and_bystander
+):
+    victim, _bystander, _before = victim_and_bystander
+    await begin_deletion(sources, victim.id)
+
+    result = await finish_deletions(sources, settle_seconds=3600)
+
+    assert (result.finished, result.failed, result.settling) == ((), (), (victim.id,))
+    again = await finish_deletions(sources, settle_seconds=0)
+    assert again.finished == (victim.id,)
