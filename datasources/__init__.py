@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from datasources._batch import Page, Scope
 from datasources._fields import StoredField
 from datasources._mongo import Document, MongoSource, client_key, now, open_client
-from datasources._source import Shared, Source, SourceBase, SourceLimits, deadline
+from datasources._source import Shared, Source, SourceBase, SourceLimits, deadline, detached
 from datasources._sql import SqlSource, create_engine
 from datasources.analytics import AnalyticsLoaders, AnalyticsSource
 from datasources.credentials import CredentialsLoaders, CredentialsSource
@@ -46,6 +46,7 @@ __all__ = [
     "SqlSource",
     "StoredField",
     "deadline",
+    "detached",
     "now",
 ]
 

@@ -116,7 +116,8 @@ class MongoSource(SourceBase):
         # server selection left the topology's condition lock released ("RuntimeError:
         # Lock is not acquired"), and every later operation failed until a restart
         # (tests/http/test_faults.py reproduces both).
-        with pymongo.timeout(seconds):
+        # Never 0: PyMongo reads a zero timeout as none at all.
+        with pymongo.timeout(max(seconds, 0.001)):
             return await super()._bounded(call, seconds)
 
     def _abandon(self, task: asyncio.Task[Any]) -> None:

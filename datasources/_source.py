@@ -23,6 +23,7 @@ import asyncio
 import functools
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -96,7 +97,7 @@ class Shared(Generic[T]):
 
 
 # Set inside a bounded call: a source method it calls runs within the same deadline.
-_BOUNDED: ContextVar[bool] = ContextVar("source_call_bounded", default=False)
+_BOUNDED: ContextVar[SourceBase | None] = ContextVar("source_call_bounded", default=None)
 # The deadline of the work in progress (a request, a readiness probe), in loop time: no
 # source call outlives it, whatever its own deadline.
 _DEADLINE: ContextVar[float | None] = ContextVar("source_calls_deadline", default=None)
@@ -141,33 +142,49 @@ class Breaker:
         """`closed`, `open` (calls fail at once) or `half-open` (the next call probes)."""
         if self._opened_at is None:
             return "closed"
-        waited = asyncio.get_running_loop().time() - self._opened_at
+        waited = time.monotonic() - self._opened_at
         return "open" if waited < self._limits.breaker_cooldown_seconds else "half-open"
 
-    def admit(self) -> bool:
-        """Whether a call may go to the source now (in half-open, only one at a time)."""
+    def admit(self) -> str | None:
+        """A ticket for a call that may go to the source now: "call", or "probe" for the one
+        call let through in half-open; None when the call must fail at once."""
         state = self.state
         if state == "closed":
-            return True
+            return "call"
         if state == "open" or self._probing:
-            return False
+            return None
         self._probing = True
-        return True
+        return "probe"
 
     def succeeded(self) -> None:
         """The source answered: the breaker closes."""
         self._failures, self._opened_at, self._probing = 0, None, False
 
-    def let_go(self) -> None:
-        """A call ended without an answer either way: a probe it was frees the next one."""
-        self._probing = False
+    def let_go(self, ticket: str) -> None:
+        """A call ended without an answer either way: if it was the probe, the next call
+        may probe instead."""
+        if ticket == "probe":
+            self._probing = False
 
     def failed(self) -> None:
         """The source failed a call: after enough in a row (or a failed probe) it opens."""
         self._failures += 1
         if self._probing or self._failures >= self._limits.breaker_failures:
-            self._opened_at = asyncio.get_running_loop().time()
+            self._opened_at = time.monotonic()
         self._probing = False
+
+
+@contextmanager
+def detached(seconds: float) -> Iterator[None]:
+    """Give the source calls made within a deadline of their own, `seconds` from now, even
+    when the work in progress has spent its own: for compensations and records that must
+    not be skipped because the request ran out of time (releasing an idempotency claim,
+    recording what a write did)."""
+    token = _DEADLINE.set(asyncio.get_running_loop().time() + seconds)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
 
 
 def _within_boundary(
@@ -178,7 +195,7 @@ def _within_boundary(
     @functools.wraps(method)
     async def mapped(self: SourceBase, *args: Any, **kwargs: Any) -> R:
         with self._mapped_errors():
-            if not deadline or _BOUNDED.get():
+            if not deadline or _BOUNDED.get() is self:
                 return await method(self, *args, **kwargs)
             return await self._within_deadline(method(self, *args, **kwargs))
 
@@ -204,11 +221,13 @@ class SourceBase:
         self.timeout = timeout
         self.limits = limits or SourceLimits()
         self.breaker = Breaker(self.limits)
-        # What a call fails with when the source is down (and so counts against its breaker).
-        self._failures: tuple[type[BaseException], ...] = (
-            SourceUnavailable,
+        # What makes the source unavailable: its driver's errors, and its deadline passing.
+        self._unavailable: tuple[type[BaseException], ...] = (
+            TimeoutError,
             *self.unavailable_errors,
         )
+        # What a call fails with when the source is down (and so counts against its breaker).
+        self._failures: tuple[type[BaseException], ...] = (SourceUnavailable, *self._unavailable)
         self._slots = asyncio.Semaphore(self.limits.concurrency)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -236,53 +255,75 @@ class SourceBase:
         """
         loop = asyncio.get_running_loop()
         until = loop.time() + self.timeout
-        if (at := _DEADLINE.get()) is not None:
-            until = min(until, at)
+        # When the request's deadline comes first, running out of time is the request's
+        # doing, not the source's: it does not count against the breaker.
+        spent_by_caller = False
+        if (at := _DEADLINE.get()) is not None and at < until:
+            until, spent_by_caller = at, True
         if until <= loop.time():  # the request's time is spent: nothing asked, nothing learnt
             call.close()
             raise TimeoutError
-        # The bulkhead: a slot is held until the driver's work ends, even abandoned. A free
-        # slot is taken at once; only a full source makes the call wait (to its deadline).
-        if self._slots.locked():
-            try:
-                async with asyncio.timeout_at(until):
-                    await self._slots.acquire()
-            except TimeoutError:
-                call.close()
-                raise
-        else:
-            await self._slots.acquire()
-        if not self.breaker.admit():
-            self._slots.release()
-            call.close()
-            raise SourceUnavailable(self.name)
-        task = asyncio.ensure_future(self._bounded(call, until - loop.time()))
+        ticket = await self._admit(call, until)
+        remaining = until - loop.time()
+        task = asyncio.ensure_future(self._bounded(call, remaining))
         task.add_done_callback(lambda _done: self._slots.release())
         try:
-            result = await asyncio.wait_for(asyncio.shield(task), until - loop.time())
+            result = await asyncio.wait_for(asyncio.shield(task), remaining)
         except asyncio.CancelledError:  # the caller went away: says nothing of the source
             self._abandon(task)
-            self.breaker.let_go()
+            self.breaker.let_go(ticket)
             raise
         except TimeoutError:
             self._abandon(task)
-            self.breaker.failed()
+            if spent_by_caller:
+                self.breaker.let_go(ticket)
+            else:
+                self.breaker.failed()
+            raise
+        except self.conflict_errors:  # a unique-key violation is an answer
+            self.breaker.succeeded()
             raise
         except self._failures:
             self.breaker.failed()
             raise
         except BaseException:
-            # The source answered (a unique-key conflict, a refusal of ours), or our own
-            # code failed: neither says the source is down.
+            # A refusal of ours, or our own code failing: neither says the source is down.
             self.breaker.succeeded()
             raise
         self.breaker.succeeded()
         return result
 
+    async def _admit(self, call: Coroutine[Any, Any, Any], until: float) -> str:
+        """The breaker's ticket for `call`, holding one of the source's slots (the
+        bulkhead); `call` is closed, unasked, when the source refuses it or time runs out."""
+        if self.breaker.state == "open":  # fail at once, without even queueing for a slot
+            call.close()
+            raise SourceUnavailable(self.name)
+        # A slot is held until the driver's work ends, even abandoned. A free slot is taken
+        # at once; only a full source makes the call wait (to its deadline).
+        if self._slots.locked():
+            try:
+                async with asyncio.timeout_at(until):
+                    await self._slots.acquire()
+            except BaseException:  # the deadline, or the caller gone: nothing was asked
+                call.close()
+                raise
+        else:
+            await self._slots.acquire()
+        running_late = until <= asyncio.get_running_loop().time()
+        ticket = None if running_late else self.breaker.admit()
+        if ticket is None:
+            self._slots.release()
+            call.close()
+            if running_late:
+                raise TimeoutError
+            raise SourceUnavailable(self.name)
+        return ticket
+
     async def _bounded(self, call: Coroutine[Any, Any, R], seconds: float) -> R:
         """Run `call` in its task, under the driver's own deadline (`seconds`) where it has
         one."""
-        _BOUNDED.set(True)
+        _BOUNDED.set(self)
         return await call
 
     def _abandon(self, task: asyncio.Task[Any]) -> None:
@@ -301,6 +342,6 @@ class SourceBase:
             raise
         except self.conflict_errors as exc:
             raise Conflict("That value is already taken.") from exc
-        except self.unavailable_errors as exc:
+        except self._unavailable as exc:
             log.warning("source %s failed: %s: %s", self.name, type(exc).__name__, exc)
             raise SourceUnavailable(self.name) from exc

@@ -37,6 +37,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from datasources._mongo import Document, MongoSource, now
+from datasources._source import detached
 from gateway.core.errors import BadUserInput, Conflict, GatewayError
 
 log = logging.getLogger("gateway.idempotency")
@@ -209,7 +210,8 @@ async def release_key_quietly(*, source: MongoSource, claim: Claim) -> None:
     is what the client must see; a claim that cannot be released stays "in progress" until
     its TTL."""
     try:
-        await source.run(lambda db: release_key(db=db, claim=claim))
+        with detached(source.timeout):  # even when the request's own deadline is what failed
+            await source.run(lambda db: release_key(db=db, claim=claim))
     except GatewayError:
         log.warning("could not release idempotency key %s", claim.id)
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from datasources import analytics as analytics_source
+from datasources import detached
 from gateway.core.errors import GatewayError
 from resolvers.context import Context
 
@@ -27,10 +28,12 @@ async def record_event(
     stands even when the analytics database is down; the miss is logged.
     """
     try:
-        await ctx.sources.analytics.write(
-            lambda conn: analytics_source.record_activity(
-                conn=conn, user_id=user_id, kind=kind, subject_id=subject_id, data=data
+        # What happened is recorded even when the request has spent its deadline on it.
+        with detached(ctx.sources.analytics.timeout):
+            await ctx.sources.analytics.write(
+                lambda conn: analytics_source.record_activity(
+                    conn=conn, user_id=user_id, kind=kind, subject_id=subject_id, data=data
+                )
             )
-        )
     except GatewayError:
         log.warning("could not record %s for user %s", kind, user_id)

@@ -7,6 +7,7 @@ the real servers.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ async def proxied(settings: Settings) -> AsyncIterator[Proxied]:
     """The app with every source behind a proxy of its own (so Mongo sources do not share
     a client here: each can fail alone)."""
     proxies: dict[str, FaultProxy] = {}
+    stack = contextlib.AsyncExitStack()
     update: dict[str, object] = {
         "source_timeout_seconds": SOURCE_TIMEOUT,
         "request_timeout_seconds": REQUEST_TIMEOUT,
@@ -68,16 +70,12 @@ async def proxied(settings: Settings) -> AsyncIterator[Proxied]:
         url = getattr(settings, name)
         target = urlsplit(url)
         proxy = FaultProxy(target.hostname or "127.0.0.1", target.port or 0)
-        await proxy.__aenter__()
-        proxies[source] = proxy
+        proxies[source] = await stack.enter_async_context(proxy)
         update[name] = _through(url, proxy.port)
-    app = create_app(settings.model_copy(update=update))
-    try:
+    async with stack:
+        app = create_app(settings.model_copy(update=update))
         async with app.router.lifespan_context(app):
             yield Proxied(app, proxies)
-    finally:
-        for proxy in proxies.values():
-            await proxy.close()
 
 
 @pytest.fixture

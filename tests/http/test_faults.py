@@ -35,7 +35,9 @@ pytestmark = pytest.mark.slow
 DEADLINE = 5.0  # SOURCE_TIMEOUT_SECONDS of the served gateway (the default)
 OUTAGE = 30.0
 RATE = 8  # dashboards per second
-RECOVERY = 10.0  # seconds the gateway may take to be whole again once the source is back
+# Seconds the gateway may take to be whole again once the source is back: the breaker's
+# cooldown (5 s), after a probe that may itself have failed just before (5 s), and a margin.
+RECOVERY = 15.0
 DASHBOARD = {
     "query": "{ dashboard { user { id } strategyCounts { total } credentialsConfigured } }"
 }

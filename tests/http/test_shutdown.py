@@ -45,10 +45,12 @@ async def test_sigterm_exits_within_grace_with_every_source_stalled(
     user = await make_user(sources)
     env = settings_env(settings)
     proxies = []
+    stack = contextlib.AsyncExitStack()
     for variable, name in ENV_NAMES.items():
         url = urlsplit(getattr(settings, name))
-        proxy = FaultProxy(url.hostname or "127.0.0.1", url.port or 0)
-        await proxy.__aenter__()
+        proxy = await stack.enter_async_context(
+            FaultProxy(url.hostname or "127.0.0.1", url.port or 0)
+        )
         proxies.append(proxy)
         netloc = url.netloc.rsplit("@", 1)
         host = f"127.0.0.1:{proxy.port}"
@@ -86,11 +88,11 @@ async def test_sigterm_exits_within_grace_with_every_source_stalled(
                 await asyncio.to_thread(server.process.wait, 60)
             took = time.monotonic() - started
             if waiting is not None:
+                waiting.cancel()  # if it is still waiting, the server has gone
                 await asyncio.gather(waiting, return_exceptions=True)
     finally:
         stop(server.process)
-        for proxy in proxies:
-            await proxy.close()
+        await stack.aclose()
 
     assert server.process.returncode is not None
     assert took < GRACE + CLOSE + 5, (took, server.stderr()[-2000:])

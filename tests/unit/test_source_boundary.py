@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from datasources import Shared, SourceBase, SourceLimits
+from datasources import Shared, SourceBase, SourceLimits, deadline
 from gateway.core.errors import Conflict, NotFound, SourceUnavailable
 
 
@@ -146,3 +146,72 @@ async def test_the_bulkhead_lets_only_so_many_calls_run_at_once() -> None:
     answered = [result for result in results if result == "answered"]
     refused = [result for result in results if isinstance(result, SourceUnavailable)]
     assert (len(answered), len(refused)) == (2, 1)  # the third waited for a slot past 0.2 s
+
+
+class DriverError(Exception):
+    """Stands for a driver's base error class."""
+
+
+class DuplicateKey(DriverError):
+    """Stands for the driver's unique-key violation, a subclass of its base error."""
+
+
+class DriverSource(SourceBase):
+    name = "driver"
+    unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (DriverError,)
+    conflict_errors: ClassVar[tuple[type[BaseException], ...]] = (DuplicateKey,)
+
+    async def fail(self, error: BaseException) -> None:
+        raise error
+
+    async def wait(self, seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "answered"
+
+
+async def test_conflicts_never_open_the_breaker_though_their_class_is_a_driver_error() -> None:
+    source = DriverSource(timeout=1, limits=SourceLimits(breaker_failures=2))
+    for _ in range(5):
+        with pytest.raises(Conflict):
+            await source.fail(DuplicateKey())
+    assert source.breaker.state == "closed"
+    with pytest.raises(SourceUnavailable):
+        await source.fail(DriverError())
+    assert source.breaker.state == "closed"  # one failure of two
+
+
+async def test_running_out_of_the_requests_time_is_not_the_sources_failure() -> None:
+    source = DriverSource(timeout=1, limits=SourceLimits(breaker_failures=1))
+    for _ in range(3):
+        with deadline(0.01), pytest.raises(SourceUnavailable):
+            await source.wait(0.05)
+    assert source.breaker.state == "closed"
+    with pytest.raises(SourceUnavailable):  # its own deadline passing is
+        await DriverSource(timeout=0.01, limits=SourceLimits(breaker_failures=1)).wait(0.05)
+
+
+async def test_an_open_breaker_fails_at_once_even_when_every_slot_is_taken() -> None:
+    source = DriverSource(timeout=1, limits=SourceLimits(breaker_failures=1, concurrency=1))
+    with pytest.raises(SourceUnavailable):
+        await source.fail(DriverError())
+    busy = asyncio.ensure_future(asyncio.sleep(0))  # stands for nothing: slots stay free
+    await busy
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(SourceUnavailable):
+        await source.wait(0.5)
+    assert asyncio.get_running_loop().time() - started < 0.05
+
+
+async def test_only_the_probe_frees_the_probe() -> None:
+    source = DriverSource(
+        timeout=1, limits=SourceLimits(breaker_failures=1, breaker_cooldown_seconds=0.02)
+    )
+    with pytest.raises(SourceUnavailable):
+        await source.fail(DriverError())
+    await asyncio.sleep(0.03)
+    probe = asyncio.ensure_future(source.wait(0.1))
+    await asyncio.sleep(0.01)
+    with pytest.raises(SourceUnavailable):  # one probe at a time
+        await source.wait(0.01)
+    assert await probe == "answered"
+    assert source.breaker.state == "closed"
