@@ -21,7 +21,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from datasources._batch import Page, Scope
 from datasources._fields import StoredField
 from datasources._mongo import Document, MongoSource, client_key, now, open_client
-from datasources._source import Shared, Source, SourceBase, SourceLimits, deadline, detached
+from datasources._source import (
+    CallLog,
+    Shared,
+    Source,
+    SourceBase,
+    SourceCalls,
+    SourceLimits,
+    current_calls,
+    deadline,
+    detached,
+    observe,
+)
 from datasources._sql import SqlSource, create_engine
 from datasources.analytics import AnalyticsLoaders, AnalyticsSource
 from datasources.credentials import CredentialsLoaders, CredentialsSource
@@ -32,6 +43,7 @@ from gateway.core.errors import GatewayError
 from gateway.core.settings import Settings
 
 __all__ = [
+    "CallLog",
     "Document",
     "Loaders",
     "MongoSource",
@@ -40,14 +52,17 @@ __all__ = [
     "Shared",
     "Source",
     "SourceBase",
+    "SourceCalls",
     "SourceLimits",
     "SourceStatus",
     "Sources",
     "SqlSource",
     "StoredField",
+    "current_calls",
     "deadline",
     "detached",
     "now",
+    "observe",
 ]
 
 

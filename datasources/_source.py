@@ -116,6 +116,66 @@ def deadline(seconds: float) -> Iterator[None]:
         _DEADLINE.reset(token)
 
 
+@dataclass(slots=True)
+class SourceCalls:
+    """What one source did for the work in progress: calls answered and failed, and the
+    slowest one (seconds)."""
+
+    answered: int = 0
+    failed: int = 0
+    slowest: float = 0.0
+
+
+class CallLog:
+    """The source calls of one piece of work (a request), as they happen: per source, what
+    `SourceCalls` counts, and the calls still running."""
+
+    def __init__(self) -> None:
+        self.by_source: dict[str, SourceCalls] = {}
+        self._running: set[asyncio.Future[Any]] = set()
+
+    def started(self, task: asyncio.Future[Any]) -> None:
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    def ended(self, source: str, seconds: float, *, ok: bool) -> None:
+        calls = self.by_source.setdefault(source, SourceCalls())
+        if ok:
+            calls.answered += 1
+        else:
+            calls.failed += 1
+        calls.slowest = max(calls.slowest, seconds)
+
+    async def settled(self) -> dict[str, SourceCalls]:
+        """The calls once none is running, nor about to start (a DataLoader dispatches on the
+        next turn of the loop): what the work asked of every source."""
+        while True:
+            for _ in range(3):
+                await asyncio.sleep(0)
+            if not self._running:
+                return dict(self.by_source)
+            await asyncio.wait(set(self._running))
+
+
+_CALLS: ContextVar[CallLog | None] = ContextVar("source_call_log", default=None)
+
+
+@contextmanager
+def observe() -> Iterator[CallLog]:
+    """Record every source call made within (this task and the tasks it starts)."""
+    log = CallLog()
+    token = _CALLS.set(log)
+    try:
+        yield log
+    finally:
+        _CALLS.reset(token)
+
+
+def current_calls() -> CallLog | None:
+    """The call log of the work in progress, if it is observed."""
+    return _CALLS.get()
+
+
 @dataclass(frozen=True, slots=True)
 class SourceLimits:
     """How a source protects the process from itself failing: after `breaker_failures`
@@ -244,6 +304,30 @@ class SourceBase:
                 setattr(cls, attribute, _within_boundary(value))
 
     async def _within_deadline(self, call: Coroutine[Any, Any, R]) -> R:
+        """`_deadline_call`, noted in the call log of the work in progress if it is observed."""
+        log = _CALLS.get()
+        if log is None:
+            return await self._deadline_call(call)
+        started = time.perf_counter()
+        running: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        log.started(running)
+        try:
+            result = await self._deadline_call(call)
+        except GatewayError as exc:
+            ok = not isinstance(exc, SourceUnavailable)
+            log.ended(self.name, time.perf_counter() - started, ok=ok)
+            raise
+        except BaseException as exc:
+            ok = isinstance(exc, self.conflict_errors)
+            log.ended(self.name, time.perf_counter() - started, ok=ok)
+            raise
+        else:
+            log.ended(self.name, time.perf_counter() - started, ok=True)
+            return result
+        finally:
+            running.set_result(None)
+
+    async def _deadline_call(self, call: Coroutine[Any, Any, R]) -> R:
         """`call`'s result, or TimeoutError once the source's deadline, or the deadline of
         the work in progress (`deadline`) if that comes first, has passed.
 

@@ -31,7 +31,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from datasources import Sources, deadline
+from datasources import Sources, deadline, observe
 from gateway.core.auth import TokenService
 from gateway.core.settings import Settings
 from resolvers.context import Context
@@ -277,7 +277,7 @@ class GraphQLEndpoint:
         context.request = request
         allowed = _ALLOWED_ON_GET if request.method == "GET" else _ALLOWED_ON_POST
         try:
-            with deadline(self.settings.request_timeout_seconds):
+            with deadline(self.settings.request_timeout_seconds), observe():
                 return await self.schema.execute(
                     graphql.query,
                     variable_values=graphql.variables,

@@ -8,8 +8,10 @@ costs no extra wait, and a revoked token still sees nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from datasources import current_calls
 from datasources.analytics import ActivityEventRecord, ActivityKey
 from datasources.credentials import CredentialsRecord
 from datasources.strategies import StatusCounts, StrategyPageKey, StrategyRecord
@@ -69,3 +71,36 @@ async def recent_activity(ctx: Context, user_id: str, first: int) -> list[Activi
 async def trade_summary(ctx: Context, user_id: str) -> TradeSummary:
     """The user's lifetime trade count and PnL."""
     return await ctx.loaders.trades.summary.load(user_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceReport:
+    """How one source fared for this request: OK (every call answered), DEGRADED (some
+    failed), UNAVAILABLE (every call failed); its slowest call and how many there were."""
+
+    name: str
+    status: str
+    slowest_ms: float
+    calls: int
+
+
+async def source_reports(ctx: Context) -> list[SourceReport]:
+    """What every source this request asked did, in the registry's order, once no call of
+    the request is running any more."""
+    log = current_calls()
+    calls = await log.settled() if log is not None else {}
+    reports = []
+    for source in ctx.sources:
+        found = calls.get(source.name)
+        if found is None:
+            continue
+        status = "OK" if not found.failed else "UNAVAILABLE" if not found.answered else "DEGRADED"
+        reports.append(
+            SourceReport(
+                name=source.name,
+                status=status,
+                slowest_ms=round(found.slowest * 1000, 2),
+                calls=found.answered + found.failed,
+            )
+        )
+    return reports

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from enum import Enum
 
 import strawberry
 
@@ -48,10 +49,47 @@ class EquityPoint:
     equity: Decimal = strawberry.field(description="Cumulative net PnL at the day's end.")
 
 
+@strawberry.enum(description="How a source fared for this request.")
+class SourceState(Enum):
+    OK = strawberry.enum_value("OK", description="Every call answered.")
+    DEGRADED = strawberry.enum_value("DEGRADED", description="Some calls failed.")
+    UNAVAILABLE = strawberry.enum_value("UNAVAILABLE", description="Every call failed.")
+
+
+@strawberry.type(description="What one source did for this request.")
+class SourceStatus:
+    name: str
+    status: SourceState
+    latency_ms: float = strawberry.field(description="Its slowest call, in milliseconds.")
+    calls: int = strawberry.field(description="How many calls the request made to it.")
+
+
+async def _sources(info: Info) -> list[SourceStatus]:
+    return [
+        SourceStatus(
+            name=report.name,
+            status=SourceState(report.status),
+            latency_ms=report.slowest_ms,
+            calls=report.calls,
+        )
+        for report in await aggregates.source_reports(info.context)
+    ]
+
+
+_SOURCES_HELP = (
+    "Each source this request read, whether it answered and how fast: resolved once every "
+    "other call of the request has ended. A source that failed also has its coded errors."
+)
+
+
 @aggregate
 @strawberry.type(description="A user's profile: account, credentials, strategies and trades.")
 class Profile:
     user_id: strawberry.Private[str]
+
+    @strawberry.field(description=_SOURCES_HELP)
+    async def sources(self, info: Info) -> list[SourceStatus]:
+        return await _sources(info)
 
     @strawberry.field
     async def user(self, info: Info) -> User:
@@ -83,6 +121,10 @@ class Profile:
 @strawberry.type(description="Everything the home screen shows, from all five sources.")
 class Dashboard:
     user_id: strawberry.Private[str]
+
+    @strawberry.field(description=_SOURCES_HELP)
+    async def sources(self, info: Info) -> list[SourceStatus]:
+        return await _sources(info)
 
     @strawberry.field
     async def user(self, info: Info) -> User:

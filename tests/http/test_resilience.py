@@ -219,3 +219,26 @@ async def test_reads_survive_the_database_dropping_every_pooled_connection(
     answers = [await gql(client, query, token=token) for _ in range(3)]
 
     assert [body.get("errors") for body in answers] == [None, None, None]
+
+
+async def test_the_sources_block_says_which_sources_failed_and_the_errors_stay(
+    degraded, sources, settings
+):
+    token = await signed_in_with_an_active_strategy(sources, settings)
+    query = DASHBOARD.replace("dashboard {", "dashboard { sources { name status latencyMs calls }")
+
+    body = (await ask(degraded, query, token)).json()
+
+    block = {entry["name"]: entry for entry in body["data"]["dashboard"]["sources"]}
+    assert list(block) == ["users", "strategies", "credentials", "trades", "analytics"]
+    assert {name: entry["status"] for name, entry in block.items()} == {
+        "users": "OK",
+        "strategies": "OK",
+        "credentials": "UNAVAILABLE",
+        "trades": "UNAVAILABLE",
+        "analytics": "OK",
+    }
+    assert all(entry["calls"] >= 1 and entry["latencyMs"] >= 0 for entry in block.values())
+    assert block["trades"]["latencyMs"] < (TIMEOUT + 0.5) * 1000
+    failed = {error["extensions"]["source"] for error in body["errors"]}
+    assert failed == {"credentials", "trades"}

@@ -30,6 +30,7 @@ from tests.helpers import (
     refresh_analytics,
     signed_in,
     suite_box,
+    token_for,
     trade_row,
 )
 
@@ -916,4 +917,31 @@ async def test_a_user_never_sees_another_users_credentials(client, sources, sett
         "me": {"credentials": None},
         "profile": {"credentials": None},
         "dashboard": {"credentialsConfigured": False},
+    }
+
+
+async def test_a_whole_dashboard_reports_every_source_it_read_as_ok(client, sources, settings):
+    user = await make_user(sources)
+    await make_credentials(sources, user)
+    token = token_for(settings, user)
+    query = """{ dashboard { strategyCounts { total } recentTrades { id } credentialsConfigured
+                 recentActivity { kind } sources { name status calls } }
+                 profile { sources { name status } } }"""
+
+    body = await gql(client, query, token=token)
+
+    assert "errors" not in body, body
+    dashboard = body["data"]["dashboard"]["sources"]
+    assert [entry["name"] for entry in dashboard] == [
+        "users",
+        "strategies",
+        "credentials",
+        "trades",
+        "analytics",
+    ]
+    assert {entry["status"] for entry in dashboard} == {"OK"}
+    assert all(entry["calls"] >= 1 for entry in dashboard)
+    # One request: the profile's block sees the same calls (what the request asked).
+    assert {entry["name"] for entry in body["data"]["profile"]["sources"]} == {
+        entry["name"] for entry in dashboard
     }
