@@ -147,10 +147,12 @@ class CallLog:
         calls.slowest = max(calls.slowest, seconds)
 
     async def settled(self) -> dict[str, SourceCalls]:
-        """The calls once none is running, nor about to start (a DataLoader dispatches on the
-        next turn of the loop): what the work asked of every source."""
+        """The calls once none is running, nor about to start: what the work asked of every
+        source. A field resolved after a source answered starts its own loads a few turns of
+        the loop later (the answer's callbacks, the resolver, the DataLoader's dispatch on the
+        next turn, its batch task), so the log must stay empty for a few turns first."""
         while True:
-            for _ in range(3):
+            for _ in range(_SETTLE_TURNS):
                 await asyncio.sleep(0)
             if not self._running:
                 return dict(self.by_source)
@@ -158,6 +160,8 @@ class CallLog:
 
 
 _CALLS: ContextVar[CallLog | None] = ContextVar("source_call_log", default=None)
+# Turns of the event loop a call log must stay empty to be settled (see CallLog.settled).
+_SETTLE_TURNS = 8
 
 
 @contextmanager

@@ -945,3 +945,18 @@ async def test_a_whole_dashboard_reports_every_source_it_read_as_ok(client, sour
     assert {entry["name"] for entry in body["data"]["profile"]["sources"]} == {
         entry["name"] for entry in dashboard
     }
+
+
+async def test_the_sources_block_counts_the_reads_of_nested_fields_too(client, sources, settings):
+    user = await make_user(sources)
+    await make_strategy(sources, user, status="ACTIVE")
+    token = token_for(settings, user)
+    query = """{ dashboard { activeStrategies { performance { trades } owner { id } }
+                 sources { name } } }"""
+
+    body = await gql(client, query, token=token)
+
+    assert "errors" not in body, body
+    # Only the strategies' nested performance reads analytics.
+    names = [entry["name"] for entry in body["data"]["dashboard"]["sources"]]
+    assert names == ["users", "strategies", "analytics"]
