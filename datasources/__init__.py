@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pymongo import AsyncMongoClient
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -41,6 +42,9 @@ from datasources.trades import TradeLoaders, TradesSource
 from datasources.users import UserLoaders, UsersSource
 from gateway.core.errors import GatewayError
 from gateway.core.settings import Settings
+
+M = TypeVar("M", bound=MongoSource)
+Q = TypeVar("Q", bound=SqlSource)
 
 __all__ = [
     "CallLog",
@@ -89,28 +93,35 @@ class Loaders:
 
 
 class _Clients:
-    """The clients of one `Sources.open`: Mongo sources on one server share a client, SQL
-    sources with one URL share an engine."""
+    """The clients of one `Sources.open`, and the sources over them: Mongo sources on one
+    server share a client, SQL sources with one URL share an engine."""
 
     def __init__(self, settings: Settings) -> None:
         self.timeout = settings.source_timeout_seconds
         self.pool_size = settings.sql_pool_size
+        self.limits = SourceLimits(
+            breaker_failures=settings.source_breaker_failures,
+            breaker_cooldown_seconds=settings.source_breaker_cooldown_seconds,
+            concurrency=settings.source_concurrency,
+        )
         self.mongo: dict[str, Shared[AsyncMongoClient[Document]]] = {}
         self.sql: dict[str, Shared[AsyncEngine]] = {}
 
-    def mongo_client(self, uri: str) -> Shared[AsyncMongoClient[Document]]:
+    def mongo_source(self, kind: type[M], uri: str) -> M:
+        """A Mongo source of `kind` in the database of `uri`."""
         key = client_key(uri)
         if key not in self.mongo:
             client = open_client(uri, timeout=self.timeout)
             self.mongo[key] = Shared(client, lambda c: c.close())
-        return self.mongo[key]
+        return kind(self.mongo[key], uri, timeout=self.timeout, limits=self.limits)
 
-    def engine(self, url: str) -> Shared[AsyncEngine]:
+    def sql_source(self, kind: type[Q], url: str) -> Q:
+        """A SQL source of `kind` in the database of `url`."""
         if url not in self.sql:
             self.sql[url] = Shared(
                 create_engine(url, pool_size=self.pool_size), lambda e: e.dispose()
             )
-        return self.sql[url]
+        return kind(self.sql[url], timeout=self.timeout, limits=self.limits)
 
 
 @dataclass(slots=True)
@@ -128,37 +139,12 @@ class Sources:
     def open(cls, settings: Settings) -> Sources:
         """Create every client; connections are made lazily, on first use."""
         clients = _Clients(settings)
-        timeout = clients.timeout
-        limits = SourceLimits(
-            breaker_failures=settings.source_breaker_failures,
-            breaker_cooldown_seconds=settings.source_breaker_cooldown_seconds,
-            concurrency=settings.source_concurrency,
-        )
         return cls(
-            users=UsersSource(
-                clients.mongo_client(settings.mongo_user_uri),
-                settings.mongo_user_uri,
-                timeout=timeout,
-                limits=limits,
-            ),
-            strategies=StrategiesSource(
-                clients.mongo_client(settings.mongo_strategy_uri),
-                settings.mongo_strategy_uri,
-                timeout=timeout,
-                limits=limits,
-            ),
-            credentials=CredentialsSource(
-                clients.mongo_client(settings.mongo_credentials_uri),
-                settings.mongo_credentials_uri,
-                timeout=timeout,
-                limits=limits,
-            ),
-            trades=TradesSource(
-                clients.engine(settings.trades_database_url), timeout=timeout, limits=limits
-            ),
-            analytics=AnalyticsSource(
-                clients.engine(settings.analytics_database_url), timeout=timeout, limits=limits
-            ),
+            users=clients.mongo_source(UsersSource, settings.mongo_user_uri),
+            strategies=clients.mongo_source(StrategiesSource, settings.mongo_strategy_uri),
+            credentials=clients.mongo_source(CredentialsSource, settings.mongo_credentials_uri),
+            trades=clients.sql_source(TradesSource, settings.trades_database_url),
+            analytics=clients.sql_source(AnalyticsSource, settings.analytics_database_url),
         )
 
     @property

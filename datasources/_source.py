@@ -25,7 +25,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
@@ -104,16 +104,20 @@ _DEADLINE: ContextVar[float | None] = ContextVar("source_calls_deadline", defaul
 
 
 @contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Bound every source call made within (in this task and the tasks it starts) to end
-    `seconds` from now at the latest; nested deadlines only shorten it."""
-    at = asyncio.get_running_loop().time() + seconds
-    outer = _DEADLINE.get()
-    token = _DEADLINE.set(at if outer is None else min(at, outer))
+def _ending_at(at: float) -> Iterator[None]:
+    token = _DEADLINE.set(at)
     try:
         yield
     finally:
         _DEADLINE.reset(token)
+
+
+def deadline(seconds: float) -> AbstractContextManager[None]:
+    """Bound every source call made within (in this task and the tasks it starts) to end
+    `seconds` from now at the latest; nested deadlines only shorten it."""
+    at = asyncio.get_running_loop().time() + seconds
+    outer = _DEADLINE.get()
+    return _ending_at(at if outer is None else min(at, outer))
 
 
 @dataclass(slots=True)
@@ -238,17 +242,12 @@ class Breaker:
         self._probing = False
 
 
-@contextmanager
-def detached(seconds: float) -> Iterator[None]:
+def detached(seconds: float) -> AbstractContextManager[None]:
     """Give the source calls made within a deadline of their own, `seconds` from now, even
     when the work in progress has spent its own: for compensations and records that must
     not be skipped because the request ran out of time (releasing an idempotency claim,
     recording what a write did)."""
-    token = _DEADLINE.set(asyncio.get_running_loop().time() + seconds)
-    try:
-        yield
-    finally:
-        _DEADLINE.reset(token)
+    return _ending_at(asyncio.get_running_loop().time() + seconds)
 
 
 def _within_boundary(

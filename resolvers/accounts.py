@@ -25,7 +25,7 @@ from gateway.core.auth import (
 )
 from gateway.core.errors import BadUserInput, Conflict, Unauthenticated
 from resolvers.activity import record_event
-from resolvers.checks import check_text
+from resolvers.checks import check_text_field
 from resolvers.context import Context
 
 log = logging.getLogger("gateway.accounts")
@@ -76,17 +76,9 @@ def _check_phone(phone: str | None) -> str | None:
     return phone
 
 
-def _check_name(value: str | None, field: StoredField) -> str:
-    if value is None:
-        raise BadUserInput(f"'{field.api}' cannot be null.", field=field.api)
-    if field.limit is None:
-        raise ValueError(f"the name field {field.attr!r} has no limit")
-    return check_text(value, field.api, field.limit)
-
-
 # The input rules of the user table's editable fields (`StoredField.rule`).
 _PROFILE_RULES: dict[str, Callable[[str | None, StoredField], str | None]] = {
-    "name": _check_name,
+    "name": check_text_field,
     "phone": lambda value, _field: _check_phone(value),
 }
 
@@ -128,8 +120,8 @@ async def register(
     """Create an account and sign it in; every input is checked before anything is written."""
     normalized = _check_email(email)
     _check_password(password, normalized)
-    first = _check_name(first_name, users_source.BY_ATTR["first_name"])
-    last = _check_name(last_name, users_source.BY_ATTR["last_name"])
+    first = check_text_field(first_name, users_source.BY_ATTR["first_name"])
+    last = check_text_field(last_name, users_source.BY_ATTR["last_name"])
     checked_phone = _check_phone(phone)
     password_hash = await hash_password(password)
     try:

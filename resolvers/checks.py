@@ -10,6 +10,7 @@ import re
 import unicodedata
 from datetime import UTC, datetime
 
+from datasources import StoredField
 from gateway.core.errors import BadUserInput
 
 INT64_MAX = 2**63 - 1
@@ -34,6 +35,16 @@ def check_text(value: str, field: str, maximum: int) -> str:
     if any(unicodedata.category(char) == "Cc" for char in value):
         raise BadUserInput(f"'{field}' must not contain control characters.", field=field)
     return value
+
+
+def check_text_field(value: str | None, field: StoredField) -> str:
+    """A text field of a field table (`check_text` within the field's `limit`), named as
+    the API names it; null is refused."""
+    if value is None:
+        raise BadUserInput(f"'{field.api}' cannot be null.", field=field.api)
+    if field.limit is None:
+        raise ValueError(f"the text field {field.attr!r} has no limit")
+    return check_text(value, field.api, field.limit)
 
 
 def check_object_id(value: str, field: str) -> str:

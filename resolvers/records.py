@@ -4,6 +4,7 @@ its types and inputs are derived from, and a trade's net PnL."""
 
 from __future__ import annotations
 
+from datasources import StoredField
 from datasources.analytics import ActivityEventRecord, DailyMetricRecord
 from datasources.credentials import CLIENT_ID, SECRET_FIELDS, CredentialsRecord
 from datasources.strategies import EDITABLE as STRATEGY_EDITABLE
@@ -27,6 +28,7 @@ __all__ = [
     "CredentialsRecord",
     "DailyMetricRecord",
     "Partition",
+    "StoredField",
     "StrategyRecord",
     "TradeFilter",
     "TradeRecord",

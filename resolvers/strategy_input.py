@@ -22,7 +22,7 @@ from datasources.strategies import (
     MAX_INSTRUMENT,
 )
 from gateway.core.errors import BadUserInput
-from resolvers.checks import check_text, utf8_length
+from resolvers.checks import check_text_field, utf8_length
 
 __all__ = ["MAX_INSTRUMENT", "api_name", "check_config", "check_fields"]
 
@@ -110,15 +110,9 @@ def check_config(value: Any) -> dict[str, Any]:
     return value
 
 
-def _check_text(value: Any, field: StoredField, _brokers: Sequence[str]) -> str:
-    if field.limit is None:
-        raise ValueError(f"the text field {field.attr!r} has no limit")
-    return check_text(value, field.api, field.limit)
-
-
 # The input rules a field of the table may name (`StoredField.rule`).
 RULES: dict[str, Callable[[Any, StoredField, Sequence[str]], Any]] = {
-    "text": _check_text,
+    "text": lambda value, field, _brokers: check_text_field(value, field),
     "code": lambda value, _field, _brokers: check_code(value),
     "broker": lambda value, _field, brokers: check_broker(value, brokers),
     "environment": lambda value, _field, _brokers: check_environment(value),
@@ -140,7 +134,7 @@ def check_fields(given: Mapping[str, Any], *, brokers: Sequence[str]) -> dict[st
         if field.attr not in given:
             continue
         value = given[field.attr]
-        if value is None:
+        if value is None:  # refused for every field, whatever its rule
             raise BadUserInput(f"'{field.api}' cannot be null.", field=field.api)
         checked[field.attr] = RULES[str(field.rule)](value, field, brokers)
     return checked

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from typing import Any, Generic, Self, TypeVar
@@ -12,6 +12,7 @@ import strawberry
 from gateway.core.errors import BadUserInput
 from resolvers.context import Context
 from resolvers.pagination import Slice
+from resolvers.records import StoredField
 
 Info = strawberry.Info[Context, None]
 
@@ -98,6 +99,23 @@ def enum_value(enum: type[E], value: str | None) -> E | None:
         return enum(value)
     except ValueError:
         return None
+
+
+def shown_values(record: object, fields: Iterable[StoredField]) -> dict[str, Any]:
+    """A stored record's values of every field its table shows, by attribute: what a
+    schema type's `from_record` starts from."""
+    return {field.attr: getattr(record, field.attr) for field in fields if field.shown}
+
+
+def sent_values(given: object, fields: Iterable[StoredField]) -> dict[str, Any]:
+    """The fields an input holds of `fields`, by attribute: a field left out (UNSET) is not
+    there, an explicit null stays None, an enum is given by its value."""
+    sent = {field.attr: getattr(given, field.attr) for field in fields}
+    return {
+        name: value.value if isinstance(value, Enum) else value
+        for name, value in sent.items()
+        if value is not strawberry.UNSET
+    }
 
 
 NodeT = TypeVar("NodeT")

@@ -8,7 +8,7 @@ import strawberry
 
 from resolvers import accounts
 from resolvers.records import USER_EDITABLE
-from schema._base import Info
+from schema._base import Info, sent_values
 from schema._permissions import AllowAnyone, IsSignedIn
 from schema.users import User
 
@@ -49,8 +49,7 @@ class UpdateProfileInput:
 
     def changes(self) -> dict[str, str | None]:
         """The fields given, by record attribute (an explicit null included)."""
-        given = {field.attr: getattr(self, field.attr) for field in USER_EDITABLE}
-        return {name: value for name, value in given.items() if value is not strawberry.UNSET}
+        return sent_values(self, USER_EDITABLE)
 
 
 @strawberry.type

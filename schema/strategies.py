@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 from datetime import datetime
-from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import strawberry
@@ -17,7 +16,15 @@ from resolvers.records import STRATEGY_EDITABLE as EDITABLE
 from resolvers.records import STRATEGY_FIELDS as FIELDS
 from resolvers.records import StrategyRecord
 from resolvers.users import user_by_id
-from schema._base import Connection, Environment, Info, StrategyStatus, enum_value
+from schema._base import (
+    Connection,
+    Environment,
+    Info,
+    StrategyStatus,
+    enum_value,
+    sent_values,
+    shown_values,
+)
 from schema._permissions import IsSignedIn
 from schema.trades import trades_field
 
@@ -52,9 +59,7 @@ class Strategy:
     def from_record(cls, record: StrategyRecord) -> Strategy:
         """The schema view of a stored strategy: every field of the table as stored, the
         enums and the config turned into their schema types."""
-        values: dict[str, Any] = {
-            field.attr: getattr(record, field.attr) for field in FIELDS if field.shown
-        }
+        values = shown_values(record, FIELDS)
         values["status"] = enum_value(StrategyStatus, record.status) or StrategyStatus.ERROR
         values["environment"] = enum_value(Environment, record.environment) or Environment.TESTNET
         values["config"] = JSON(dict(record.config))
@@ -101,12 +106,7 @@ class StrategyFieldsInput:
     def fields(self) -> dict[str, Any]:
         """The fields the client sent, by record attribute (a null stays None, to be refused;
         a field left out of an update is not there)."""
-        sent = {field.attr: getattr(self, field.attr) for field in EDITABLE}
-        return {
-            name: value.value if isinstance(value, Enum) else value
-            for name, value in sent.items()
-            if value is not strawberry.UNSET
-        }
+        return sent_values(self, EDITABLE)
 
 
 @strawberry.input(description="A new strategy. It starts STOPPED.")

@@ -20,6 +20,7 @@ from schema._base import (
     TradeSide,
     TradeStatus,
     enum_value,
+    shown_values,
 )
 
 if TYPE_CHECKING:
@@ -67,9 +68,7 @@ class Trade:
     def from_record(cls, record: TradeRecord) -> Trade:
         """The schema view of a stored trade: every shown field of the table, the codes as
         the schema's enums."""
-        values: dict[str, Any] = {
-            field.attr: getattr(record, field.attr) for field in TRADE_FIELDS if field.shown
-        }
+        values = shown_values(record, TRADE_FIELDS)
         values["side"] = enum_value(TradeSide, record.side) or TradeSide.BUY
         values["status"] = enum_value(TradeStatus, record.status) or TradeStatus.OPEN
         values["environment"] = enum_value(Environment, record.environment)

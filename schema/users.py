@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -11,7 +11,7 @@ from resolvers.analytics import analytics_rows
 from resolvers.credentials import credentials_of
 from resolvers.records import USER_FIELDS, UserRecord
 from resolvers.strategies import strategy_page
-from schema._base import Info, Role, StrategyStatus, enum_value
+from schema._base import Info, Role, StrategyStatus, enum_value, shown_values
 from schema.trades import trades_field
 
 if TYPE_CHECKING:
@@ -35,9 +35,7 @@ class User:
     def from_record(cls, record: UserRecord) -> User:
         """The schema view of a stored user: every shown field of the table (the password
         hash and the token version stay behind), the role as the schema's enum."""
-        values: dict[str, Any] = {
-            field.attr: getattr(record, field.attr) for field in USER_FIELDS if field.shown
-        }
+        values = shown_values(record, USER_FIELDS)
         values["role"] = enum_value(Role, record.role) or Role.USER
         return cls(
             id=strawberry.ID(record.id),

@@ -20,8 +20,10 @@ import socket
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 Mode = Literal["pass", "stall", "cut", "refuse"]
+_DEFAULT_PORTS = {"mongodb": 27017, "postgresql+asyncpg": 5432, "postgresql": 5432}
 _CHUNK = 64 * 1024
 
 
@@ -62,6 +64,25 @@ class FaultProxy:
         self._links: set[_Link] = set()
         self._flowing = asyncio.Event()
         self._flowing.set()
+
+    @classmethod
+    def in_front_of(cls, url: str) -> FaultProxy:
+        """A proxy for the server a database URL names."""
+        parts = urlsplit(url)
+        return cls(parts.hostname or "127.0.0.1", parts.port or _DEFAULT_PORTS[parts.scheme])
+
+    def url_through(self, url: str) -> str:
+        """`url` with this proxy in place of its server. A Mongo URL connects directly, so the
+        driver keeps talking to the proxy rather than to the address the server advertises."""
+        parts = urlsplit(url)
+        credentials, _, _server = parts.netloc.rpartition("@")
+        server = f"127.0.0.1:{self.port}"
+        query = parts.query
+        if parts.scheme == "mongodb" and "directConnection" not in query:
+            query = "&".join(filter(None, (query, "directConnection=true")))
+        return parts._replace(
+            netloc=f"{credentials}@{server}" if credentials else server, query=query
+        ).geturl()
 
     async def __aenter__(self) -> Self:
         await self._listen()

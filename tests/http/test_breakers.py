@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -29,10 +28,8 @@ ME = "{ me { id email } }"
 
 @pytest.fixture
 async def trades_proxy(settings: Settings) -> AsyncIterator[tuple[FastAPI, FaultProxy]]:
-    url = urlsplit(settings.trades_database_url)
-    async with FaultProxy(url.hostname or "127.0.0.1", url.port or 5432) as proxy:
-        user, _, _host = url.netloc.rpartition("@")
-        proxied = url._replace(netloc=f"{user}@127.0.0.1:{proxy.port}").geturl()
+    async with FaultProxy.in_front_of(settings.trades_database_url) as proxy:
+        proxied = proxy.url_through(settings.trades_database_url)
         app = create_app(
             settings.model_copy(
                 update={

@@ -11,7 +11,6 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -44,15 +43,6 @@ class Proxied:
     proxies: dict[str, FaultProxy]
 
 
-def _through(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"127.0.0.1:{port}"
-    netloc_text = f"{netloc[0]}@{host}" if len(netloc) == 2 else host
-    query = parts.query or ("directConnection=true" if parts.scheme == "mongodb" else "")
-    return urlunsplit((parts.scheme, netloc_text, parts.path, query, ""))
-
-
 @pytest.fixture(scope="module")
 async def proxied(settings: Settings) -> AsyncIterator[Proxied]:
     """The app with every source behind a proxy of its own (so Mongo sources do not share
@@ -68,10 +58,8 @@ async def proxied(settings: Settings) -> AsyncIterator[Proxied]:
     }
     for source, name in URL_SETTINGS.items():
         url = getattr(settings, name)
-        target = urlsplit(url)
-        proxy = FaultProxy(target.hostname or "127.0.0.1", target.port or 0)
-        proxies[source] = await stack.enter_async_context(proxy)
-        update[name] = _through(url, proxy.port)
+        proxies[source] = await stack.enter_async_context(FaultProxy.in_front_of(url))
+        update[name] = proxies[source].url_through(url)
     async with stack:
         app = create_app(settings.model_copy(update=update))
         async with app.router.lifespan_context(app):

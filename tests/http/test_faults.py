@@ -14,7 +14,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -92,13 +91,11 @@ async def test_a_mongo_outage_under_load_never_wedges_the_shared_client(
     settings: Settings, sources, mongo_base_uri: str, tmp_path: Path, fault: Mode
 ) -> None:
     user = await make_user(sources)
-    target = urlsplit(mongo_base_uri)
-    async with FaultProxy(target.hostname or "127.0.0.1", target.port or 27017) as proxy:
+    async with FaultProxy.in_front_of(mongo_base_uri) as proxy:
         # One server, so the three Mongo sources share one client, as in production.
         env = settings_env(settings)
         for name in ("MONGO_USER_URI", "MONGO_STRATEGY_URI", "MONGO_CREDENTIALS_URI"):
-            database = urlsplit(env[name]).path
-            env[name] = f"mongodb://127.0.0.1:{proxy.port}{database}?directConnection=true"
+            env[name] = proxy.url_through(env[name])
         env["SOURCE_TIMEOUT_SECONDS"] = str(DEADLINE)
         server = start_serve(free_port(), env, tmp_path, log_level="error")
         try:

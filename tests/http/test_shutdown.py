@@ -9,7 +9,6 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -47,17 +46,10 @@ async def test_sigterm_exits_within_grace_with_every_source_stalled(
     proxies = []
     stack = contextlib.AsyncExitStack()
     for variable, name in ENV_NAMES.items():
-        url = urlsplit(getattr(settings, name))
-        proxy = await stack.enter_async_context(
-            FaultProxy(url.hostname or "127.0.0.1", url.port or 0)
-        )
+        url = getattr(settings, name)
+        proxy = await stack.enter_async_context(FaultProxy.in_front_of(url))
         proxies.append(proxy)
-        netloc = url.netloc.rsplit("@", 1)
-        host = f"127.0.0.1:{proxy.port}"
-        query = url.query or ("directConnection=true" if url.scheme == "mongodb" else "")
-        env[variable] = url._replace(
-            netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host, query=query
-        ).geturl()
+        env[variable] = proxy.url_through(url)
     env.update(
         SHUTDOWN_GRACE_SECONDS=str(GRACE),
         SHUTDOWN_CLOSE_SECONDS=str(CLOSE),
