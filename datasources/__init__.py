@@ -23,7 +23,9 @@ from datasources._batch import Page, Scope
 from datasources._fields import StoredField
 from datasources._mongo import Document, MongoSource, client_key, now, open_client
 from datasources._source import (
+    CallKind,
     CallLog,
+    Deadlines,
     Shared,
     Source,
     SourceBase,
@@ -47,7 +49,9 @@ M = TypeVar("M", bound=MongoSource)
 Q = TypeVar("Q", bound=SqlSource)
 
 __all__ = [
+    "CallKind",
     "CallLog",
+    "Deadlines",
     "Document",
     "Loaders",
     "MongoSource",
@@ -97,23 +101,29 @@ class _Clients:
     server share a client, SQL sources with one URL share an engine."""
 
     def __init__(self, settings: Settings) -> None:
-        self.timeout = settings.source_timeout_seconds
+        self.settings = settings
         self.pool_size = settings.sql_pool_size
-        self.limits = SourceLimits(
-            breaker_failures=settings.source_breaker_failures,
-            breaker_cooldown_seconds=settings.source_breaker_cooldown_seconds,
-            concurrency=settings.source_concurrency,
-        )
         self.mongo: dict[str, Shared[AsyncMongoClient[Document]]] = {}
         self.sql: dict[str, Shared[AsyncEngine]] = {}
 
+    def limits(self, source: str) -> SourceLimits:
+        """The limits of the source named `source`, from the settings."""
+        return SourceLimits(
+            deadlines=Deadlines(**self.settings.source_deadlines(source)),
+            breaker_failures=self.settings.source_breaker_failures,
+            breaker_cooldown_seconds=self.settings.source_breaker_cooldown_seconds,
+            concurrency=self.settings.source_concurrency,
+        )
+
     def mongo_source(self, kind: type[M], uri: str) -> M:
         """A Mongo source of `kind` in the database of `uri`."""
+        limits = self.limits(kind.name)
         key = client_key(uri)
         if key not in self.mongo:
-            client = open_client(uri, timeout=self.timeout)
+            # The client's own connect and selection timeouts only back up the deadlines.
+            client = open_client(uri, timeout=limits.deadlines.longest)
             self.mongo[key] = Shared(client, lambda c: c.close())
-        return kind(self.mongo[key], uri, timeout=self.timeout, limits=self.limits)
+        return kind(self.mongo[key], uri, limits=limits)
 
     def sql_source(self, kind: type[Q], url: str) -> Q:
         """A SQL source of `kind` in the database of `url`."""
@@ -121,7 +131,7 @@ class _Clients:
             self.sql[url] = Shared(
                 create_engine(url, pool_size=self.pool_size), lambda e: e.dispose()
             )
-        return kind(self.sql[url], timeout=self.timeout, limits=self.limits)
+        return kind(self.sql[url], limits=self.limits(kind.name))
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from pymongo import AsyncMongoClient, uri_parser
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from datasources._source import Shared, SourceBase, SourceLimits, _retrieve
+from datasources._source import CallKind, Shared, SourceBase, SourceLimits, _retrieve
 
 Document = dict[str, Any]
 T = TypeVar("T")
@@ -101,10 +101,9 @@ class MongoSource(SourceBase):
         client: Shared[AsyncMongoClient[Document]],
         uri: str,
         *,
-        timeout: float,
         limits: SourceLimits | None = None,
     ) -> None:
-        super().__init__(timeout=timeout, limits=limits)
+        super().__init__(limits=limits)
         self._client = client
         self.db: AsyncDatabase[Document] = get_database(client.lease(), uri)
 
@@ -124,8 +123,11 @@ class MongoSource(SourceBase):
         # Never cancelled: the driver's deadline ends it moments later.
         task.add_done_callback(_retrieve)
 
-    async def run(self, work: Callable[[AsyncDatabase[Document]], Awaitable[T]]) -> T:
-        """Run `work` against the database within this source's boundary (deadline, errors)."""
+    async def run(
+        self, work: Callable[[AsyncDatabase[Document]], Awaitable[T]], *, kind: CallKind
+    ) -> T:
+        """Run `work` against the database within this source's boundary: errors mapped,
+        ended by the deadline of its `kind` (a lookup, an aggregate or a write)."""
         return await work(self.db)
 
     async def ping(self) -> None:

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from datasources._batch import Scope
 from gateway.core.errors import Conflict, GatewayError, SourceUnavailable
@@ -40,6 +40,14 @@ R = TypeVar("R")
 
 # Methods that run within the boundary but without the request deadline.
 _NO_DEADLINE = frozenset({"migrate", "clear", "close"})
+
+# What a source call does, which sets how long it may take (`Deadlines`): a `lookup` reads
+# by key or index range, an `aggregate` computes over many rows, a `write` changes data.
+CallKind = Literal["lookup", "aggregate", "write"]
+ReadKind = Literal["lookup", "aggregate"]
+# The kind of the boundary's fixed-purpose methods; `run` and `read` take theirs as an
+# argument (`kind=`) from every caller, so none can be left without one.
+_METHOD_KINDS: dict[str, CallKind] = {"write": "write", "forget_user": "write", "ping": "lookup"}
 
 
 @runtime_checkable
@@ -120,6 +128,12 @@ def deadline(seconds: float) -> AbstractContextManager[None]:
     return _ending_at(at if outer is None else min(at, outer))
 
 
+def time_left() -> float | None:
+    """Seconds left before the deadline of the work in progress (None: it has none)."""
+    at = _DEADLINE.get()
+    return None if at is None else max(0.0, at - asyncio.get_running_loop().time())
+
+
 @dataclass(slots=True)
 class SourceCalls:
     """What one source did for the work in progress: calls answered and failed, and the
@@ -185,12 +199,39 @@ def current_calls() -> CallLog | None:
 
 
 @dataclass(frozen=True, slots=True)
-class SourceLimits:
-    """How a source protects the process from itself failing: after `breaker_failures`
-    failed calls in a row its breaker opens and calls fail at once for
-    `breaker_cooldown_seconds`, then one probe call decides; at most `concurrency` calls
-    run against it at once (a slow database cannot hold every request)."""
+class Deadlines:
+    """How long one call to a source may take, by its kind (seconds)."""
 
+    lookup: float = 1.0
+    aggregate: float = 3.0
+    write: float = 3.0
+
+    @classmethod
+    def every(cls, seconds: float) -> Deadlines:
+        """The same deadline for every kind of call."""
+        return cls(lookup=seconds, aggregate=seconds, write=seconds)
+
+    def of(self, kind: CallKind) -> float:
+        """The deadline of a call of `kind`."""
+        if kind == "lookup":
+            return self.lookup
+        return self.aggregate if kind == "aggregate" else self.write
+
+    @property
+    def longest(self) -> float:
+        """The longest any one call may take."""
+        return max(self.lookup, self.aggregate, self.write)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLimits:
+    """How a source protects the process from itself failing: each call ends by its
+    kind's deadline; after `breaker_failures` failed calls in a row its breaker opens and
+    calls fail at once for `breaker_cooldown_seconds`, then one probe call decides; at
+    most `concurrency` calls run against it at once (a slow database cannot hold every
+    request)."""
+
+    deadlines: Deadlines = Deadlines()
     breaker_failures: int = 5
     breaker_cooldown_seconds: float = 5.0
     concurrency: int = 32
@@ -254,13 +295,15 @@ def _within_boundary(
     method: Callable[..., Coroutine[Any, Any, R]],
 ) -> Callable[..., Coroutine[Any, Any, R]]:
     deadline = method.__name__ not in _NO_DEADLINE
+    fixed_kind = _METHOD_KINDS.get(method.__name__, "lookup")
 
     @functools.wraps(method)
     async def mapped(self: SourceBase, *args: Any, **kwargs: Any) -> R:
         with self._mapped_errors():
             if not deadline or _BOUNDED.get() is self:
                 return await method(self, *args, **kwargs)
-            return await self._within_deadline(method(self, *args, **kwargs))
+            seconds = self.limits.deadlines.of(kwargs.get("kind", fixed_kind))
+            return await self._within_deadline(method(self, *args, **kwargs), seconds)
 
     mapped.__source_boundary__ = True  # type: ignore[attr-defined]
     return mapped
@@ -280,8 +323,7 @@ class SourceBase:
     unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (OSError, TimeoutError)
     conflict_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 
-    def __init__(self, *, timeout: float, limits: SourceLimits | None = None) -> None:
-        self.timeout = timeout
+    def __init__(self, *, limits: SourceLimits | None = None) -> None:
         self.limits = limits or SourceLimits()
         self.breaker = Breaker(self.limits)
         # What makes the source unavailable: its driver's errors, and its deadline passing.
@@ -306,16 +348,21 @@ class SourceBase:
             if inspect.iscoroutinefunction(value) and not hasattr(value, "__source_boundary__"):
                 setattr(cls, attribute, _within_boundary(value))
 
-    async def _within_deadline(self, call: Coroutine[Any, Any, R]) -> R:
+    @property
+    def timeout(self) -> float:
+        """The longest one call of this source may take (the deadline of compensations)."""
+        return self.limits.deadlines.longest
+
+    async def _within_deadline(self, call: Coroutine[Any, Any, R], seconds: float) -> R:
         """`_deadline_call`, noted in the call log of the work in progress if it is observed."""
         log = _CALLS.get()
         if log is None:
-            return await self._deadline_call(call)
+            return await self._deadline_call(call, seconds)
         started = time.perf_counter()
         running: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         log.started(running)
         try:
-            result = await self._deadline_call(call)
+            result = await self._deadline_call(call, seconds)
         except GatewayError as exc:
             ok = not isinstance(exc, SourceUnavailable)
             log.ended(self.name, time.perf_counter() - started, ok=ok)
@@ -330,9 +377,9 @@ class SourceBase:
         finally:
             running.set_result(None)
 
-    async def _deadline_call(self, call: Coroutine[Any, Any, R]) -> R:
-        """`call`'s result, or TimeoutError once the source's deadline, or the deadline of
-        the work in progress (`deadline`) if that comes first, has passed.
+    async def _deadline_call(self, call: Coroutine[Any, Any, R], seconds: float) -> R:
+        """`call`'s result, or TimeoutError once its deadline (`seconds`, by its kind), or
+        the deadline of the work in progress (`deadline`) if that comes first, has passed.
 
         The call runs in a task of its own that the caller's deadline or cancellation
         never interrupts from outside: the caller stops waiting at once, and the source
@@ -341,7 +388,7 @@ class SourceBase:
         `MongoSource`), and closing a cancelled SQL connection would hold the request up.
         """
         loop = asyncio.get_running_loop()
-        until = loop.time() + self.timeout
+        until = loop.time() + seconds
         # When the request's deadline comes first, running out of time is the request's
         # doing, not the source's: it does not count against the breaker.
         spent_by_caller = False

@@ -23,7 +23,7 @@ from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.sql.type_api import TypeEngine
 from sqlalchemy.types import TypeDecorator
 
-from datasources._source import Shared, SourceBase, SourceLimits
+from datasources._source import ReadKind, Shared, SourceBase, SourceLimits
 
 T = TypeVar("T")
 
@@ -178,18 +178,17 @@ class SqlSource(SourceBase):
     )
     conflict_errors: ClassVar[tuple[type[BaseException], ...]] = (IntegrityError,)
 
-    def __init__(
-        self, engine: Shared[AsyncEngine], *, timeout: float, limits: SourceLimits | None = None
-    ) -> None:
-        super().__init__(timeout=timeout, limits=limits)
+    def __init__(self, engine: Shared[AsyncEngine], *, limits: SourceLimits | None = None) -> None:
+        super().__init__(limits=limits)
         self._shared = engine
         self.engine = engine.lease()
         # Reads send one SELECT per connection: in autocommit, without the BEGIN and
         # ROLLBACK round trips an implicit transaction would add around it.
         self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
-    async def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run the read `work` within this source's boundary (see `read` for the retry)."""
+    async def read(self, work: Callable[[AsyncConnection], Awaitable[T]], *, kind: ReadKind) -> T:
+        """Run the read `work` within this source's boundary, ended by the deadline of its
+        `kind` (see `read` for the retry)."""
         return await read(self._reader, work)
 
     async def write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:

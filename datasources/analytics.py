@@ -388,7 +388,7 @@ class AnalyticsLoaders:
                     found[key] = by_user.get(key.user_id, [])
             return found
 
-        found = await self._source.read(fetch)
+        found = await self._source.read(fetch, kind="lookup")
         return [found[key] for key in keys]
 
     async def _load_by_strategy(self, keys: list[str]) -> list[list[DailyMetricRecord]]:
@@ -396,7 +396,8 @@ class AnalyticsLoaders:
         rows = await self._source.read(
             lambda conn: find_daily_metrics(
                 conn=conn, user_ids=self._scope.owners, strategy_ids=strategy_ids
-            )
+            ),
+            kind="lookup",
         )
         by_strategy = grouped(rows, lambda row: row.strategy_id)
         return [by_strategy.get(key, []) for key in keys]
@@ -418,7 +419,7 @@ class AnalyticsLoaders:
                     found[key] = by_user.get(key.user_id, [])
             return found
 
-        found = await self._source.read(fetch)
+        found = await self._source.read(fetch, kind="lookup")
         return [found[key] for key in keys]
 
 

@@ -321,7 +321,9 @@ class CredentialsLoaders:
         visible = self._scope.visible(keys)
         rows: list[CredentialsRecord] = []
         if visible:
-            rows = await self._source.run(lambda db: find_credentials(db=db, user_ids=visible))
+            rows = await self._source.run(
+                lambda db: find_credentials(db=db, user_ids=visible), kind="lookup"
+            )
         return in_key_order(keys, rows, lambda record: record.user_id)
 
 

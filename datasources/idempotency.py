@@ -13,21 +13,26 @@ source's Mongo database), scoped by user and operation, and expire by TTL.
         raise
     await complete_key(..., result_id=result_id)
 
-A claim records when it was taken (`claimedAt`). One left unfinished for longer
-than `stale_after_seconds` (its request died between claiming and completing)
-is taken over by a retry, by a compare-and-set on that `claimedAt`, so only one
-retry takes it over. Completing and releasing are conditional on the same
-`claimedAt`: a request whose claim was taken over changes nothing of the key.
-The operation must therefore be safe to run again under a taken-over claim
-(re-applying the same input, or reusing an id bound to the key beforehand).
+A claim records when it was taken (`claimedAt`), by whom (`owner`: this process and
+request) and until when its owner may still act (`leaseUntil`: the end of the owner
+request's deadline, after which none of its source calls can still run). A retry takes
+an unfinished claim over, by a compare-and-set on that `claimedAt` (so only one retry
+does), as soon as its owner is known to be done: at once when the owner was a request of
+this process that has ended (`settled`), else when the lease has run out. Completing and
+releasing are conditional on the same `claimedAt`: a request whose claim was taken over
+changes nothing of the key. The operation must therefore be safe to run again under a
+taken-over claim (re-applying the same input, or reusing an id bound to the key
+beforehand).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,7 +42,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from datasources._mongo import Document, MongoSource, now
-from datasources._source import detached
+from datasources._source import detached, time_left
 from gateway.core.errors import BadUserInput, Conflict, GatewayError
 
 log = logging.getLogger("gateway.idempotency")
@@ -45,26 +50,56 @@ log = logging.getLogger("gateway.idempotency")
 COLLECTION = "idempotency_keys"
 INDEXES = [IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0)]
 MAX_KEY_LENGTH = 128
-# The resolvers pass `stale_after(settings.source_timeout_seconds)`; this is for other callers.
-DEFAULT_STALE_AFTER_SECONDS = 60.0
+# The lease of a claim taken outside any deadline (a command, a script).
+DEFAULT_LEASE_SECONDS = 60.0
+# Claims of this process's requests that have not ended yet ("process:serial").
+_PROCESS = uuid.uuid4().hex[:16]
+_SERIALS = itertools.count()
+_LIVE: set[str] = set()
 
 
 @dataclass(frozen=True, slots=True)
 class Claim:
     """A claimed key: `result_id` is set when the operation already completed under it.
 
-    `claimed_at` identifies this claim among takeovers of the same key.
+    `claimed_at` identifies this claim among takeovers of the same key; `owner` is the
+    request holding it, live until `settled`.
     """
 
     id: str
     result_id: str | None
     claimed_at: datetime | None = None
+    owner: str | None = None
 
 
-def stale_after(source_timeout_seconds: float) -> float:
-    """How long an unfinished claim is presumed alive: a few source timeouts, since every
-    step between claiming and completing is bounded by one."""
-    return 4 * source_timeout_seconds
+def lease_seconds() -> float:
+    """How long a claim taken now may still be acted on by its owner: what is left of the
+    request's deadline (no source call of the request outlives it)."""
+    left = time_left()
+    return DEFAULT_LEASE_SECONDS if left is None else left + 0.5
+
+
+def settled(claim: Claim | None) -> None:
+    """The request holding `claim` has ended, however: a retry in this process may take
+    an unfinished claim over at once."""
+    if claim is not None and claim.owner is not None:
+        _LIVE.discard(claim.owner)
+
+
+def _abandoned(existing: Document, moment: datetime) -> bool:
+    """Whether an unfinished claim's owner is known to be done with it."""
+    owner = existing.get("owner")
+    if isinstance(owner, str) and owner.startswith(f"{_PROCESS}:") and owner not in _LIVE:
+        return True
+    until = existing.get("leaseUntil")
+    if until is None:  # claims written before leases: presumed alive for the default lease
+        claimed_at = existing.get("claimedAt", existing.get("createdAt"))
+        if claimed_at is None:
+            return False
+        until = claimed_at + timedelta(seconds=DEFAULT_LEASE_SECONDS)
+    if until.tzinfo is None:
+        until = until.replace(tzinfo=moment.tzinfo)
+    return bool(moment > until)
 
 
 def fingerprint(payload: Any) -> str:
@@ -90,13 +125,14 @@ async def claim_key(
     key: str,
     request_fingerprint: str,
     ttl_seconds: int,
-    stale_after_seconds: float = DEFAULT_STALE_AFTER_SECONDS,
+    lease: float | None = None,
 ) -> Claim:
     """Claim `key` for this request, or find the completed first request under it.
 
     A key reused with a different input, or while its first request is still
-    running, is a CONFLICT naming `clientMutationId`. A claim left unfinished for
-    more than `stale_after_seconds` is presumed abandoned and taken over.
+    running, is a CONFLICT naming `clientMutationId`. A claim whose owner is done
+    with it (`_abandoned`) is taken over. The claim is held for `lease` seconds at
+    most (by default, `lease_seconds()`); call `settled` when the request ends.
     """
     if not key or len(key) > MAX_KEY_LENGTH:
         raise BadUserInput(
@@ -112,7 +148,7 @@ async def claim_key(
             user_id=user_id,
             request_fingerprint=request_fingerprint,
             ttl_seconds=ttl_seconds,
-            stale_after_seconds=stale_after_seconds,
+            lease=lease_seconds() if lease is None else lease,
         )
         if claim is not None:
             return claim
@@ -128,10 +164,12 @@ async def _try_claim(
     user_id: str,
     request_fingerprint: str,
     ttl_seconds: int,
-    stale_after_seconds: float,
+    lease: float,
 ) -> Claim | None:
     """One attempt at `claim_key`; None when a race was lost and it must be tried again."""
     moment = now()
+    owner = f"{_PROCESS}:{next(_SERIALS)}"
+    held = {"claimedAt": moment, "owner": owner, "leaseUntil": moment + timedelta(seconds=lease)}
     try:
         await db[COLLECTION].insert_one(
             {
@@ -140,7 +178,7 @@ async def _try_claim(
                 "fingerprint": request_fingerprint,
                 "resultId": None,
                 "createdAt": moment,
-                "claimedAt": moment,
+                **held,
                 "expiresAt": moment + timedelta(seconds=ttl_seconds),
             }
         )
@@ -155,28 +193,20 @@ async def _try_claim(
             ) from None
         if existing.get("resultId") is not None:
             return Claim(id=key_id, result_id=str(existing["resultId"]))
-        # Claims written before `claimedAt` existed were claimed when created.
-        claimed_at = existing.get("claimedAt", existing.get("createdAt"))
-        if claimed_at is not None and claimed_at.tzinfo is None:
-            claimed_at = claimed_at.replace(tzinfo=moment.tzinfo)
-        if claimed_at is None or moment - claimed_at <= timedelta(seconds=stale_after_seconds):
+        if not _abandoned(existing, moment):
             raise Conflict(
                 "A request with this clientMutationId is still in progress.",
                 field="clientMutationId",
             ) from None
         taken = await db[COLLECTION].update_one(
             {"_id": key_id, "resultId": None, "claimedAt": existing.get("claimedAt")},
-            {
-                "$set": {
-                    "claimedAt": moment,
-                    "expiresAt": moment + timedelta(seconds=ttl_seconds),
-                }
-            },
+            {"$set": {**held, "expiresAt": moment + timedelta(seconds=ttl_seconds)}},
         )
         if taken.modified_count != 1:  # another retry took it over, or it completed
             return None
         log.info("took over abandoned idempotency key %s", key_id)
-    return Claim(id=key_id, result_id=None, claimed_at=moment)
+    _LIVE.add(owner)
+    return Claim(id=key_id, result_id=None, claimed_at=moment, owner=owner)
 
 
 async def complete_key(*, db: AsyncDatabase[Document], claim: Claim, result_id: str) -> str | None:
@@ -211,7 +241,7 @@ async def release_key_quietly(*, source: MongoSource, claim: Claim) -> None:
     its TTL."""
     try:
         with detached(source.timeout):  # even when the request's own deadline is what failed
-            await source.run(lambda db: release_key(db=db, claim=claim))
+            await source.run(lambda db: release_key(db=db, claim=claim), kind="write")
     except GatewayError:
         log.warning("could not release idempotency key %s", claim.id)
 

@@ -370,7 +370,9 @@ class StrategyLoaders:
 
     async def _load_by_id(self, keys: list[str]) -> list[StrategyRecord | None]:
         owners = self._scope.owners
-        rows = await self._source.run(lambda db: find_strategies(db=db, ids=keys, user_ids=owners))
+        rows = await self._source.run(
+            lambda db: find_strategies(db=db, ids=keys, user_ids=owners), kind="lookup"
+        )
         return in_key_order(keys, rows, lambda strategy: strategy.id)
 
     async def _load_pages(self, keys: list[StrategyPageKey]) -> list[Page[StrategyRecord]]:
@@ -395,7 +397,8 @@ class StrategyLoaders:
         return await self._source.run(
             lambda db: find_strategies_of_users(
                 db=db, user_ids=users, status=status, after=after, limit=limit
-            )
+            ),
+            kind="lookup",
         )
 
     async def _load_counts(self, keys: list[str]) -> list[StatusCounts]:
@@ -403,7 +406,7 @@ class StrategyLoaders:
         counts: dict[str, StatusCounts] = {}
         if users:
             counts = await self._source.run(
-                lambda db: count_strategies_by_status(db=db, user_ids=users)
+                lambda db: count_strategies_by_status(db=db, user_ids=users), kind="aggregate"
             )
         return [counts.get(key, StatusCounts()) for key in keys]
 

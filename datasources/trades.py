@@ -393,7 +393,7 @@ class TradeLoaders:
                     pages[key] = paginate(by_owner.get(key.owner, []), key.first)
             return pages
 
-        pages = await self._source.read(fetch)
+        pages = await self._source.read(fetch, kind="lookup")
         return [pages[key] for key in keys]
 
     async def _load_counts(self, keys: list[TradeCountKey]) -> list[int]:
@@ -413,7 +413,7 @@ class TradeLoaders:
                     counts[key] = found.get(key.owner, 0)
             return counts
 
-        counts = await self._source.read(fetch)
+        counts = await self._source.read(fetch, kind="aggregate")
         return [counts[key] for key in keys]
 
     async def _load_summaries(self, keys: list[str]) -> list[TradeSummary]:
@@ -421,7 +421,7 @@ class TradeLoaders:
         found: dict[str, TradeSummary] = {}
         if users:
             found = await self._source.read(
-                lambda conn: summarize_trades(conn=conn, user_ids=users)
+                lambda conn: summarize_trades(conn=conn, user_ids=users), kind="aggregate"
             )
         return [found.get(key, TradeSummary()) for key in keys]
 
@@ -429,7 +429,9 @@ class TradeLoaders:
         users = self._scope.visible(keys)
         found: dict[str, list[DailyPnl]] = {}
         if users:
-            found = await self._source.read(lambda conn: daily_net_pnl(conn=conn, user_ids=users))
+            found = await self._source.read(
+                lambda conn: daily_net_pnl(conn=conn, user_ids=users), kind="aggregate"
+            )
         return [found.get(key, []) for key in keys]
 
 

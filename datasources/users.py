@@ -280,7 +280,11 @@ class UserLoaders:
 
     async def _load_by_id(self, keys: list[str]) -> list[UserRecord | None]:
         visible = self._scope.visible(keys)
-        rows = await self._source.run(lambda db: find_users(db=db, ids=visible)) if visible else []
+        rows = (
+            await self._source.run(lambda db: find_users(db=db, ids=visible), kind="lookup")
+            if visible
+            else []
+        )
         return in_key_order(keys, rows, lambda user: user.id)
 
     async def _load_pages(self, keys: list[UserPageKey]) -> list[Page[UserRecord]]:
@@ -298,7 +302,7 @@ class UserLoaders:
                 pages[key] = paginate(rows, key.first)
             return pages
 
-        pages = await self._source.run(fetch)
+        pages = await self._source.run(fetch, kind="lookup")
         return [pages[key] for key in keys]
 
     async def _load_counts(self, keys: list[str]) -> list[int]:
@@ -308,7 +312,7 @@ class UserLoaders:
                 for search in dict.fromkeys(keys)
             }
 
-        counts = await self._source.run(fetch)
+        counts = await self._source.run(fetch, kind="aggregate")
         return [counts[key] for key in keys]
 
 

@@ -96,7 +96,8 @@ async def _sign_in(ctx: Context, user: UserRecord, *, family_id: str | None = No
             family_id=family_id or tokens_source.new_family_id(),
             token_version=user.token_version,
             expires_at=refresh_expires,
-        )
+        ),
+        kind="write",
     )
     ctx.sign_in(user)
     return SignedIn(
@@ -133,7 +134,8 @@ async def register(
                 first_name=first,
                 last_name=last,
                 phone=checked_phone,
-            )
+            ),
+            kind="write",
         )
     except Conflict as exc:
         raise Conflict("This email cannot be registered.", field="email") from exc
@@ -147,7 +149,7 @@ async def login(ctx: Context, *, email: str, password: str) -> SignedIn:
     An account being deleted fails the same way, so a sign-in reveals nothing about it.
     """
     user = await ctx.sources.users.run(
-        lambda db: users_source.find_user_by_email(db=db, email=email)
+        lambda db: users_source.find_user_by_email(db=db, email=email), kind="lookup"
     )
     verified = await verify_password(user.password_hash if user else None, password)
     if not verified or user is None or user.deleting:
@@ -175,7 +177,7 @@ async def refresh(ctx: Context, *, refresh_token: str) -> SignedIn:
         found = await users_source.find_users(db=db, ids=[record.user_id])
         return record, found[0] if found else None
 
-    record, user = await ctx.sources.users.run(consume)
+    record, user = await ctx.sources.users.run(consume, kind="write")
     if user is None or user.deleting or user.token_version != record.token_version:
         raise Unauthenticated("The refresh token has been revoked.")
     signed_in = await _sign_in(ctx, user, family_id=record.family_id)
@@ -187,7 +189,7 @@ async def refresh(ctx: Context, *, refresh_token: str) -> SignedIn:
         if consumed is None or consumed.revoked_at is not None:
             await tokens_source.revoke_family(db=db, family_id=record.family_id)
 
-    await ctx.sources.users.run(settle)
+    await ctx.sources.users.run(settle, kind="write")
     return signed_in
 
 
@@ -229,7 +231,7 @@ async def logout(ctx: Context, *, refresh_token: str) -> bool:
         if found is not None:
             await tokens_source.revoke_family(db=db, family_id=found.family_id)
 
-    await ctx.sources.users.run(revoke)
+    await ctx.sources.users.run(revoke, kind="write")
     return True
 
 
@@ -253,7 +255,8 @@ async def update_profile(ctx: Context, *, changes: Mapping[str, str | None]) -> 
             user_id=viewer.id,
             token_version=viewer.user.token_version,
             changes=checked,
-        )
+        ),
+        kind="write",
     )
     if updated is None:
         raise Unauthenticated("The access token has been revoked.")
@@ -292,6 +295,6 @@ async def change_password(ctx: Context, *, current_password: str, new_password: 
         await tokens_source.revoke_user_refresh_tokens(db=db, user_id=user.id)
         return updated
 
-    updated = await ctx.sources.users.run(replace)
+    updated = await ctx.sources.users.run(replace, kind="write")
     await record_event(ctx, user.id, "PASSWORD_CHANGED")
     return await _sign_in(ctx, updated)

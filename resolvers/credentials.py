@@ -128,23 +128,31 @@ async def save_credentials(
                 key=client_mutation_id,
                 request_fingerprint=_fingerprint(box, viewer.id, checked),
                 ttl_seconds=ctx.settings.idempotency_ttl_seconds,
-                stale_after_seconds=idempotency.stale_after(ctx.settings.source_timeout_seconds),
-            )
+            ),
+            kind="write",
         )
         if claim.result_id is not None:
             return await _replay(ctx, viewer.id, claim.result_id)
     try:
-        document_id = await source.run(
-            lambda db: credentials_source.upsert_credentials(
-                db=db, box=box, user_id=viewer.id, broker=checked.broker, changes=checked.changes
+        try:
+            document_id = await source.run(
+                lambda db: credentials_source.upsert_credentials(
+                    db=db,
+                    box=box,
+                    user_id=viewer.id,
+                    broker=checked.broker,
+                    changes=checked.changes,
+                ),
+                kind="write",
             )
-        )
-    except BaseException:
+        except BaseException:
+            if claim is not None:
+                await idempotency.release_key_quietly(source=source, claim=claim)
+            raise
         if claim is not None:
-            await idempotency.release_key_quietly(source=source, claim=claim)
-        raise
-    if claim is not None:
-        await _complete(ctx, claim, document_id)
+            await _complete(ctx, claim, document_id)
+    finally:
+        idempotency.settled(claim)
     await record_event(
         ctx,
         viewer.id,
@@ -178,7 +186,8 @@ async def _complete(ctx: Context, claim: idempotency.Claim, document_id: str) ->
     # document).
     try:
         await ctx.sources.credentials.run(
-            lambda db: idempotency.complete_key(db=db, claim=claim, result_id=document_id)
+            lambda db: idempotency.complete_key(db=db, claim=claim, result_id=document_id),
+            kind="write",
         )
     except GatewayError:
         log.warning("could not complete idempotency key %s", claim.id)
@@ -188,7 +197,8 @@ async def delete_credentials(ctx: Context) -> bool:
     """Remove the viewer's credentials; True when there were some, False when there were none."""
     viewer = ctx.checked_viewer
     removed = await ctx.sources.credentials.run(
-        lambda db: credentials_source.delete_user_credentials(db=db, user_id=viewer.id)
+        lambda db: credentials_source.delete_user_credentials(db=db, user_id=viewer.id),
+        kind="write",
     )
     ctx.loaders.credentials.by_user.clear(viewer.id).prime(viewer.id, None)
     if removed:

@@ -62,7 +62,7 @@ async def begin_deletion(sources: Sources, user_id: str) -> bool:
         await deletion_jobs.record_job(db=db, user_id=user_id)
         return await users_source.mark_user_deleting(db=db, user_id=user_id)
 
-    return await sources.users.run(begin)
+    return await sources.users.run(begin, kind="write")
 
 
 async def run_steps(sources: Sources, user_id: str, only: Sequence[Source] | None = None) -> None:
@@ -75,7 +75,7 @@ async def run_steps(sources: Sources, user_id: str, only: Sequence[Source] | Non
 
 async def _note_step(sources: Sources, user_id: str, step: str) -> None:
     await sources.users.run(
-        lambda db: deletion_jobs.mark_step_done(db=db, user_id=user_id, step=step)
+        lambda db: deletion_jobs.mark_step_done(db=db, user_id=user_id, step=step), kind="write"
     )
 
 
@@ -85,7 +85,9 @@ async def complete_deletion(sources: Sources, user_id: str, *, settle_seconds: f
     True when the job is gone: nothing of the user remains anywhere, and no
     request authenticated before the deletion can still be writing.
     """
-    job = await sources.users.run(lambda db: deletion_jobs.find_job(db=db, user_id=user_id))
+    job = await sources.users.run(
+        lambda db: deletion_jobs.find_job(db=db, user_id=user_id), kind="lookup"
+    )
     await run_steps(sources, user_id)
 
     async def settle(db: AsyncDatabase[Document]) -> bool:
@@ -99,7 +101,7 @@ async def complete_deletion(sources: Sources, user_id: str, *, settle_seconds: f
         await deletion_jobs.delete_job(db=db, user_id=user_id)
         return True
 
-    if not await sources.users.run(settle):
+    if not await sources.users.run(settle, kind="write"):
         return False
     log.info("account %s deleted from every source", user_id)
     return True
@@ -113,7 +115,9 @@ async def delete_account(sources: Sources, user_id: str, *, settle_seconds: floa
     account is already revoked and will be gone once the source answers.
     """
     if not await begin_deletion(sources, user_id):
-        await sources.users.run(lambda db: deletion_jobs.delete_job(db=db, user_id=user_id))
+        await sources.users.run(
+            lambda db: deletion_jobs.delete_job(db=db, user_id=user_id), kind="write"
+        )
         return False
     try:
         await complete_deletion(sources, user_id, settle_seconds=settle_seconds)
@@ -128,8 +132,10 @@ async def finish_deletions(sources: Sources, *, settle_seconds: float) -> SweepR
     `finished` lists the jobs that are now gone, `settling` those whose every step is done
     and which wait out the settle window, `failed` those a source kept from advancing.
     """
-    jobs = await sources.users.run(lambda db: deletion_jobs.find_jobs(db=db))
-    marked = await sources.users.run(lambda db: users_source.find_deleting_user_ids(db=db))
+    jobs = await sources.users.run(lambda db: deletion_jobs.find_jobs(db=db), kind="lookup")
+    marked = await sources.users.run(
+        lambda db: users_source.find_deleting_user_ids(db=db), kind="lookup"
+    )
     pending = list(dict.fromkeys([job.user_id for job in jobs] + marked))
     finished: list[str] = []
     failed: list[str] = []

@@ -140,7 +140,8 @@ async def _insert(
         record = await ctx.sources.strategies.run(
             lambda db: strategies_source.insert_strategy(
                 db=db, user_id=user_id, strategy_id=strategy_id, status="STOPPED", **fields
-            )
+            ),
+            kind="write",
         )
     except Conflict as exc:
         # Either the name is taken, or a concurrent retry under the same
@@ -157,7 +158,8 @@ async def _insert(
 
 async def _find(ctx: Context, *, user_id: str, strategy_id: str) -> StrategyRecord | None:
     return await ctx.sources.strategies.run(
-        lambda db: strategies_source.find_strategy(db=db, strategy_id=strategy_id, user_id=user_id)
+        lambda db: strategies_source.find_strategy(db=db, strategy_id=strategy_id, user_id=user_id),
+        kind="lookup",
     )
 
 
@@ -180,8 +182,8 @@ async def _create_once(
             key=key,
             request_fingerprint=idempotency.fingerprint(fields),
             ttl_seconds=ctx.settings.idempotency_ttl_seconds,
-            stale_after_seconds=idempotency.stale_after(ctx.settings.source_timeout_seconds),
-        )
+        ),
+        kind="write",
     )
     if claim.result_id is not None:
         existing = await _find(ctx, user_id=user_id, strategy_id=claim.result_id)
@@ -189,13 +191,16 @@ async def _create_once(
             return existing
         return await _insert(ctx, user_id=user_id, strategy_id=claim.result_id, fields=fields)
     try:
-        strategy_id = await _bind(
-            ctx, claim=claim, user_id=user_id, name=fields["name"], result_id=str(ObjectId())
-        )
-    except BaseException:
-        await idempotency.release_key_quietly(source=ctx.sources.strategies, claim=claim)
-        raise
-    return await _insert(ctx, user_id=user_id, strategy_id=strategy_id, fields=fields)
+        try:
+            strategy_id = await _bind(
+                ctx, claim=claim, user_id=user_id, name=fields["name"], result_id=str(ObjectId())
+            )
+        except BaseException:
+            await idempotency.release_key_quietly(source=ctx.sources.strategies, claim=claim)
+            raise
+        return await _insert(ctx, user_id=user_id, strategy_id=strategy_id, fields=fields)
+    finally:
+        idempotency.settled(claim)
 
 
 async def _bind(
@@ -215,7 +220,7 @@ async def _bind(
             raise _name_taken()
         return await idempotency.complete_key(db=db, claim=claim, result_id=result_id)
 
-    bound = await ctx.sources.strategies.run(bind)
+    bound = await ctx.sources.strategies.run(bind, kind="write")
     if bound is None:  # taken over by a retry that has not bound an id yet
         raise Conflict(
             "A request with this clientMutationId is still in progress.",
@@ -284,7 +289,8 @@ async def _write_changes(
     return await ctx.sources.strategies.run(
         lambda db: strategies_source.update_strategy(
             db=db, strategy_id=strategy_id, user_id=user_id, changes=changes, only_in=only_in
-        )
+        ),
+        kind="write",
     )
 
 
@@ -303,7 +309,8 @@ async def delete_strategy(ctx: Context, *, strategy_id: str) -> StrategyRecord:
         deleted = await ctx.sources.strategies.run(
             lambda db: strategies_source.delete_strategy(
                 db=db, strategy_id=strategy_id, user_id=viewer.id, only_in=NOT_RUNNING
-            )
+            ),
+            kind="write",
         )
         if deleted is not None:
             break
@@ -329,7 +336,8 @@ async def _forget_creation(ctx: Context, *, user_id: str, strategy_id: str) -> N
         await ctx.sources.strategies.run(
             lambda db: idempotency.forget_result(
                 db=db, user_id=user_id, operation=CREATE, result_id=strategy_id
-            )
+            ),
+            kind="write",
         )
     except GatewayError:
         log.warning("could not forget the idempotency keys of deleted strategy %s", strategy_id)

@@ -129,7 +129,8 @@ async def _change_status(
             action=transition.action,
             broker=credentials.broker if credentials else None,
             clear_error=transition.to == "STOPPED",
-        )
+        ),
+        kind="write",
     )
 
 

@@ -332,3 +332,13 @@ def run(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
         check=False,
         cwd=ROOT,
     )
+
+
+def every_source_timeout(seconds: float) -> dict[str, float]:
+    """Settings fields giving every kind of source call the same deadline."""
+    return {f"source_{kind}_timeout_seconds": seconds for kind in ("lookup", "aggregate", "write")}
+
+
+def every_source_timeout_env(seconds: float) -> dict[str, str]:
+    """The environment of `every_source_timeout`, for a served gateway."""
+    return {name.upper(): str(value) for name, value in every_source_timeout(seconds).items()}

@@ -57,8 +57,13 @@ class Settings(BaseSettings):
     # How long an idempotency key remembers its first result.
     idempotency_ttl_seconds: int = Field(default=86400, gt=0)
 
-    # How long a request waits on one source before it is reported unavailable.
-    source_timeout_seconds: float = Field(default=5.0, gt=0)
+    # How long one source call may take before its field is reported unavailable, by what
+    # it does: a read by key or index range, an aggregate over many rows, a write.
+    source_lookup_timeout_seconds: float = Field(default=1.0, gt=0)
+    source_aggregate_timeout_seconds: float = Field(default=3.0, gt=0)
+    source_write_timeout_seconds: float = Field(default=3.0, gt=0)
+    # Per-source overrides, "source[.kind]=seconds,...": "trades.aggregate=5,analytics=2".
+    source_timeouts: str = ""
     # A source's circuit breaker opens after this many failed calls in a row; calls then
     # fail at once for the cooldown, after which one probe decides.
     source_breaker_failures: int = Field(default=5, gt=0)
@@ -82,6 +87,20 @@ class Settings(BaseSettings):
         """The brokers a strategy may name."""
         return tuple(name.strip() for name in self.strategy_brokers.split(",") if name.strip())
 
+    def source_deadlines(self, source: str) -> dict[str, float]:
+        """The deadlines of one source's calls by kind (lookup, aggregate, write), with the
+        overrides of SOURCE_TIMEOUTS applied."""
+        deadlines = {
+            "lookup": self.source_lookup_timeout_seconds,
+            "aggregate": self.source_aggregate_timeout_seconds,
+            "write": self.source_write_timeout_seconds,
+        }
+        for (name, kind), seconds in parse_source_timeouts(self.source_timeouts).items():
+            if name == source:
+                for each in (kind,) if kind else tuple(deadlines):
+                    deadlines[each] = seconds
+        return deadlines
+
     @property
     def encryption_keys(self) -> list[tuple[str, bytes]]:
         """(key id, 32-byte key) pairs; the first one encrypts."""
@@ -90,6 +109,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> Self:
         self.encryption_keys  # noqa: B018 - parsed once here so a bad value fails at start
+        parse_source_timeouts(self.source_timeouts)
         if not self.brokers:
             raise ValueError("STRATEGY_BROKERS must name at least one broker")
         secret = self.jwt_secret.get_secret_value()
@@ -111,6 +131,24 @@ class Settings(BaseSettings):
                     "CREDENTIALS_ENCRYPTION_KEYS must not hold the development key in production"
                 )
         return self
+
+
+_SOURCE_TIMEOUT = re.compile(r"^([a-z][a-z0-9_]*)(?:\.(lookup|aggregate|write))?=([0-9.]+)$")
+
+
+def parse_source_timeouts(value: str) -> dict[tuple[str, str | None], float]:
+    """Parse `source[.kind]=seconds,...` into {(source, kind or None): seconds}."""
+    overrides: dict[tuple[str, str | None], float] = {}
+    for entry in filter(None, (piece.strip() for piece in value.split(","))):
+        match = _SOURCE_TIMEOUT.match(entry)
+        seconds = float(match.group(3)) if match and match.group(3).count(".") <= 1 else 0.0
+        if match is None or seconds <= 0:
+            raise ValueError(
+                f"SOURCE_TIMEOUTS entry {entry!r} must look like 'trades=2' or "
+                "'trades.aggregate=5' (kinds: lookup, aggregate, write; seconds > 0)"
+            )
+        overrides[(match.group(1), match.group(2))] = seconds
+    return overrides
 
 
 def parse_encryption_keys(value: str) -> list[tuple[str, bytes]]:

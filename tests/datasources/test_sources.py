@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pymongo import ASCENDING, IndexModel
 
-from datasources import MongoSource, Scope, Shared, Source, Sources, SqlSource
+from datasources import Deadlines, MongoSource, Scope, Shared, Source, Sources, SqlSource
 from datasources._mongo import open_client
 from gateway.core.errors import Conflict, SourceUnavailable
 from resolvers.deletion import delete_account
@@ -43,9 +43,9 @@ class NotesSource(MongoSource):
 async def with_notes(settings, mongo_base_uri) -> AsyncIterator[tuple[Sources, NotesSource]]:
     """Sources opened from the suite's settings, with the notes source registered."""
     uri = f"{mongo_base_uri.rstrip('/')}/gw_{RUN_ID}_notes_db"
-    client = Shared(open_client(uri, timeout=settings.source_timeout_seconds), lambda c: c.close())
+    client = Shared(open_client(uri, timeout=1.0), lambda c: c.close())
     sources = Sources.open(settings)
-    notes = NotesSource(client, uri, timeout=settings.source_timeout_seconds)
+    notes = NotesSource(client, uri)
     sources.register(notes)
     try:
         yield sources, notes
@@ -156,7 +156,7 @@ async def test_a_source_maps_driver_errors_inside_itself(sources):
         await db["scratch"].insert_one({"_id": "same"})
 
     with pytest.raises(Conflict):
-        await sources.strategies.run(insert_twice)
+        await sources.strategies.run(insert_twice, kind="write")
 
     async def bad_statement(conn: Any) -> None:
         from sqlalchemy import text  # noqa: PLC0415
@@ -164,7 +164,7 @@ async def test_a_source_maps_driver_errors_inside_itself(sources):
         await conn.execute(text("SELECT * FROM no_such_table"))
 
     with pytest.raises(SourceUnavailable) as raised:
-        await sources.trades.read(bad_statement)
+        await sources.trades.read(bad_statement, kind="lookup")
     assert raised.value.source == "trades"
     assert isinstance(sources.trades, SqlSource)
 
@@ -182,4 +182,6 @@ async def test_every_source_keeps_the_contract(sources, settings, name):
     await source.clear()
 
     assert source.loaders(Scope(user_id=stranger)) is not None
-    assert source.timeout == settings.source_timeout_seconds
+    # Its deadlines are the settings' by kind, with this source's overrides applied.
+    deadlines = settings.source_deadlines(source.name)
+    assert source.limits.deadlines == Deadlines(**deadlines)

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from gateway.app import create_app
 from gateway.core.settings import Settings
 from tests.faults import FaultProxy, Mode
-from tests.helpers import gql, make_user, token_for
+from tests.helpers import every_source_timeout, gql, make_user, token_for
 
 SOURCE_TIMEOUT = 3.0
 REQUEST_TIMEOUT = 1.5
@@ -50,7 +50,7 @@ async def proxied(settings: Settings) -> AsyncIterator[Proxied]:
     proxies: dict[str, FaultProxy] = {}
     stack = contextlib.AsyncExitStack()
     update: dict[str, object] = {
-        "source_timeout_seconds": SOURCE_TIMEOUT,
+        **every_source_timeout(SOURCE_TIMEOUT),
         "request_timeout_seconds": REQUEST_TIMEOUT,
         "ready_timeout_seconds": READY_TIMEOUT,
         # Deadlines alone: breakers (tests/http/test_breakers.py) would fail calls at once.

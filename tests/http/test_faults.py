@@ -20,7 +20,7 @@ import pytest
 
 from gateway.core.settings import Settings
 from tests.faults import FaultProxy, Mode
-from tests.helpers import make_user, token_for
+from tests.helpers import every_source_timeout_env, make_user, token_for
 from tests.http.test_server_process import (
     free_port,
     settings_env,
@@ -31,7 +31,7 @@ from tests.http.test_server_process import (
 
 pytestmark = pytest.mark.slow
 
-DEADLINE = 5.0  # SOURCE_TIMEOUT_SECONDS of the served gateway (the default)
+DEADLINE = 5.0  # every source deadline of the served gateway
 OUTAGE = 30.0
 RATE = 8  # dashboards per second
 # Seconds the gateway may take to be whole again once the source is back: the breaker's
@@ -96,7 +96,7 @@ async def test_a_mongo_outage_under_load_never_wedges_the_shared_client(
         env = settings_env(settings)
         for name in ("MONGO_USER_URI", "MONGO_STRATEGY_URI", "MONGO_CREDENTIALS_URI"):
             env[name] = proxy.url_through(env[name])
-        env["SOURCE_TIMEOUT_SECONDS"] = str(DEADLINE)
+        env.update(every_source_timeout_env(DEADLINE))
         server = start_serve(free_port(), env, tmp_path, log_level="error")
         try:
             await wait_until_healthy(server)

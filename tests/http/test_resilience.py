@@ -13,7 +13,7 @@ from sqlalchemy import text
 from datasources import analytics as analytics_source
 from gateway.app import create_app
 from gateway.core.settings import Settings
-from tests.helpers import gql, make_strategy, make_user, token_for
+from tests.helpers import every_source_timeout, gql, make_strategy, make_user, token_for
 
 # Nothing listens on port 9 (discard) of the loopback: connections are refused at once.
 DOWN_TRADES_URL = "postgresql+asyncpg://postgres@127.0.0.1:9/x"
@@ -66,7 +66,7 @@ async def degraded_app(settings: Settings) -> AsyncIterator[FastAPI]:
             update={
                 "trades_database_url": DOWN_TRADES_URL,
                 "mongo_credentials_uri": DOWN_CREDENTIALS_URI,
-                "source_timeout_seconds": TIMEOUT,
+                **every_source_timeout(TIMEOUT),
             }
         )
     )

@@ -15,7 +15,7 @@ import pytest
 
 from gateway.core.settings import Settings
 from tests.faults import FaultProxy
-from tests.helpers import make_user, token_for
+from tests.helpers import every_source_timeout_env, make_user, token_for
 from tests.http.test_server_process import (
     free_port,
     settings_env,
@@ -54,8 +54,8 @@ async def test_sigterm_exits_within_grace_with_every_source_stalled(
         SHUTDOWN_GRACE_SECONDS=str(GRACE),
         SHUTDOWN_CLOSE_SECONDS=str(CLOSE),
         REQUEST_TIMEOUT_SECONDS="30",
-        SOURCE_TIMEOUT_SECONDS="30",
     )
+    env.update(every_source_timeout_env(30))
     server = start_serve(free_port(), env, tmp_path, log_level="info")
     try:
         await wait_until_healthy(server)

@@ -61,3 +61,22 @@ def test_development_keeps_its_defaults():
     settings = Settings(_env_file=None)
 
     assert settings.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+
+
+def test_source_deadlines_by_kind_with_per_source_overrides():
+    settings = Settings(
+        _env_file=None,
+        source_lookup_timeout_seconds=1,
+        source_aggregate_timeout_seconds=3,
+        source_write_timeout_seconds=2,
+        source_timeouts="trades.aggregate=7.5, analytics=4",
+    )
+    assert settings.source_deadlines("users") == {"lookup": 1, "aggregate": 3, "write": 2}
+    assert settings.source_deadlines("trades") == {"lookup": 1, "aggregate": 7.5, "write": 2}
+    assert settings.source_deadlines("analytics") == {"lookup": 4, "aggregate": 4, "write": 4}
+
+
+@pytest.mark.parametrize("value", ["trades", "trades=0", "trades.sum=2", "trades=1.2.3", "=4"])
+def test_a_malformed_source_timeout_override_fails_at_start(value):
+    with pytest.raises(ValueError, match="SOURCE_TIMEOUTS"):
+        Settings(_env_file=None, source_timeouts=value)

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from datasources import Shared, SourceBase, SourceLimits, deadline
+from datasources import CallKind, Deadlines, Shared, SourceBase, SourceLimits, deadline
 from gateway.core.errors import Conflict, NotFound, SourceUnavailable
 
 
@@ -35,13 +35,15 @@ class FakeSource(Mixin, SourceBase):
 
 async def test_a_driver_failure_is_source_unavailable_naming_the_source() -> None:
     with pytest.raises(SourceUnavailable) as raised:
-        await FakeSource(timeout=1).fail(OSError("no route to host 10.0.0.7:5432"))
+        await FakeSource(limits=SourceLimits(deadlines=Deadlines.every(1))).fail(
+            OSError("no route to host 10.0.0.7:5432")
+        )
     assert raised.value.source == "fake"
     assert "10.0.0.7" not in raised.value.message
 
 
 async def test_a_unique_key_violation_is_a_conflict_and_coded_errors_pass_through() -> None:
-    source = FakeSource(timeout=1)
+    source = FakeSource(limits=SourceLimits(deadlines=Deadlines.every(1)))
     with pytest.raises(Conflict):
         await source.fail(KeyError("dup"))
     with pytest.raises(NotFound):
@@ -49,7 +51,7 @@ async def test_a_unique_key_violation_is_a_conflict_and_coded_errors_pass_throug
 
 
 async def test_a_call_past_the_deadline_is_unavailable_and_migrate_has_none() -> None:
-    source = FakeSource(timeout=0.05)
+    source = FakeSource(limits=SourceLimits(deadlines=Deadlines.every(0.05)))
     with pytest.raises(SourceUnavailable):
         await source.wait(1)
     await source.migrate()  # 0.2 s, four deadlines long
@@ -57,7 +59,7 @@ async def test_a_call_past_the_deadline_is_unavailable_and_migrate_has_none() ->
 
 async def test_a_coroutine_inherited_from_a_mixin_is_inside_the_boundary_too() -> None:
     with pytest.raises(SourceUnavailable):
-        await FakeSource(timeout=1).from_a_mixin()
+        await FakeSource(limits=SourceLimits(deadlines=Deadlines.every(1))).from_a_mixin()
 
 
 def test_a_source_cannot_offer_an_async_iterator_that_would_escape_the_boundary() -> None:
@@ -90,7 +92,7 @@ class Counted(SourceBase):
     name = "counted"
 
     def __init__(self, limits: SourceLimits) -> None:
-        super().__init__(timeout=1, limits=limits)
+        super().__init__(limits=limits)
         self.calls = 0
         self.down = True
 
@@ -132,14 +134,14 @@ async def test_after_the_cooldown_one_probe_decides() -> None:
 
 
 async def test_a_conflict_is_an_answer_not_a_failure() -> None:
-    source = FakeSource(timeout=1, limits=SourceLimits(breaker_failures=1))
+    source = FakeSource(limits=SourceLimits(deadlines=Deadlines.every(1), breaker_failures=1))
     with pytest.raises(Conflict):
         await source.fail(KeyError("dup"))
     assert source.breaker.state == "closed"
 
 
 async def test_the_bulkhead_lets_only_so_many_calls_run_at_once() -> None:
-    source = FakeSource(timeout=0.2, limits=SourceLimits(concurrency=2))
+    source = FakeSource(limits=SourceLimits(deadlines=Deadlines.every(0.2), concurrency=2))
     results = await asyncio.gather(
         source.wait(0.15), source.wait(0.15), source.wait(0.15), return_exceptions=True
     )
@@ -170,7 +172,7 @@ class DriverSource(SourceBase):
 
 
 async def test_conflicts_never_open_the_breaker_though_their_class_is_a_driver_error() -> None:
-    source = DriverSource(timeout=1, limits=SourceLimits(breaker_failures=2))
+    source = DriverSource(limits=SourceLimits(deadlines=Deadlines.every(1), breaker_failures=2))
     for _ in range(5):
         with pytest.raises(Conflict):
             await source.fail(DuplicateKey())
@@ -181,17 +183,21 @@ async def test_conflicts_never_open_the_breaker_though_their_class_is_a_driver_e
 
 
 async def test_running_out_of_the_requests_time_is_not_the_sources_failure() -> None:
-    source = DriverSource(timeout=1, limits=SourceLimits(breaker_failures=1))
+    source = DriverSource(limits=SourceLimits(deadlines=Deadlines.every(1), breaker_failures=1))
     for _ in range(3):
         with deadline(0.01), pytest.raises(SourceUnavailable):
             await source.wait(0.05)
     assert source.breaker.state == "closed"
     with pytest.raises(SourceUnavailable):  # its own deadline passing is
-        await DriverSource(timeout=0.01, limits=SourceLimits(breaker_failures=1)).wait(0.05)
+        await DriverSource(
+            limits=SourceLimits(deadlines=Deadlines.every(0.01), breaker_failures=1)
+        ).wait(0.05)
 
 
 async def test_an_open_breaker_fails_at_once_even_when_every_slot_is_taken() -> None:
-    source = DriverSource(timeout=1, limits=SourceLimits(breaker_failures=1, concurrency=1))
+    source = DriverSource(
+        limits=SourceLimits(deadlines=Deadlines.every(1), breaker_failures=1, concurrency=1)
+    )
     with pytest.raises(SourceUnavailable):
         await source.fail(DriverError())
     busy = asyncio.ensure_future(asyncio.sleep(0))  # stands for nothing: slots stay free
@@ -204,7 +210,9 @@ async def test_an_open_breaker_fails_at_once_even_when_every_slot_is_taken() -> 
 
 async def test_only_the_probe_frees_the_probe() -> None:
     source = DriverSource(
-        timeout=1, limits=SourceLimits(breaker_failures=1, breaker_cooldown_seconds=0.02)
+        limits=SourceLimits(
+            deadlines=Deadlines.every(1), breaker_failures=1, breaker_cooldown_seconds=0.02
+        )
     )
     with pytest.raises(SourceUnavailable):
         await source.fail(DriverError())
@@ -215,3 +223,37 @@ async def test_only_the_probe_frees_the_probe() -> None:
         await source.wait(0.01)
     assert await probe == "answered"
     assert source.breaker.state == "closed"
+
+
+class KindedSource(SourceBase):
+    name = "kinded"
+
+    async def run(self, seconds: float, *, kind: CallKind) -> str:
+        await asyncio.sleep(seconds)
+        return kind
+
+    async def forget_user(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+async def test_each_call_ends_by_the_deadline_of_its_kind() -> None:
+    deadlines = Deadlines(lookup=0.05, aggregate=0.3, write=0.2)
+    source = KindedSource(limits=SourceLimits(deadlines=deadlines, breaker_failures=100))
+    loop = asyncio.get_running_loop()
+
+    assert await source.run(0.1, kind="aggregate") == "aggregate"  # past a lookup's deadline
+    assert await source.run(0.1, kind="write") == "write"
+    for kind, seconds in (("lookup", 0.05), ("write", 0.2), ("aggregate", 0.3)):
+        started = loop.time()
+        with pytest.raises(SourceUnavailable):
+            await source.run(1, kind=kind)
+        assert seconds <= loop.time() - started < seconds + 0.05
+    await source.forget_user(0.1)  # a step of account deletion is a write
+
+
+async def test_the_request_deadline_shortens_every_kind() -> None:
+    source = KindedSource(limits=SourceLimits(deadlines=Deadlines.every(5)))
+    started = asyncio.get_running_loop().time()
+    with deadline(0.05), pytest.raises(SourceUnavailable):
+        await source.run(1, kind="aggregate")
+    assert asyncio.get_running_loop().time() - started < 0.1

@@ -27,6 +27,7 @@ from tests.helpers import (
     ROOT,
     environment,
     error_codes,
+    every_source_timeout,
     gql,
     make_credentials,
     make_strategy,
@@ -61,7 +62,7 @@ async def populate(sources: Sources, user: UserRecord) -> None:
             key="k1",
             request_fingerprint="f",
             ttl_seconds=60,
-            stale_after_seconds=20,
+            lease=20,
         )
         await idempotency.complete_key(db=db, claim=claim, result_id="r")
     await sources.users.db["refresh_tokens"].insert_one({"_id": f"rt-{user.id}", "userId": user.id})
@@ -288,7 +289,7 @@ async def test_a_source_down_postpones_the_end_of_a_deletion_until_the_sweep(
         settings.model_copy(
             update={
                 "trades_database_url": "postgresql+asyncpg://postgres@127.0.0.1:9/x",
-                "source_timeout_seconds": 1.0,
+                **every_source_timeout(1.0),
                 "deletion_sweep_interval_seconds": 3600.0,
             }
         )

@@ -18,7 +18,7 @@ from bson import ObjectId
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient, MongoClient, monitoring
 
-from datasources import Sources, idempotency
+from datasources import Sources
 from datasources import credentials as credentials_source
 from datasources._mongo import get_database
 from datasources.credentials import SECRET_FIELDS, rotate_credentials
@@ -472,26 +472,36 @@ async def test_replaying_a_key_after_the_credentials_were_deleted_is_not_found(
     assert await raw(sources, user) is None
 
 
-async def abandon_save(sources: Sources, user: UserRecord, key: str, *, age: timedelta) -> None:
-    """Turn a completed saveCredentials key back into a claim its request abandoned `age`
-    ago, before saving anything (the request died right after claiming)."""
+async def abandon_save(
+    sources: Sources, user: UserRecord, key: str, *, lease_left: timedelta
+) -> None:
+    """Turn a completed saveCredentials key back into a claim of a request in another
+    process, whose lease ends `lease_left` from now, before saving anything (the request
+    died right after claiming)."""
     keys = sources.credentials.db["idempotency_keys"]
     key_id = f"{user.id}:saveCredentials:{key}"
     await sources.credentials.db["credentials"].delete_one({"userId": ObjectId(user.id)})
     changed = await keys.update_one(
-        {"_id": key_id}, {"$set": {"resultId": None, "claimedAt": datetime.now(UTC) - age}}
+        {"_id": key_id},
+        {
+            "$set": {
+                "resultId": None,
+                "claimedAt": datetime.now(UTC) - timedelta(seconds=1),
+                "owner": "another-process:1",
+                "leaseUntil": datetime.now(UTC) + lease_left,
+            }
+        },
     )
     assert changed.modified_count == 1
 
 
-async def test_a_save_abandoned_after_claiming_its_key_is_taken_over_once_the_claim_is_stale(
+async def test_a_save_abandoned_after_claiming_its_key_is_taken_over_once_its_lease_ends(
     client, sources, settings, secrets_spy
 ):
     user, token = await signed_in(sources, settings)
     fields = {"apiKey": "KEY-16-llll", "clientMutationId": "save-16"}
     saved(await save(client, token, secrets_spy, **fields))
-    stale = timedelta(seconds=idempotency.stale_after(settings.source_timeout_seconds) + 1)
-    await abandon_save(sources, user, "save-16", age=stale)
+    await abandon_save(sources, user, "save-16", lease_left=-timedelta(seconds=1))
 
     retried = saved(await save(client, token, secrets_spy, **fields))
     stored = await raw(sources, user)
@@ -502,13 +512,13 @@ async def test_a_save_abandoned_after_claiming_its_key_is_taken_over_once_the_cl
     assert await raw(sources, user) == stored
 
 
-async def test_a_save_abandoned_within_the_stale_window_is_still_in_progress(
+async def test_a_save_whose_owner_elsewhere_holds_its_lease_is_still_in_progress(
     client, sources, settings, secrets_spy
 ):
     user, token = await signed_in(sources, settings)
     fields = {"apiKey": "KEY-17-mmmm", "clientMutationId": "save-17"}
     saved(await save(client, token, secrets_spy, **fields))
-    await abandon_save(sources, user, "save-17", age=timedelta(seconds=1))
+    await abandon_save(sources, user, "save-17", lease_left=timedelta(seconds=30))
 
     body = await save(client, token, secrets_spy, **fields)
 
@@ -523,8 +533,7 @@ async def test_concurrent_retries_of_a_stale_save_take_it_over_once(
     user, token = await signed_in(sources, settings)
     fields = {"apiKey": "KEY-18-nnnn", "clientMutationId": "save-18"}
     saved(await save(client, token, secrets_spy, **fields))
-    stale = timedelta(seconds=idempotency.stale_after(settings.source_timeout_seconds) + 1)
-    await abandon_save(sources, user, "save-18", age=stale)
+    await abandon_save(sources, user, "save-18", lease_left=-timedelta(seconds=1))
 
     bodies = await asyncio.gather(*(save(client, token, secrets_spy, **fields) for _ in range(6)))
 

@@ -353,28 +353,34 @@ async def test_concurrent_requests_under_one_key_create_one_strategy(client, sou
     assert any("errors" not in body for body in bodies)
 
 
-async def abandon_claim(sources, user, key: str, *, age: timedelta) -> None:
-    """Turn a completed createStrategy key back into a claim its request abandoned `age`
-    ago, before binding an id or inserting anything (the request died right after
-    claiming)."""
+async def abandon_claim(sources, user, key: str, *, lease_left: timedelta) -> None:
+    """Turn a completed createStrategy key back into a claim of a request in another
+    process, whose lease ends `lease_left` from now, before binding an id or inserting
+    anything (the request died right after claiming)."""
     keys = sources.strategies.db["idempotency_keys"]
     claim = await keys.find_one({"_id": f"{user.id}:createStrategy:{key}"})
     assert claim is not None
     await sources.strategies.db["strategies"].delete_many({"userId": ObjectId(user.id)})
     await keys.update_one(
         {"_id": claim["_id"]},
-        {"$set": {"resultId": None, "claimedAt": datetime.now(UTC) - age}},
+        {
+            "$set": {
+                "resultId": None,
+                "claimedAt": datetime.now(UTC) - timedelta(seconds=1),
+                "owner": "another-process:1",
+                "leaseUntil": datetime.now(UTC) + lease_left,
+            }
+        },
     )
 
 
-async def test_a_claim_abandoned_before_binding_an_id_is_taken_over_once_it_is_stale(
+async def test_a_claim_abandoned_before_binding_an_id_is_taken_over_once_its_lease_ends(
     client, sources, settings
 ):
     user, token = await signed_in(sources, settings)
     values = create_input(clientMutationId="create-1")
     created(await gql(client, CREATE, {"input": values}, token=token))
-    stale = timedelta(seconds=idempotency.stale_after(settings.source_timeout_seconds) + 1)
-    await abandon_claim(sources, user, "create-1", age=stale)
+    await abandon_claim(sources, user, "create-1", lease_left=-timedelta(seconds=1))
 
     retried = created(await gql(client, CREATE, {"input": values}, token=token))
     again = created(await gql(client, CREATE, {"input": values}, token=token))
@@ -383,13 +389,13 @@ async def test_a_claim_abandoned_before_binding_an_id_is_taken_over_once_it_is_s
     assert [str(doc["_id"]) for doc in await stored_of(sources, user)] == [retried["id"]]
 
 
-async def test_a_claim_abandoned_within_the_stale_window_is_still_in_progress(
+async def test_a_claim_whose_owner_elsewhere_holds_its_lease_is_still_in_progress(
     client, sources, settings
 ):
     user, token = await signed_in(sources, settings)
     values = create_input(clientMutationId="create-1")
     created(await gql(client, CREATE, {"input": values}, token=token))
-    await abandon_claim(sources, user, "create-1", age=timedelta(seconds=1))
+    await abandon_claim(sources, user, "create-1", lease_left=timedelta(seconds=30))
 
     body = await gql(client, CREATE, {"input": values}, token=token)
 
@@ -401,8 +407,7 @@ async def test_concurrent_retries_of_a_stale_claim_create_one_strategy(client, s
     user, token = await signed_in(sources, settings)
     values = create_input(clientMutationId="create-1")
     created(await gql(client, CREATE, {"input": values}, token=token))
-    stale = timedelta(seconds=idempotency.stale_after(settings.source_timeout_seconds) + 1)
-    await abandon_claim(sources, user, "create-1", age=stale)
+    await abandon_claim(sources, user, "create-1", lease_left=-timedelta(seconds=1))
 
     bodies = await asyncio.gather(
         *(gql(client, CREATE, {"input": values}, token=token) for _ in range(8))
@@ -431,7 +436,7 @@ async def test_of_two_takeovers_of_a_stale_claim_one_wins_and_the_late_owner_cha
         key="k",
         request_fingerprint="f",
         ttl_seconds=60,
-        stale_after_seconds=0.05,
+        lease=0.05,
     )
     abandoned = await claim()
     await asyncio.sleep(0.1)
@@ -808,3 +813,27 @@ async def test_create_strategy_takes_config_as_an_inline_literal(client, sources
             }
         }
     }
+
+
+async def test_a_claim_of_an_ended_request_of_this_process_is_taken_over_at_once(sources):
+    db = sources.strategies.db
+    claim = partial(
+        idempotency.claim_key,
+        db=db,
+        user_id=str(ObjectId()),
+        operation="createStrategy",
+        key="k",
+        request_fingerprint="f",
+        ttl_seconds=60,
+        lease=30,
+    )
+    first = await claim()
+    with pytest.raises(Conflict):  # its request is still running: in progress
+        await claim()
+
+    idempotency.settled(first)  # it failed, and could not even release the key
+    second = await claim()
+
+    assert second.result_id is None
+    assert second.claimed_at != first.claimed_at
+    idempotency.settled(second)
