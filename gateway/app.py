@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from types import FrameType
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -21,8 +24,13 @@ from schema import build_schema
 log = logging.getLogger("gateway")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; its lifespan opens every source client once and closes them on shutdown."""
+def create_app(settings: Settings | None = None, *, drain_on_signals: bool = False) -> FastAPI:
+    """Build the app; its lifespan opens every source client once and closes them on shutdown.
+
+    With `drain_on_signals` (a served process), SIGTERM and SIGINT also start the drain:
+    requests still running when the shutdown grace is about to run out are stopped and
+    answered SHUTTING_DOWN, before the server would drop them unanswered.
+    """
     settings = settings or Settings()
     schema = build_schema(max_depth=settings.max_query_depth)
 
@@ -42,10 +50,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
             name="deletion-sweep",
         )
+        restore: Callable[[], None] = _nothing
+        if drain_on_signals:
+            endpoint: GraphQLEndpoint = app.state.graphql
+            grace = settings.shutdown_grace_seconds
+            restore = _drain_on_signals(lambda: endpoint.in_flight.drain(_cut_after(grace)))
         log.info("gateway ready (%s)", settings.gateway_env)
         try:
             yield
         finally:
+            restore()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
@@ -102,3 +116,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     return app
+
+
+def _nothing() -> None:
+    pass
+
+
+def _cut_after(grace: float) -> float:
+    """When, after the signal, requests still running are stopped: just before the server
+    gives up on them (SHUTDOWN_GRACE_SECONDS), so each still gets its answer."""
+    return max(0.0, grace - min(0.5, grace / 2))
+
+
+def _drain_on_signals(drain: Callable[[], None]) -> Callable[[], None]:
+    """Run `drain` on the loop when SIGTERM or SIGINT arrives, then the handler that was
+    there (the server's own, which starts its graceful shutdown). Returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return _nothing
+    loop = asyncio.get_running_loop()
+    previous: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
+
+    def handle(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(drain)
+        handler = previous.get(sig)
+        if callable(handler):
+            handler(sig, frame)
+        elif handler == signal.SIG_DFL:  # nobody else listens: the default, after the drain
+            signal.signal(sig, signal.SIG_DFL)
+            signal.raise_signal(sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, handle)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            if signal.getsignal(sig) is handle:
+                signal.signal(sig, handler)
+
+    return restore

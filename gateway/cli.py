@@ -89,7 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the gateway against the configured databases."""
     settings = _settings()
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, drain_on_signals=True),
         host=args.host,
         port=args.port,
         log_level=args.log_level,

@@ -11,16 +11,22 @@
 - A lone UTF-16 surrogate anywhere in the request (JSON allows escaping one) is a
   400 request error: it is no Unicode text, and nothing could store or hash it.
 - GET from a browser (Accept: text/html, no query) serves GraphiQL.
+- Every request ends by its deadline (REQUEST_TIMEOUT_SECONDS): its source calls end
+  there (fields of a late source answer SOURCE_UNAVAILABLE, the rest is returned), and
+  whatever else still runs just after it is stopped: 504, GATEWAY_TIMEOUT. At shutdown,
+  requests still running as the grace period runs out are stopped the same way: 503,
+  SHUTTING_DOWN (`InFlight.drain`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -33,15 +39,21 @@ from strawberry.types.graphql import OperationType
 
 from datasources import Sources, deadline, observe
 from gateway.core.auth import TokenService
+from gateway.core.errors import GatewayError, RequestTimedOut, ShuttingDown
 from gateway.core.settings import Settings
 from resolvers.context import Context
 from schema import CACHED_DOCUMENTS, MAX_TOKENS, GatewaySchema
+
+T = TypeVar("T")
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 _ALLOWED_ON_GET = (OperationType.QUERY,)
 _ALLOWED_ON_POST = (OperationType.QUERY, OperationType.MUTATION)
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# How long past its deadline a request's execution may go on (answering the fields whose
+# sources ran out of time) before it is stopped.
+_PAST_DEADLINE_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +242,76 @@ def _has_several_operations(query: str) -> bool:
     return sum(1 for _ in operations) > 1
 
 
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+class InFlight:
+    """The executions running now, each bounded by its deadline; `drain` stops them all
+    when the shutdown grace runs out."""
+
+    def __init__(self) -> None:
+        self._cuts: set[asyncio.Future[GatewayError]] = set()
+        self._drain_at: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._cuts)
+
+    async def run(self, work: Coroutine[Any, Any, T], seconds: float) -> T:
+        """`work`'s result, or RequestTimedOut after `seconds` (ShuttingDown when drained
+        first). The work runs in a task of its own: the answer goes out at once when it is
+        cut, while the work stops in the background (its compensations may still run)."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(work)
+        cut: asyncio.Future[GatewayError] = loop.create_future()
+        timer = loop.call_later(seconds, _cut, cut, RequestTimedOut)
+        drain = None
+        if self._drain_at is not None:
+            drain = loop.call_at(self._drain_at, _cut, cut, ShuttingDown)
+        self._cuts.add(cut)
+        try:
+            await asyncio.wait((task, cut), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            task.add_done_callback(_retrieve)
+            raise
+        finally:
+            timer.cancel()
+            if drain is not None:
+                drain.cancel()
+            self._cuts.discard(cut)
+        if task.done():
+            cut.cancel()
+            return task.result()
+        task.cancel()
+        task.add_done_callback(_retrieve)
+        raise cut.result()
+
+    def drain(self, within: float) -> None:
+        """Stop every execution still running `within` seconds from now, and every one
+        started after this call by then."""
+        loop = asyncio.get_running_loop()
+        self._drain_at = loop.time() + within
+        for cut in list(self._cuts):
+            loop.call_at(self._drain_at, _cut, cut, ShuttingDown)
+
+
+def _cut(cut: asyncio.Future[GatewayError], error: Callable[[], GatewayError]) -> None:
+    if not cut.done():
+        cut.set_result(error())
+
+
+def _stopped(error: GatewayError, media_type: str) -> Response:
+    """The answer to a request stopped before it finished: past its deadline (504), or by
+    the shutdown (503, to be sent again, elsewhere)."""
+    body = {"data": None, **_error_body(error.message, error.code)}
+    if isinstance(error, ShuttingDown):
+        headers = {"Retry-After": "1", "Connection": "close"}
+        return JSONResponse(body, status_code=503, headers=headers, media_type=media_type)
+    return JSONResponse(body, status_code=504, media_type=media_type)
+
+
 class GraphQLEndpoint:
     """Serves `/graphql`: GraphiQL for browsers, GraphQL over HTTP for everyone else."""
 
@@ -240,6 +322,7 @@ class GraphQLEndpoint:
         self.sources = sources
         self.tokens = tokens
         self.settings = settings
+        self.in_flight = InFlight()
 
     async def __call__(self, request: Request) -> Response:
         if request.method == "GET" and wants_graphiql(request):
@@ -261,6 +344,8 @@ class GraphQLEndpoint:
                 headers=exc.headers,
                 media_type=media_type,
             )
+        except (RequestTimedOut, ShuttingDown) as exc:
+            return _stopped(exc, media_type)
         return JSONResponse(
             result_body(result), status_code=_status(result, media_type), media_type=media_type
         )
@@ -276,15 +361,19 @@ class GraphQLEndpoint:
         )
         context.request = request
         allowed = _ALLOWED_ON_GET if request.method == "GET" else _ALLOWED_ON_POST
+        seconds = self.settings.request_timeout_seconds
         try:
-            with deadline(self.settings.request_timeout_seconds), observe():
-                return await self.schema.execute(
-                    graphql.query,
-                    variable_values=graphql.variables,
-                    context_value=context,
-                    operation_name=graphql.operation_name,
-                    allowed_operation_types=allowed,
-                    operation_extensions=graphql.extensions,
+            with deadline(seconds), observe():
+                return await self.in_flight.run(
+                    self.schema.execute(
+                        graphql.query,
+                        variable_values=graphql.variables,
+                        context_value=context,
+                        operation_name=graphql.operation_name,
+                        allowed_operation_types=allowed,
+                        operation_extensions=graphql.extensions,
+                    ),
+                    seconds + _PAST_DEADLINE_SECONDS,
                 )
         except InvalidOperationTypeError as exc:
             if request.method == "GET" and exc.operation_type is OperationType.MUTATION:

@@ -9,6 +9,8 @@
     ├── SourceUnavailable      SOURCE_UNAVAILABLE   (+ extensions.source)
     ├── RateLimited            RATE_LIMITED
     ├── QueryTooComplex        QUERY_TOO_COMPLEX
+    ├── RequestTimedOut        GATEWAY_TIMEOUT      (the whole request, past its deadline)
+    ├── ShuttingDown           SHUTTING_DOWN        (cut at shutdown; retry elsewhere)
     └── InternalError          INTERNAL
 
 Anything raised during a request that is not a `GatewayError` is masked as
@@ -91,6 +93,27 @@ class QueryTooComplex(GatewayError):
     """Raised when a query is deeper or larger than the gateway accepts."""
 
     code = "QUERY_TOO_COMPLEX"
+
+
+class RequestTimedOut(GatewayError):
+    """Raised when a whole request outlived its deadline (REQUEST_TIMEOUT_SECONDS): it was
+    stopped, and answered without data. A single slow source fails only its own fields
+    (SOURCE_UNAVAILABLE) and does not lead here."""
+
+    code = "GATEWAY_TIMEOUT"
+
+    def __init__(self) -> None:
+        super().__init__("The request took longer than its deadline and was stopped.")
+
+
+class ShuttingDown(GatewayError):
+    """Raised for a request still running when the gateway's shutdown grace ran out: it was
+    stopped; the same request sent again reaches another instance."""
+
+    code = "SHUTTING_DOWN"
+
+    def __init__(self) -> None:
+        super().__init__("The gateway is shutting down; send the request again.")
 
 
 class InternalError(GatewayError):

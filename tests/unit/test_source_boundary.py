@@ -243,7 +243,8 @@ async def test_each_call_ends_by_the_deadline_of_its_kind() -> None:
 
     assert await source.run(0.1, kind="aggregate") == "aggregate"  # past a lookup's deadline
     assert await source.run(0.1, kind="write") == "write"
-    for kind, seconds in (("lookup", 0.05), ("write", 0.2), ("aggregate", 0.3)):
+    cases: list[tuple[CallKind, float]] = [("lookup", 0.05), ("write", 0.2), ("aggregate", 0.3)]
+    for kind, seconds in cases:
         started = loop.time()
         with pytest.raises(SourceUnavailable):
             await source.run(1, kind=kind)
