@@ -95,6 +95,9 @@ class MongoSource(SourceBase):
         TimeoutError,
     )
     conflict_errors: ClassVar[tuple[type[BaseException], ...]] = (DuplicateKeyError,)
+    # The collections whose documents carry activity events (datasources/outbox.py): the
+    # relay delivers what is pending in each, and `migrate` indexes them.
+    outbox_collections: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,

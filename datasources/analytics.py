@@ -24,13 +24,18 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    inspect,
     select,
+    text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from datasources._batch import Scope, grouped
 from datasources._sql import BigIntId, Money, SqlSource, UtcDateTime
+from datasources.outbox import Event
 from datasources.trades import COUNTED, net_pnl, trades
 
 metadata = MetaData()
@@ -61,8 +66,12 @@ activity_events = Table(
     Column("subject_id", String(64)),
     Column("at", UtcDateTime(), nullable=False),
     Column("data", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+    # The outbox event's id (datasources/outbox.py): delivering an event twice records it
+    # once. Rows written before the outbox, and history imported, have none.
+    Column("event_id", String(32)),
 )
 Index("ix_activity_user_at", activity_events.c.user_id, activity_events.c.at.desc())
+Index("ux_activity_event_id", activity_events.c.event_id, unique=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +221,27 @@ async def record_activity(
     )
 
 
+async def record_events(*, conn: AsyncConnection, events: Sequence[Event]) -> None:
+    """Record outbox events, each once: an event already recorded (delivered before, or by
+    a concurrent delivery) is skipped."""
+    if not events:
+        return
+    rows = [
+        {
+            "event_id": item.id,
+            "user_id": item.user_id,
+            "kind": item.kind,
+            "subject_id": item.subject_id,
+            "at": item.at,
+            "data": dict(item.data),
+        }
+        for item in events
+    ]
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(activity_events).values(rows)
+    await conn.execute(statement.on_conflict_do_nothing(index_elements=["event_id"]))
+
+
 @dataclass(frozen=True, slots=True)
 class RefreshResult:
     """What one analytics refresh did."""
@@ -339,6 +369,13 @@ class AnalyticsSource(SqlSource):
     name = "analytics"
     metadata = metadata
 
+    async def migrate(self) -> None:
+        """Create the tables and indexes, and give an `activity_events` table from before the
+        outbox its `event_id` column."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(self.metadata.create_all)
+            await conn.run_sync(_add_event_id)
+
     async def forget_user(self, user_id: str) -> None:
         """Remove the user's daily metrics and activity events."""
         async with self.engine.begin() as conn:
@@ -347,6 +384,14 @@ class AnalyticsSource(SqlSource):
     def loaders(self, scope: Scope) -> AnalyticsLoaders:
         """The analytics source's loaders for one request."""
         return AnalyticsLoaders(self, scope)
+
+
+def _add_event_id(conn: Connection) -> None:
+    columns = {column["name"] for column in inspect(conn).get_columns(activity_events.name)}
+    if "event_id" not in columns:
+        conn.execute(text("ALTER TABLE activity_events ADD COLUMN event_id VARCHAR(32)"))
+    for index in activity_events.indexes:
+        index.create(conn, checkfirst=True)
 
 
 class AnalyticsLoaders:

@@ -22,9 +22,10 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from datasources import idempotency
+from datasources import idempotency, outbox
 from datasources._batch import Scope, in_key_order
 from datasources._mongo import Document, MongoSource, now, to_object_ids, utc
+from datasources.outbox import Event
 from gateway.core.crypto import SecretBox, UnsealError
 
 COLLECTION = "credentials"
@@ -39,6 +40,7 @@ SECRET_FIELDS = (
 CLIENT_ID = "clientId"
 API_KEY_HINT = "apiKeyHint"
 INDEXES = [IndexModel([("userId", ASCENDING)], unique=True)]
+_UPSERT_ATTEMPTS = 3
 # Only these fields are read; secrets are asked for as presence flags, never fetched.
 _PROJECTION: dict[str, Any] = {
     "userId": 1,
@@ -103,7 +105,7 @@ async def find_credentials(
         for name in SECRET_FIELDS
     }
     pipeline: list[dict[str, Any]] = [
-        {"$match": {"userId": {"$in": oids}}},
+        {"$match": {"userId": {"$in": oids}, **outbox.LIVE}},
         {"$project": {**_PROJECTION, **flags}},
     ]
     records = []
@@ -134,6 +136,9 @@ def _storage_update(
             to_unset[API_KEY_HINT] = ""
         else:
             to_set[API_KEY_HINT] = hint
+    # Saving over deleted credentials (a tombstone waiting for its event's delivery) revives
+    # the document; the tombstone held no secret.
+    to_unset[outbox.TOMBSTONE] = ""
     moment = now()
     update: dict[str, Any] = {
         "$set": {"broker": broker, **to_set, "updatedAt": moment},
@@ -151,18 +156,25 @@ async def upsert_credentials(
     user_id: str,
     broker: str,
     changes: Mapping[str, str | None],
+    events: Sequence[Event] = (),
 ) -> str:
-    """Store a user's broker credentials, sealing every secret; returns the document's id.
+    """Store a user's broker credentials, sealing every secret, with `events`; returns the
+    document's id.
 
     `changes` may name `clientId` and any of `SECRET_FIELDS`: a field given a value
     is set (a secret sealed by `box` for this user and field), a field given None is
     removed, a field left out keeps its stored value. The API key's masked hint
     follows the API key: stored beside it when it is set, removed when it is cleared.
     """
-    update = _storage_update(box=box, user_id=user_id, broker=broker, changes=changes)
-    # Two first saves of one user may race to insert; the loser's retry updates.
+    update = {
+        **_storage_update(box=box, user_id=user_id, broker=broker, changes=changes),
+        **outbox.pushing(events),
+    }
+    # Two first saves of one user may race to insert; the loser's retry updates. (The
+    # embedded server may also answer such a race with no document at all.) Saving the
+    # same values again changes nothing, and a repeated event is recorded once.
     doc: Document | None = None
-    for attempt in range(2):
+    for attempt in range(_UPSERT_ATTEMPTS):
         try:
             doc = await db[COLLECTION].find_one_and_update(
                 {"userId": ObjectId(user_id)},
@@ -171,10 +183,12 @@ async def upsert_credentials(
                 upsert=True,
                 return_document=ReturnDocument.AFTER,
             )
-            break
         except DuplicateKeyError:
-            if attempt:
+            if attempt == _UPSERT_ATTEMPTS - 1:
                 raise
+            continue
+        if doc is not None:
+            break
     if doc is None:
         raise RuntimeError("an upsert returning the document after it returned none")
     return str(doc["_id"])
@@ -288,10 +302,12 @@ class CredentialsSource(MongoSource):
     """The credentials source: `credentials` and its idempotency keys in `credentials_db`."""
 
     name = "credentials"
+    outbox_collections = (COLLECTION,)
 
     async def migrate(self) -> None:
-        """Create the indexes of `credentials` and of its idempotency keys."""
+        """Create the indexes of `credentials`, of its outbox and of its idempotency keys."""
         await ensure_indexes(db=self.db)
+        await outbox.ensure_indexes(db=self.db, collections=self.outbox_collections)
         await idempotency.ensure_indexes(db=self.db)
 
     async def forget_user(self, user_id: str) -> None:
@@ -325,6 +341,27 @@ class CredentialsLoaders:
                 lambda db: find_credentials(db=db, user_ids=visible), kind="lookup"
             )
         return in_key_order(keys, rows, lambda record: record.user_id)
+
+
+async def remove_credentials(
+    *, db: AsyncDatabase[Document], user_id: str, events: Sequence[Event]
+) -> str | None:
+    """Remove a user's credentials (every secret at once), with `events`: the document is
+    left a tombstone until they are delivered. Returns its id; None when there were none."""
+    oids = to_object_ids([user_id])
+    if not oids:
+        return None
+    content = dict.fromkeys((*SECRET_FIELDS, CLIENT_ID, API_KEY_HINT, "broker"), "")
+    doc = await db[COLLECTION].find_one_and_update(
+        {"userId": oids[0], **outbox.LIVE},
+        {
+            "$set": {outbox.TOMBSTONE: True, "updatedAt": now()},
+            "$unset": content,
+            **outbox.pushing(events),
+        },
+        projection={"_id": 1},
+    )
+    return str(doc["_id"]) if doc is not None else None
 
 
 # Account deletion (see resolvers/deletion.py).

@@ -167,8 +167,39 @@ async def _try_claim(
     lease: float,
 ) -> Claim | None:
     """One attempt at `claim_key`; None when a race was lost and it must be tried again."""
-    moment = now()
     owner = f"{_PROCESS}:{next(_SERIALS)}"
+    # Live before its claim is written: a retry never takes over a claim whose request is
+    # still waiting for the write's answer.
+    _LIVE.add(owner)
+    try:
+        claim = await _write_claim(
+            db=db,
+            key_id=key_id,
+            user_id=user_id,
+            request_fingerprint=request_fingerprint,
+            ttl_seconds=ttl_seconds,
+            lease=lease,
+            owner=owner,
+        )
+    except BaseException:
+        _LIVE.discard(owner)
+        raise
+    if claim is None or claim.owner != owner:
+        _LIVE.discard(owner)
+    return claim
+
+
+async def _write_claim(
+    *,
+    db: AsyncDatabase[Document],
+    key_id: str,
+    user_id: str,
+    request_fingerprint: str,
+    ttl_seconds: int,
+    lease: float,
+    owner: str,
+) -> Claim | None:
+    moment = now()
     held = {"claimedAt": moment, "owner": owner, "leaseUntil": moment + timedelta(seconds=lease)}
     try:
         await db[COLLECTION].insert_one(
@@ -205,7 +236,6 @@ async def _try_claim(
         if taken.modified_count != 1:  # another retry took it over, or it completed
             return None
         log.info("took over abandoned idempotency key %s", key_id)
-    _LIVE.add(owner)
     return Claim(id=key_id, result_id=None, claimed_at=moment, owner=owner)
 
 

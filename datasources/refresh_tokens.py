@@ -11,6 +11,7 @@ twice revokes its whole family. Expired tokens are removed by a TTL index.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,9 @@ from bson import ObjectId
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from datasources import outbox
 from datasources._mongo import Document, now, to_object_id, utc
+from datasources.outbox import Event
 
 COLLECTION = "refresh_tokens"
 INDEXES = [
@@ -85,8 +88,10 @@ async def insert_refresh_token(
     family_id: str,
     token_version: int,
     expires_at: datetime,
+    events: Sequence[Event] = (),
 ) -> RefreshTokenRecord:
-    """Store a new, unused refresh token of `family_id` by its hash."""
+    """Store a new, unused refresh token of `family_id` by its hash, with `events` (the
+    sign-in it starts)."""
     doc: dict[str, Any] = {
         "_id": ObjectId(),
         "tokenHash": token_hash,
@@ -97,6 +102,7 @@ async def insert_refresh_token(
         "expiresAt": expires_at,
         "usedAt": None,
         "revokedAt": None,
+        **outbox.carrying(events),
     }
     await db[COLLECTION].insert_one(doc)
     return _record(doc)

@@ -12,10 +12,11 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from datasources import idempotency
+from datasources import idempotency, outbox
 from datasources._batch import Page, Scope, grouped, in_key_order, paginate
 from datasources._fields import StoredField, lower, read_fields, store_fields, upper
 from datasources._mongo import Document, MongoSource, now, to_object_id, to_object_ids, utc
+from datasources.outbox import Event
 
 COLLECTION = "strategies"
 STATUSES = ("ACTIVE", "PAUSED", "STOPPED", "ERROR")
@@ -118,6 +119,8 @@ FIELDS: tuple[StoredField, ...] = (
     StoredField("last_heartbeat", "lastHeartbeat", load=utc),
 )
 BY_ATTR = {field.attr: field for field in FIELDS}
+# Every stored field: what a deletion removes, leaving a tombstone.
+_STORED = tuple(field.stored for field in FIELDS)
 EDITABLE = tuple(field for field in FIELDS if field.editable)
 
 
@@ -133,9 +136,10 @@ def _record(doc: Document) -> StrategyRecord:
 
 
 def _owner_filter(user_ids: Sequence[str] | None) -> dict[str, Any]:
+    # Every read goes through here or `_owned`: a deleted strategy's tombstone is never read.
     if user_ids is None:
-        return {}
-    return {"userId": {"$in": to_object_ids(user_ids)}}
+        return {**outbox.LIVE}
+    return {"userId": {"$in": to_object_ids(user_ids)}, **outbox.LIVE}
 
 
 async def ensure_indexes(*, db: AsyncDatabase[Document]) -> None:
@@ -200,6 +204,7 @@ async def insert_strategy(
     name: str,
     strategy_id: str | None = None,
     created_at: datetime | None = None,
+    events: Sequence[Event] = (),
     **values: Any,
 ) -> StrategyRecord:
     """Insert a strategy in the platform's document shape; a duplicate name or id raises.
@@ -207,6 +212,7 @@ async def insert_strategy(
     `values` are record fields (`FIELDS`, by attribute); a field not given takes its
     default. `strategy_id` lets a caller choose the id beforehand, so that a retried
     insert of the same strategy collides with the first instead of creating a second.
+    `events` are written with it (datasources/outbox.py).
     """
     values["name"] = name
     moment = created_at or now()
@@ -216,6 +222,7 @@ async def insert_strategy(
         **store_fields(FIELDS, values),
         "createdAt": moment,
         "updatedAt": moment,
+        **outbox.carrying(events),
     }
     await db[COLLECTION].insert_one(doc)
     return _record(doc)
@@ -226,7 +233,7 @@ def _owned(strategy_id: str, user_id: str) -> dict[str, Any] | None:
     oid, owner = to_object_id(strategy_id), to_object_id(user_id)
     if oid is None or owner is None:
         return None
-    return {"_id": oid, "userId": owner}
+    return {"_id": oid, "userId": owner, **outbox.LIVE}
 
 
 def _status_in(statuses: Sequence[str]) -> dict[str, Any]:
@@ -262,8 +269,10 @@ async def update_strategy(
     user_id: str,
     changes: Mapping[str, Any],
     only_in: Sequence[str] | None = None,
+    events: Sequence[Event] = (),
 ) -> StrategyRecord | None:
-    """Set `changes` (editable record fields, by attribute) and updatedAt in one write.
+    """Set `changes` (editable record fields, by attribute) and updatedAt in one write,
+    with `events`.
 
     With `only_in` the write is a compare-and-set: it applies only while the
     status is one of these. Returns the strategy as written, or None when no
@@ -280,7 +289,7 @@ async def update_strategy(
     values = {BY_ATTR[name].stored: BY_ATTR[name].store(value) for name, value in changes.items()}
     doc = await db[COLLECTION].find_one_and_update(
         query,
-        {"$set": {**values, "updatedAt": now()}},
+        {"$set": {**values, "updatedAt": now()}, **outbox.pushing(events)},
         return_document=ReturnDocument.AFTER,
     )
     return _record(doc) if doc is not None else None
@@ -294,47 +303,70 @@ async def change_status(
     from_status: str,
     to_status: str,
     action: str,
+    name: str | None = None,
     broker: str | None = None,
     clear_error: bool = False,
+    events: Sequence[Event] = (),
 ) -> StrategyRecord | None:
     """Compare-and-set the status: move it from `from_status` to `to_status`, atomically.
 
     The filter names the one status left, so the caller knows exactly which
     edge was taken (a pre-image may be stale on some servers; the filter is
     not). Concurrent changes of one strategy serialize: each sees the status
-    the previous one left. `broker`, when given, must also still be the
+    the previous one left. `name` and `broker`, when given, must also still be the
     strategy's broker (the one whose credentials the caller checked). Sets
     lastAction to `action` and updatedAt, and with `clear_error` empties
-    errorMessage. Returns the strategy as written, or None when nothing matched
-    (the caller reads the strategy to say why).
+    errorMessage; `events` are written with the change. Returns the strategy as
+    written, or None when nothing matched (the caller reads the strategy to say why).
     """
     query = _owned(strategy_id, user_id)
     if query is None:
         return None
     query["status"] = from_status.lower()
+    if name is not None:
+        query["name"] = name
     if broker is not None:
         query["broker"] = broker
     values: dict[str, Any] = {"status": to_status.lower(), "lastAction": action, "updatedAt": now()}
     if clear_error:
         values["errorMessage"] = None
     doc = await db[COLLECTION].find_one_and_update(
-        query, {"$set": values}, return_document=ReturnDocument.AFTER
+        query, {"$set": values, **outbox.pushing(events)}, return_document=ReturnDocument.AFTER
     )
     return _record(doc) if doc is not None else None
 
 
 async def delete_strategy(
-    *, db: AsyncDatabase[Document], strategy_id: str, user_id: str, only_in: Sequence[str]
+    *,
+    db: AsyncDatabase[Document],
+    strategy_id: str,
+    user_id: str,
+    name: str,
+    only_in: Sequence[str],
+    events: Sequence[Event],
 ) -> StrategyRecord | None:
-    """Delete the strategy if `user_id` owns it and its status is one of `only_in`.
+    """Delete the strategy if `user_id` owns it, it is still called `name` (the name its
+    events record) and its status is one of `only_in`.
 
-    Returns the deleted strategy, or None when nothing matched. Its trades and
-    metrics live in other databases and are left as they are.
+    In the same write its content goes and `events` are written: the document is left a
+    tombstone until they are delivered (datasources/outbox.py). Returns the deleted
+    strategy, or None when nothing matched. Its trades and metrics live in other
+    databases and are left as they are.
     """
     query = _owned(strategy_id, user_id)
     if query is None:
         return None
-    doc = await db[COLLECTION].find_one_and_delete({**query, **_status_in(only_in)})
+    content = {stored: "" for stored in _STORED if stored != "name"}
+    doc = await db[COLLECTION].find_one_and_update(
+        {**query, "name": name, **_status_in(only_in)},
+        {
+            # A tombstone's name is no string, so it never takes a name from a new strategy.
+            "$set": {outbox.TOMBSTONE: True, "name": {"deleted": strategy_id}},
+            "$unset": content,
+            **outbox.pushing(events),
+        },
+        return_document=ReturnDocument.BEFORE,
+    )
     return _record(doc) if doc is not None else None
 
 
@@ -342,10 +374,12 @@ class StrategiesSource(MongoSource):
     """The strategies source: `strategies` and its idempotency keys in `strategy_db`."""
 
     name = "strategies"
+    outbox_collections = (COLLECTION,)
 
     async def migrate(self) -> None:
-        """Create the indexes of `strategies` and of its idempotency keys."""
+        """Create the indexes of `strategies`, of its outbox and of its idempotency keys."""
         await ensure_indexes(db=self.db)
+        await outbox.ensure_indexes(db=self.db, collections=self.outbox_collections)
         await idempotency.ensure_indexes(db=self.db)
 
     async def forget_user(self, user_id: str) -> None:

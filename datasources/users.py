@@ -13,10 +13,11 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from datasources import refresh_tokens
+from datasources import outbox, refresh_tokens
 from datasources._batch import Page, Scope, in_key_order, paginate
 from datasources._fields import StoredField, lower, read_fields, store_fields, upper
 from datasources._mongo import Document, MongoSource, now, to_object_id, to_object_ids, utc
+from datasources.outbox import Event
 
 COLLECTION = "users"
 # Default index names (`email_1`, ...), as Mongoose creates them, so existing indexes match.
@@ -113,8 +114,11 @@ async def insert_user(
     last_name: str,
     phone: str | None,
     role: str = "USER",
+    user_id: str | None = None,
+    events: Sequence[Event] = (),
 ) -> UserRecord:
-    """Insert a new user; a taken email raises the driver's DuplicateKeyError."""
+    """Insert a new user (under `user_id` if given), with `events`; a taken email raises the
+    driver's DuplicateKeyError."""
     moment = now()
     values = {
         "email": normalize_email(email),
@@ -125,10 +129,11 @@ async def insert_user(
         "role": role,
     }
     doc: dict[str, Any] = {
-        "_id": ObjectId(),
+        "_id": ObjectId(user_id) if user_id is not None else ObjectId(),
         **store_fields(FIELDS, values),
         "createdAt": moment,
         "updatedAt": moment,
+        **outbox.carrying(events),
     }
     await db[COLLECTION].insert_one(doc)
     return _record(doc)
@@ -191,8 +196,10 @@ async def update_user_profile(
     user_id: str,
     token_version: int,
     changes: Mapping[str, str | None],
+    events: Sequence[Event] = (),
 ) -> UserRecord | None:
-    """Set profile fields (the editable `FIELDS`, by attribute) and bump updatedAt.
+    """Set profile fields (the editable `FIELDS`, by attribute) and bump updatedAt, with
+    `events`.
 
     Applies only while the user exists, is not being deleted and is still at
     `token_version` (the caller's token is not revoked); None otherwise.
@@ -210,7 +217,8 @@ async def update_user_profile(
             "$set": {
                 **{editable[name].stored: editable[name].store(v) for name, v in changes.items()},
                 "updatedAt": now(),
-            }
+            },
+            **outbox.pushing(events),
         },
         return_document=ReturnDocument.AFTER,
     )
@@ -218,9 +226,15 @@ async def update_user_profile(
 
 
 async def replace_password(
-    *, db: AsyncDatabase[Document], user_id: str, token_version: int, password_hash: str
+    *,
+    db: AsyncDatabase[Document],
+    user_id: str,
+    token_version: int,
+    password_hash: str,
+    events: Sequence[Event] = (),
 ) -> UserRecord | None:
-    """Store a new password hash and bump tokenVersion, revoking every access token.
+    """Store a new password hash and bump tokenVersion, revoking every access token; with
+    `events`.
 
     A compare-and-set on `token_version`: applies only while the user exists, is
     not being deleted and no other change revoked the caller's token; None otherwise.
@@ -230,7 +244,11 @@ async def replace_password(
         return None
     doc = await db[COLLECTION].find_one_and_update(
         query,
-        {"$set": {"password": password_hash, "updatedAt": now()}, "$inc": {"tokenVersion": 1}},
+        {
+            "$set": {"password": password_hash, "updatedAt": now()},
+            "$inc": {"tokenVersion": 1},
+            **outbox.pushing(events),
+        },
         return_document=ReturnDocument.AFTER,
     )
     return _record(doc) if doc else None
@@ -253,10 +271,12 @@ class UsersSource(MongoSource):
 
     name = "users"
     holds_accounts = True
+    outbox_collections = (COLLECTION, refresh_tokens.COLLECTION)
 
     async def migrate(self) -> None:
-        """Create the indexes of `users` and `refresh_tokens`."""
+        """Create the indexes of `users` and `refresh_tokens`, and of their outboxes."""
         await ensure_indexes(db=self.db)
+        await outbox.ensure_indexes(db=self.db, collections=self.outbox_collections)
 
     async def forget_user(self, user_id: str) -> None:
         """Remove the user's document and its refresh tokens."""

@@ -18,6 +18,7 @@ from datasources import Sources, deadline
 from gateway.core.auth import TokenService
 from gateway.core.settings import Settings
 from gateway.http import GraphQLEndpoint
+from resolvers.activity import relay_forever
 from resolvers.deletion import sweep_forever
 from schema import build_schema
 
@@ -50,6 +51,11 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
             ),
             name="deletion-sweep",
         )
+        # Delivers the activity events requests could not, now and periodically.
+        relay = asyncio.create_task(
+            relay_forever(sources, interval=settings.outbox_relay_interval_seconds),
+            name="outbox-relay",
+        )
         restore: Callable[[], None] = _nothing
         if drain_on_signals:
             endpoint: GraphQLEndpoint = app.state.graphql
@@ -60,9 +66,10 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
             yield
         finally:
             restore()
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, relay):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             try:
                 async with asyncio.timeout(settings.shutdown_close_seconds):
                     await sources.close()

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
 
+from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from datasources import Document, StoredField, now
+from datasources import Document, StoredField, now, outbox
 from datasources import refresh_tokens as tokens_source
 from datasources import users as users_source
+from datasources.outbox import Event
 from datasources.refresh_tokens import RefreshTokenRecord
 from datasources.users import UserRecord, normalize_email
 from gateway.core.auth import (
@@ -24,7 +26,7 @@ from gateway.core.auth import (
     verify_password,
 )
 from gateway.core.errors import BadUserInput, Conflict, Unauthenticated
-from resolvers.activity import record_event
+from resolvers.activity import deliver
 from resolvers.checks import check_text_field
 from resolvers.context import Context
 
@@ -83,12 +85,15 @@ _PROFILE_RULES: dict[str, Callable[[str | None, StoredField], str | None]] = {
 }
 
 
-async def _sign_in(ctx: Context, user: UserRecord, *, family_id: str | None = None) -> SignedIn:
-    """Issue an access token and a refresh token (of a new family unless one is given)."""
+async def _sign_in(
+    ctx: Context, user: UserRecord, *, family_id: str | None = None, events: Sequence[Event] = ()
+) -> SignedIn:
+    """Issue an access token and a refresh token (of a new family unless one is given); the
+    refresh token's document carries `events` (a sign-in)."""
     issued = ctx.tokens.issue(user_id=user.id, token_version=user.token_version)
     refresh = new_refresh_token()
     refresh_expires = now() + timedelta(seconds=ctx.settings.refresh_token_ttl_seconds)
-    await ctx.sources.users.run(
+    stored = await ctx.sources.users.run(
         lambda db: tokens_source.insert_refresh_token(
             db=db,
             token_hash=hash_refresh_token(refresh),
@@ -96,9 +101,11 @@ async def _sign_in(ctx: Context, user: UserRecord, *, family_id: str | None = No
             family_id=family_id or tokens_source.new_family_id(),
             token_version=user.token_version,
             expires_at=refresh_expires,
+            events=events,
         ),
         kind="write",
     )
+    await deliver(ctx.sources, ctx.sources.users, tokens_source.COLLECTION, stored.id, events)
     ctx.sign_in(user)
     return SignedIn(
         user=user,
@@ -125,6 +132,8 @@ async def register(
     last = check_text_field(last_name, users_source.BY_ATTR["last_name"])
     checked_phone = _check_phone(phone)
     password_hash = await hash_password(password)
+    user_id = str(ObjectId())
+    created = [outbox.event(user_id, "ACCOUNT_CREATED", once_per=user_id)]
     try:
         user = await ctx.sources.users.run(
             lambda db: users_source.insert_user(
@@ -134,12 +143,14 @@ async def register(
                 first_name=first,
                 last_name=last,
                 phone=checked_phone,
+                user_id=user_id,
+                events=created,
             ),
             kind="write",
         )
     except Conflict as exc:
         raise Conflict("This email cannot be registered.", field="email") from exc
-    await record_event(ctx, user.id, "ACCOUNT_CREATED")
+    await deliver(ctx.sources, ctx.sources.users, users_source.COLLECTION, user.id, created)
     return await _sign_in(ctx, user)
 
 
@@ -154,8 +165,7 @@ async def login(ctx: Context, *, email: str, password: str) -> SignedIn:
     verified = await verify_password(user.password_hash if user else None, password)
     if not verified or user is None or user.deleting:
         raise Unauthenticated("Invalid email or password.")
-    await record_event(ctx, user.id, "SIGNED_IN")
-    return await _sign_in(ctx, user)
+    return await _sign_in(ctx, user, events=[outbox.event(user.id, "SIGNED_IN")])
 
 
 async def refresh(ctx: Context, *, refresh_token: str) -> SignedIn:
@@ -249,19 +259,21 @@ async def update_profile(ctx: Context, *, changes: Mapping[str, str | None]) -> 
             checked[field.attr] = _PROFILE_RULES[str(field.rule)](changes[field.attr], field)
     if not checked:
         return viewer.user
+    names = sorted(field.api for field in users_source.EDITABLE if field.attr in checked)
+    updated_event = [outbox.event(viewer.id, "PROFILE_UPDATED", data={"fields": names})]
     updated = await ctx.sources.users.run(
         lambda db: users_source.update_user_profile(
             db=db,
             user_id=viewer.id,
             token_version=viewer.user.token_version,
             changes=checked,
+            events=updated_event,
         ),
         kind="write",
     )
     if updated is None:
         raise Unauthenticated("The access token has been revoked.")
-    names = sorted(field.api for field in users_source.EDITABLE if field.attr in checked)
-    await record_event(ctx, viewer.id, "PROFILE_UPDATED", data={"fields": names})
+    await deliver(ctx.sources, ctx.sources.users, users_source.COLLECTION, viewer.id, updated_event)
     ctx.update_viewer(updated)
     return updated
 
@@ -284,10 +296,15 @@ async def change_password(ctx: Context, *, current_password: str, new_password: 
             "'newPassword' must differ from the current password.", field="newPassword"
         )
     password_hash = await hash_password(new_password)
+    changed = [outbox.event(user.id, "PASSWORD_CHANGED")]
 
     async def replace(db: AsyncDatabase[Document]) -> UserRecord:
         updated = await users_source.replace_password(
-            db=db, user_id=user.id, token_version=user.token_version, password_hash=password_hash
+            db=db,
+            user_id=user.id,
+            token_version=user.token_version,
+            password_hash=password_hash,
+            events=changed,
         )
         if updated is None:
             raise Unauthenticated("The access token has been revoked.")
@@ -296,5 +313,5 @@ async def change_password(ctx: Context, *, current_password: str, new_password: 
         return updated
 
     updated = await ctx.sources.users.run(replace, kind="write")
-    await record_event(ctx, user.id, "PASSWORD_CHANGED")
+    await deliver(ctx.sources, ctx.sources.users, users_source.COLLECTION, user.id, changed)
     return await _sign_in(ctx, updated)

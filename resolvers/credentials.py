@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from datasources import credentials as credentials_source
-from datasources import idempotency
+from datasources import idempotency, outbox
 from datasources.credentials import CLIENT_ID, SECRET_FIELDS, CredentialsRecord
 from gateway.core.crypto import SecretBox
 from gateway.core.errors import BadUserInput, GatewayError, NotFound
-from resolvers.activity import record_event
+from resolvers.activity import deliver
 from resolvers.context import Context
 
 log = logging.getLogger("gateway.credentials")
@@ -133,6 +133,21 @@ async def save_credentials(
         )
         if claim.result_id is not None:
             return await _replay(ctx, viewer.id, claim.result_id)
+    # A retry under the same key writes the same event id: recorded once.
+    saved = [
+        outbox.event(
+            viewer.id,
+            "CREDENTIALS_SAVED",
+            subject_id=outbox.THIS_DOCUMENT,
+            data={
+                "broker": checked.broker,
+                # Names only, never values.
+                "set": sorted(name for name, value in checked.changes.items() if value is not None),
+                "cleared": sorted(name for name, value in checked.changes.items() if value is None),
+            },
+            once_per=claim.id if claim is not None else None,
+        )
+    ]
     try:
         try:
             document_id = await source.run(
@@ -142,6 +157,7 @@ async def save_credentials(
                     user_id=viewer.id,
                     broker=checked.broker,
                     changes=checked.changes,
+                    events=saved,
                 ),
                 kind="write",
             )
@@ -153,18 +169,7 @@ async def save_credentials(
             await _complete(ctx, claim, document_id)
     finally:
         idempotency.settled(claim)
-    await record_event(
-        ctx,
-        viewer.id,
-        "CREDENTIALS_SAVED",
-        subject_id=document_id,
-        data={
-            "broker": checked.broker,
-            # Names only, never values.
-            "set": sorted(name for name, value in checked.changes.items() if value is not None),
-            "cleared": sorted(name for name, value in checked.changes.items() if value is None),
-        },
-    )
+    await deliver(ctx.sources, source, credentials_source.COLLECTION, document_id, saved)
     record = await _status(ctx, viewer.id)
     if record is None:  # deleted by a concurrent deleteCredentials in between
         raise NotFound("The credentials were deleted while they were being saved.")
@@ -196,11 +201,14 @@ async def _complete(ctx: Context, claim: idempotency.Claim, document_id: str) ->
 async def delete_credentials(ctx: Context) -> bool:
     """Remove the viewer's credentials; True when there were some, False when there were none."""
     viewer = ctx.checked_viewer
+    deleted = [outbox.event(viewer.id, "CREDENTIALS_DELETED")]
     removed = await ctx.sources.credentials.run(
-        lambda db: credentials_source.delete_user_credentials(db=db, user_id=viewer.id),
+        lambda db: credentials_source.remove_credentials(db=db, user_id=viewer.id, events=deleted),
         kind="write",
     )
     ctx.loaders.credentials.by_user.clear(viewer.id).prime(viewer.id, None)
-    if removed:
-        await record_event(ctx, viewer.id, "CREDENTIALS_DELETED")
-    return removed > 0
+    if removed is None:
+        return False
+    source = ctx.sources.credentials
+    await deliver(ctx.sources, source, credentials_source.COLLECTION, removed, deleted)
+    return True

@@ -13,11 +13,11 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from datasources import Document, idempotency
+from datasources import Document, idempotency, outbox
 from datasources import strategies as strategies_source
-from datasources.strategies import EDITABLE, FIELDS, StrategyPageKey, StrategyRecord
+from datasources.strategies import COLLECTION, EDITABLE, FIELDS, StrategyPageKey, StrategyRecord
 from gateway.core.errors import BadUserInput, Conflict, GatewayError, NotFound
-from resolvers.activity import record_event
+from resolvers.activity import deliver
 from resolvers.context import Context
 from resolvers.pagination import Slice, check_first, parse_strategy_cursor, strategy_cursor
 from resolvers.strategy_input import api_name, check_fields
@@ -135,11 +135,29 @@ async def create_strategy(
 async def _insert(
     ctx: Context, *, user_id: str, strategy_id: str, fields: Mapping[str, Any]
 ) -> StrategyRecord:
-    """Insert under an id chosen beforehand; a second insert of that id finds the first."""
+    """Insert under an id chosen beforehand; a second insert of that id finds the first.
+
+    Its STRATEGY_CREATED event is written with it, so it is recorded exactly when the
+    strategy exists (once: a retry finding the first insert writes nothing).
+    """
+    created = [
+        outbox.event(
+            user_id,
+            "STRATEGY_CREATED",
+            subject_id=strategy_id,
+            data={"name": fields["name"]},
+            once_per=strategy_id,
+        )
+    ]
     try:
         record = await ctx.sources.strategies.run(
             lambda db: strategies_source.insert_strategy(
-                db=db, user_id=user_id, strategy_id=strategy_id, status="STOPPED", **fields
+                db=db,
+                user_id=user_id,
+                strategy_id=strategy_id,
+                status="STOPPED",
+                events=created,
+                **fields,
             ),
             kind="write",
         )
@@ -150,9 +168,7 @@ async def _insert(
         if existing is not None:
             return existing
         raise _name_taken() from exc
-    await record_event(
-        ctx, user_id, "STRATEGY_CREATED", subject_id=record.id, data={"name": record.name}
-    )
+    await deliver(ctx.sources, ctx.sources.strategies, COLLECTION, record.id, created)
     return record
 
 
@@ -254,6 +270,17 @@ async def update_strategy(
                 "strategy: stop it first.",
                 field=api_name(runtime[0]),
             )
+        updated = [
+            outbox.event(
+                viewer.id,
+                "STRATEGY_UPDATED",
+                subject_id=current.id,
+                data={
+                    "name": changes.get("name", current.name),
+                    "fields": sorted(api_name(name) for name in changes),
+                },
+            )
+        ]
         try:
             record = await _write_changes(
                 ctx,
@@ -261,17 +288,12 @@ async def update_strategy(
                 user_id=viewer.id,
                 changes=changes,
                 only_in=NOT_RUNNING if runtime else None,
+                events=updated,
             )
         except Conflict as exc:
             raise _name_taken() from exc
         if record is not None:
-            await record_event(
-                ctx,
-                viewer.id,
-                "STRATEGY_UPDATED",
-                subject_id=record.id,
-                data={"name": record.name, "fields": sorted(api_name(name) for name in changes)},
-            )
+            await deliver(ctx.sources, ctx.sources.strategies, COLLECTION, record.id, updated)
             remember(ctx, user_id=viewer.id, strategy_id=record.id, record=record)
             return record
         # Started (or deleted) since it was read: read again to answer for its state now.
@@ -285,10 +307,16 @@ async def _write_changes(
     user_id: str,
     changes: Mapping[str, Any],
     only_in: tuple[str, ...] | None,
+    events: list[outbox.Event],
 ) -> StrategyRecord | None:
     return await ctx.sources.strategies.run(
         lambda db: strategies_source.update_strategy(
-            db=db, strategy_id=strategy_id, user_id=user_id, changes=changes, only_in=only_in
+            db=db,
+            strategy_id=strategy_id,
+            user_id=user_id,
+            changes=changes,
+            only_in=only_in,
+            events=events,
         ),
         kind="write",
     )
@@ -306,27 +334,42 @@ async def delete_strategy(ctx: Context, *, strategy_id: str) -> StrategyRecord:
     """
     viewer = ctx.checked_viewer
     for _ in range(ATTEMPTS):
-        deleted = await ctx.sources.strategies.run(
-            lambda db: strategies_source.delete_strategy(
-                db=db, strategy_id=strategy_id, user_id=viewer.id, only_in=NOT_RUNNING
-            ),
-            kind="write",
-        )
-        if deleted is not None:
-            break
         current = await read_strategy(ctx, user_id=viewer.id, strategy_id=strategy_id)
         if current.status not in NOT_RUNNING:
             raise BadUserInput(
                 f"Cannot delete {article(current.status)} strategy: stop it first.", field="id"
             )
+        deleted_event = [
+            outbox.event(
+                viewer.id, "STRATEGY_DELETED", subject_id=current.id, data={"name": current.name}
+            )
+        ]
+        deleted = await _delete(ctx, current, deleted_event)
+        if deleted is not None:
+            break
+        # Renamed, started or deleted since it was read: read it again.
     else:
         raise Conflict("The strategy kept changing while it was being deleted; try again.")
     await _forget_creation(ctx, user_id=viewer.id, strategy_id=deleted.id)
-    await record_event(
-        ctx, viewer.id, "STRATEGY_DELETED", subject_id=deleted.id, data={"name": deleted.name}
-    )
+    await deliver(ctx.sources, ctx.sources.strategies, COLLECTION, deleted.id, deleted_event)
     remember(ctx, user_id=viewer.id, strategy_id=deleted.id, record=None)
     return deleted
+
+
+async def _delete(
+    ctx: Context, current: StrategyRecord, events: list[outbox.Event]
+) -> StrategyRecord | None:
+    return await ctx.sources.strategies.run(
+        lambda db: strategies_source.delete_strategy(
+            db=db,
+            strategy_id=current.id,
+            user_id=current.user_id,
+            name=current.name,
+            only_in=NOT_RUNNING,
+            events=events,
+        ),
+        kind="write",
+    )
 
 
 async def _forget_creation(ctx: Context, *, user_id: str, strategy_id: str) -> None:

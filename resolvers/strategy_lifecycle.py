@@ -6,12 +6,13 @@
 
 (ERROR is entered only by the strategy runner.)
 
-Each transition is a compare-and-set write whose filter names the status it
-leaves (stop, which may leave three, tries them in turn), so concurrent
-transitions of one strategy serialize: each applies to the status the previous
-one left, and the activity event's `from` is certain. When no write matched,
-the strategy is read to answer: NOT_FOUND, or BAD_USER_INPUT naming the
-status it is in.
+Each transition reads the strategy, then makes a compare-and-set write whose
+filter names the status it leaves and the name it had, so concurrent transitions
+of one strategy serialize: each applies to the status the previous one left, and
+the activity event written with the change (datasources/outbox.py) has a `from`
+and a `name` that are certain. When the write did not match, the strategy moved
+meanwhile: it is read again, to try again or to answer NOT_FOUND, or
+BAD_USER_INPUT naming the status it is in.
 
 The filter names one status rather than `$in` all of them because a
 findAndModify pre-image is not guaranteed to be the state the write applied to
@@ -30,11 +31,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from datasources import outbox
 from datasources import strategies as strategies_source
 from datasources.credentials import CredentialsRecord
-from datasources.strategies import StrategyRecord
+from datasources.outbox import Event
+from datasources.strategies import COLLECTION, StrategyRecord
 from gateway.core.errors import BadUserInput, Conflict
-from resolvers.activity import record_event
+from resolvers.activity import deliver
 from resolvers.context import Context
 from resolvers.strategies import article, read_strategy, remember
 
@@ -95,40 +98,25 @@ def _credentials_error(
     )
 
 
-async def _take_edge(
-    ctx: Context,
-    user_id: str,
-    strategy_id: str,
-    transition: Transition,
-    credentials: CredentialsRecord | None,
-) -> tuple[str, StrategyRecord] | None:
-    """One compare-and-set per status the transition may leave, each naming that status
-    exactly, so the status left is known for certain: (that status, the strategy after)."""
-    for status in transition.allowed_from:
-        record = await _change_status(ctx, user_id, strategy_id, transition, credentials, status)
-        if record is not None:
-            return status, record
-    return None
-
-
 async def _change_status(
     ctx: Context,
-    user_id: str,
-    strategy_id: str,
+    current: StrategyRecord,
     transition: Transition,
     credentials: CredentialsRecord | None,
-    from_status: str,
+    events: list[Event],
 ) -> StrategyRecord | None:
     return await ctx.sources.strategies.run(
         lambda db: strategies_source.change_status(
             db=db,
-            strategy_id=strategy_id,
-            user_id=user_id,
-            from_status=from_status,
+            strategy_id=current.id,
+            user_id=current.user_id,
+            from_status=current.status,
+            name=current.name,
             to_status=transition.to,
             action=transition.action,
             broker=credentials.broker if credentials else None,
             clear_error=transition.to == "STOPPED",
+            events=events,
         ),
         kind="write",
     )
@@ -146,29 +134,21 @@ async def transition_strategy(ctx: Context, *, strategy_id: str, action: str) ->
     credentials = None
     if transition.needs_credentials:
         credentials = await _usable_credentials(ctx, viewer.id)
-        if credentials is None:
-            current = await read_strategy(ctx, user_id=viewer.id, strategy_id=strategy_id)
-            check_allowed(transition, current.status)
-            raise _credentials_error(transition, current, None)
     for _ in range(ATTEMPTS):
-        change = await _take_edge(ctx, viewer.id, strategy_id, transition, credentials)
-        if change is not None:
-            break
-        # Nothing matched: say why, from the strategy as it is now.
         current = await read_strategy(ctx, user_id=viewer.id, strategy_id=strategy_id)
         check_allowed(transition, current.status)
-        if credentials is not None and current.broker != credentials.broker:
+        if transition.needs_credentials and (
+            credentials is None or current.broker != credentials.broker
+        ):
             raise _credentials_error(transition, current, credentials)
-        # It moved between allowed statuses while we tried them: try again.
+        data = {"from": current.status, "to": transition.to, "name": current.name}
+        events = [outbox.event(viewer.id, transition.event, subject_id=current.id, data=data)]
+        record = await _change_status(ctx, current, transition, credentials, events)
+        if record is not None:
+            break
+        # It changed between the read and the write: read it again.
     else:
         raise Conflict("The strategy kept changing; try again.")
-    previous, record = change
-    await record_event(
-        ctx,
-        viewer.id,
-        transition.event,
-        subject_id=record.id,
-        data={"from": previous, "to": transition.to, "name": record.name},
-    )
+    await deliver(ctx.sources, ctx.sources.strategies, COLLECTION, record.id, events)
     remember(ctx, user_id=viewer.id, strategy_id=record.id, record=record)
     return record

@@ -92,6 +92,8 @@ def settings(mongo_base_uri: str, pg_urls: tuple[str, str]) -> Settings:
         # The shared app sweeps interrupted deletions at start only: a periodic sweep
         # could finish a deletion a test is in the middle of checking.
         deletion_sweep_interval_seconds=86400.0,
+        # Likewise the outbox relay: tests that need it run a pass themselves.
+        outbox_relay_interval_seconds=86400.0,
         # Deletions settle at once unless a test asks for the wait.
         deletion_settle_seconds=0.0,
     )

@@ -9,6 +9,13 @@ refuse: faults injected on the wire, with the real driver and the real server.
         proxy.set("pass", latency=0.02)   # forward, 20 ms added per chunk each way
         proxy.connections       # connection attempts seen so far
 
+In front of a Mongo server (`in_front_of` a `mongodb://` URL) it also reads the wire
+protocol's frames, so a fault can hit one command exactly:
+
+        proxy.fail_command("insert", lose="answer")   # the next insert runs, its answer is lost
+        proxy.fail_command("findAndModify", nth=2, lose="request")  # the 2nd never arrives
+        proxy.commands          # the commands forwarded so far (not the driver's handshakes)
+
 Only loopback addresses are proxied; everything runs on the test's event loop.
 """
 
@@ -23,8 +30,31 @@ from typing import Literal, Self
 from urllib.parse import urlsplit
 
 Mode = Literal["pass", "stall", "cut", "refuse"]
+Lost = Literal["request", "answer"]
+# The driver's own commands (handshakes, heartbeats, sessions): never a step of a request.
+_DRIVER_COMMANDS = frozenset(
+    {"hello", "ismaster", "isMaster", "ping", "buildinfo", "buildInfo", "saslStart",
+     "saslContinue", "endSessions", "getParameter"}
+)  # fmt: skip
+_OP_MSG = 2013
 _DEFAULT_PORTS = {"mongodb": 27017, "postgresql+asyncpg": 5432, "postgresql": 5432}
 _CHUNK = 64 * 1024
+
+
+@dataclass
+class _CommandFault:
+    command: str
+    nth: int
+    lose: Lost
+    seen: int = 0
+
+
+def _command_name(frame: bytes) -> str | None:
+    """The command an OP_MSG frame carries: the first key of its body document."""
+    if len(frame) < 27 or int.from_bytes(frame[12:16], "little") != _OP_MSG or frame[20] != 0:
+        return None
+    end = frame.find(b"\x00", 26)
+    return frame[26:end].decode(errors="replace") if end > 0 else None
 
 
 @dataclass(eq=False)
@@ -32,6 +62,8 @@ class _Link:
     client: asyncio.StreamWriter
     server: asyncio.StreamWriter | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Set when the answer to the request just forwarded must be lost.
+    lose_answer: bool = False
 
     def abort(self) -> None:
         for writer in (self.client, self.server):
@@ -52,10 +84,13 @@ class _Link:
 class FaultProxy:
     """A proxy on 127.0.0.1 in front of `host:port` (see the module docstring)."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, *, mongo: bool = False) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the fault proxy only forwards to loopback addresses")
         self.target = (host, port)
+        self.mongo = mongo
+        self.commands: list[str] = []
+        self._command_fault: _CommandFault | None = None
         self.port = 0
         self.mode: Mode = "pass"
         self.latency = 0.0
@@ -69,7 +104,11 @@ class FaultProxy:
     def in_front_of(cls, url: str) -> FaultProxy:
         """A proxy for the server a database URL names."""
         parts = urlsplit(url)
-        return cls(parts.hostname or "127.0.0.1", parts.port or _DEFAULT_PORTS[parts.scheme])
+        return cls(
+            parts.hostname or "127.0.0.1",
+            parts.port or _DEFAULT_PORTS[parts.scheme],
+            mongo=parts.scheme == "mongodb",
+        )
 
     def url_through(self, url: str) -> str:
         """`url` with this proxy in place of its server. A Mongo URL connects directly, so the
@@ -133,6 +172,32 @@ class FaultProxy:
         elif self._server is None:
             await self._listen()
 
+    def fail_command(self, command: str, *, nth: int = 1, lose: Lost = "answer") -> None:
+        """Fail the `nth` Mongo command named `command` from now on, once: with `lose=
+        "request"` its connection is reset before it reaches the server; with "answer" the
+        server runs it and the connection is reset instead of its answer."""
+        if not self.mongo:
+            raise ValueError("command faults need a proxy in front of a Mongo server")
+        self._command_fault = _CommandFault(command, nth, lose)
+
+    @property
+    def command_fault_pending(self) -> bool:
+        """Whether an armed command fault has not fired yet."""
+        return self._command_fault is not None
+
+    def _on_command(self, name: str | None) -> Lost | None:
+        if name is None or name in _DRIVER_COMMANDS:
+            return None
+        self.commands.append(name)
+        fault = self._command_fault
+        if fault is None or fault.command != name:
+            return None
+        fault.seen += 1
+        if fault.seen < fault.nth:
+            return None
+        self._command_fault = None
+        return fault.lose
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         link = _Link(client=writer)
@@ -149,16 +214,47 @@ class FaultProxy:
             self._links.discard(link)
             return
         link.server = upstream_writer
+        requests = self._pipe_commands if self.mongo else self._pipe
         link.tasks = [
-            asyncio.create_task(self._pipe(link, reader, upstream_writer)),
-            asyncio.create_task(self._pipe(link, upstream_reader, writer)),
+            asyncio.create_task(requests(link, reader, upstream_writer)),
+            asyncio.create_task(self._pipe(link, upstream_reader, writer, answers=True)),
         ]
 
-    async def _pipe(
+    async def _pipe_commands(
         self, link: _Link, source: asyncio.StreamReader, sink: asyncio.StreamWriter
+    ) -> None:
+        """Client to Mongo server, a whole frame at a time, each checked for a command fault."""
+        try:
+            while True:
+                header = await source.readexactly(4)
+                frame = header + await source.readexactly(int.from_bytes(header, "little") - 4)
+                lost = self._on_command(_command_name(frame))
+                if lost == "request":
+                    return  # the link is reset (finally) before the request reaches the server
+                link.lose_answer = lost == "answer"
+                await self._flowing.wait()
+                if self.latency:
+                    await asyncio.sleep(self.latency)
+                sink.write(frame)
+                await sink.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            link.abort()
+            self._links.discard(link)
+
+    async def _pipe(
+        self,
+        link: _Link,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        *,
+        answers: bool = False,
     ) -> None:
         try:
             while chunk := await source.read(_CHUNK):
+                if answers and link.lose_answer:
+                    return  # the server ran it; the link is reset (finally) instead of answering
                 await self._flowing.wait()  # a link that stalls mid-stream stops forwarding
                 if self.latency:
                     await asyncio.sleep(self.latency)

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # How long a completed account deletion waits before its settling pass, which
     # removes what requests authenticated before the deletion wrote meanwhile.
     deletion_settle_seconds: float = Field(default=60.0, ge=0)
+    # How often `gateway serve` delivers activity events a request could not deliver itself
+    # (the analytics database was down, an answer was lost).
+    outbox_relay_interval_seconds: float = Field(default=5.0, gt=0)
     # How long an idempotency key remembers its first result.
     idempotency_ttl_seconds: int = Field(default=86400, gt=0)
 

@@ -12,11 +12,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from datasources import Scope, Sources
+from datasources import Scope, Shared, Sources
 from datasources import analytics as analytics_source
 from datasources import trades as trades_source
 from datasources._sql import create_engine
 from datasources.analytics import ActivityKey, MetricsKey, daily_strategy_metrics
+from datasources.outbox import Event
 from datasources.strategies import StrategyPageKey, StrategyRecord
 from datasources.trades import TradeCountKey, TradeCursor, TradeFilter, TradePageKey
 from tests.helpers import (
@@ -352,14 +353,16 @@ async def test_migrating_twice_changes_nothing(sources):
     await sources.migrate()
 
     assert await indexes() == before
-    assert before["users"] == [("_id_", False), ("email_1", True)]
+    pending = ("outbox_pending", False)  # the outbox's (datasources/outbox.py)
+    assert before["users"] == [("_id_", False), ("email_1", True), pending]
     assert before["strategies"] == [
         ("_id_", False),
+        pending,
         ("userId_1", False),
         ("userId_1_name_1", True),
         ("userId_1_status_1", False),
     ]
-    assert before["credentials"] == [("_id_", False), ("userId_1", True)]
+    assert before["credentials"] == [("_id_", False), pending, ("userId_1", True)]
 
 
 # The loader contract: whatever the source, a batch of keys gets one result per key, in key
@@ -450,3 +453,35 @@ async def test_every_loader_answers_each_key_in_order_and_only_within_its_scope(
     assert empty(results[0]), "another user's data was returned"
     assert empty(results[2]), "another user's data was returned"
     assert not empty(results[1]), "the viewer's own data is missing"
+
+
+async def test_migrate_gives_an_activity_table_from_before_the_outbox_its_event_ids(tmp_path):
+    path = tmp_path / "analytics.sqlite3"
+    with sqlite3.connect(path) as old:  # the table as the gateway created it before
+        old.execute(
+            "CREATE TABLE activity_events (id INTEGER PRIMARY KEY, user_id VARCHAR(24) NOT NULL,"
+            " kind VARCHAR(64) NOT NULL, subject_id VARCHAR(64), at DATETIME NOT NULL,"
+            " data JSON NOT NULL)"
+        )
+        old.execute(
+            "INSERT INTO activity_events (user_id, kind, at, data)"
+            " VALUES ('u1', 'SIGNED_IN', '2026-01-01 00:00:00', '{}')"
+        )
+    shared = Shared(create_engine(f"sqlite+aiosqlite:///{path}"), lambda e: e.dispose())
+    source = analytics_source.AnalyticsSource(shared)
+    try:
+        await source.migrate()
+        await source.migrate()  # idempotent
+        event = Event(id="e" * 32, user_id="u1", kind="SIGNED_IN")
+        for _ in range(2):  # delivered twice, recorded once
+            await source.write(
+                lambda conn: analytics_source.record_events(conn=conn, events=[event])
+            )
+    finally:
+        await source.close()
+
+    with sqlite3.connect(path) as migrated:
+        rows = migrated.execute("SELECT kind, event_id FROM activity_events ORDER BY id").fetchall()
+        indexes = {row[1] for row in migrated.execute("PRAGMA index_list('activity_events')")}
+    assert rows == [("SIGNED_IN", None), ("SIGNED_IN", "e" * 32)]
+    assert "ux_activity_event_id" in indexes
