@@ -14,8 +14,11 @@ commits can be measured in one session against the same data; the bench itself a
 runs this tree's code.
 
 The load: N clients (default 16) over loopback, each sending its next request as soon as
-the last one answered; a share of them (default half) ask for the full `dashboard` (all
-five sources), the others for `me` (the users source only). The run goes through phases:
+the last one answered: the full `dashboard` (all five sources) or `me` (the users source
+only). With `--mix random` (the default) every client draws each request, a dashboard with
+probability `--dashboard-share` (default 0.5), so a slow dashboard holds up whoever drew
+it; with `--mix split` that share of the clients sends only dashboards and the others only
+`me`, so the `me` clients are never held up behind a dashboard. The run goes through phases:
 warm-up (not reported), normal, the source faulted (stall, refuse or cut, at the proxy),
 recovered. Every request is counted in the phase it started in. Per phase and query:
 requests, throughput, p50 / p99 / max latency, requests answered with errors by
@@ -33,6 +36,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -40,7 +44,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -361,12 +365,16 @@ class Load:
     records: list[Record] = field(default_factory=list)
     stopping: bool = False
 
-    async def client(self, kind: str) -> None:
-        operation, query = QUERIES[kind]
-        body = json.dumps({"query": query, "operationName": operation}).encode()
+    async def client(self, choose: Callable[[], str]) -> None:
+        """Send the query `choose` names, the next as soon as it answered, until stopped."""
+        bodies = {
+            kind: json.dumps({"query": query, "operationName": operation}).encode()
+            for kind, (operation, query) in QUERIES.items()
+        }
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
         while not self.stopping:
-            phase = self.phase
+            phase, kind = self.phase, choose()
+            body = bodies[kind]
             started = time.perf_counter()
             answered, codes = True, frozenset[str]()
             try:
@@ -415,10 +423,32 @@ class Load:
 
 
 def client_kinds(clients: int, dashboard_share: float) -> list[str]:
-    """Which query each client sends: a fixed split, so `me` clients are never held up by
-    dashboards they would otherwise have drawn (at least one of each)."""
+    """Which query each client sends in the `split` mix: a fixed share of the clients send
+    only dashboards, the others only `me` (at least one of each)."""
     dashboards = min(clients - 1, max(1, round(clients * dashboard_share)))
     return ["dashboard"] * dashboards + ["me"] * (clients - dashboards)
+
+
+def choosers(mix: str, clients: int, dashboard_share: float) -> tuple[list[Callable[[], str]], str]:
+    """What each client asks next, and a description. `split`: each client always sends the
+    same query, so `me` clients are never held up behind a dashboard (how the gateway keeps
+    requests that do not need the faulted source going). `random`: every client draws each
+    request (a dashboard with probability `dashboard_share`, seeded), so a slow dashboard
+    holds up whoever drew it, as with users who each load both pages."""
+    if mix == "split":
+        kinds = client_kinds(clients, dashboard_share)
+        described = ", ".join(f"{n} {kind}" for kind, n in Counter(kinds).items())
+        return [_always(kind) for kind in kinds], described
+    draws = [_drawing(random.Random(index), dashboard_share) for index in range(clients)]
+    return draws, f"{clients}, each drawing dashboard {dashboard_share:.0%} / me per request"
+
+
+def _always(kind: str) -> Callable[[], str]:
+    return lambda: kind
+
+
+def _drawing(rng: random.Random, dashboard_share: float) -> Callable[[], str]:
+    return lambda: "dashboard" if rng.random() < dashboard_share else "me"
 
 
 # --- one run ----------------------------------------------------------------------------
@@ -431,7 +461,7 @@ class Run:
     root: str
     revision: str
     plan: dict[str, Any]
-    clients: dict[str, int]
+    clients: str
     phases: list[Phase]
     rows: list[Row]
     recovery: dict[str, Recovery]
@@ -488,7 +518,7 @@ async def run_once(
         "trades": settings.trades_database_url,
         "analytics": settings.analytics_database_url,
     }
-    kinds = client_kinds(args.clients, args.dashboard_share)
+    chosen, described = choosers(args.mix, args.clients, args.dashboard_share)
     async with contextlib.AsyncExitStack() as stack:
         proxies = {}
         for source, url in direct.items():
@@ -509,7 +539,7 @@ async def run_once(
             ) as http:
                 load = Load(http, token, gateway)
                 bench_cpu = time.process_time()
-                clients = [asyncio.create_task(load.client(kind)) for kind in kinds]
+                clients = [asyncio.create_task(load.client(choose)) for choose in chosen]
                 try:
                     phases = await load.drive(plan, proxies[plan.source])
                 finally:
@@ -525,7 +555,7 @@ async def run_once(
         root=str(root),
         revision=revision(root),
         plan=asdict(plan),
-        clients=dict(Counter(kinds)),
+        clients=described,
         phases=reported,
         rows=summarize(load.records, reported, KINDS),
         recovery={kind: recovery(load.records, restored, kind) for kind in KINDS},
@@ -549,7 +579,7 @@ def _seconds(value: float | None) -> str:
 
 def report(run: Run, client_timeout: float) -> str:
     plan = run.plan
-    clients = ", ".join(f"{n} {kind}" for kind, n in run.clients.items())
+    clients = run.clients
     lines = [
         "",
         f"gateway {run.root} at {run.revision}: {plan['source']} {plan['fault']} for "
@@ -589,7 +619,12 @@ def report(run: Run, client_timeout: float) -> str:
         ),
         f"bench process CPU {run.bench_cpu:.1f} s; load average after "
         + " ".join(f"{load:.2f}" for load in run.load_average)
-        + f"; gateway stopped {run.stop_seconds:.1f} s after SIGTERM; its stderr: "
+        + (
+            f"; gateway still running {STOP_SECONDS:.0f} s after SIGTERM: killed"
+            if run.stop_seconds >= STOP_SECONDS
+            else f"; gateway stopped {run.stop_seconds:.1f} s after SIGTERM"
+        )
+        + "; its stderr: "
         + ", ".join(f"{name} {n}" for name, n in run.stderr.items()),
     ]
     return "\n".join(lines)
@@ -695,6 +730,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=0.5,
         help="the share of clients that send `dashboard`; the others send `me`",
+    )
+    parser.add_argument(
+        "--mix",
+        choices=("split", "random"),
+        default="random",
+        help="split: each client sends one query; random: each draws every request",
     )
     parser.add_argument("--source", choices=SOURCES, default="trades", help="the source faulted")
     parser.add_argument("--fault", choices=("stall", "refuse", "cut"), default="stall")

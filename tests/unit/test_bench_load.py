@@ -10,6 +10,7 @@ from bench.load import (
     NO_ANSWER,
     Phase,
     Record,
+    choosers,
     client_kinds,
     codes_of,
     percentile,
@@ -98,3 +99,17 @@ def test_clients_are_split_with_at_least_one_of_each_query(
     assert len(kinds) == clients
     assert kinds.count("dashboard") == dashboards
     assert kinds.count("me") == clients - dashboards
+
+
+def test_a_random_mix_is_seeded_per_client_and_keeps_its_share() -> None:
+    first, described = choosers("random", 4, 0.25)
+    again, _ = choosers("random", 4, 0.25)
+    drawn = [[choose() for _ in range(400)] for choose in first]
+    assert drawn == [[choose() for _ in range(400)] for choose in again]
+    assert drawn[0] != drawn[1]
+    share = sum(kinds.count("dashboard") for kinds in drawn) / 1600
+    assert 0.2 < share < 0.3
+    assert described == "4, each drawing dashboard 25% / me per request"
+    split, described = choosers("split", 4, 0.25)
+    assert [choose() for choose in split] == ["dashboard", "me", "me", "me"]
+    assert described == "1 dashboard, 3 me"
