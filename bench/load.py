@@ -263,10 +263,13 @@ def revision(root: Path) -> str:
     return commit + ("+" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
-def gateway_environment(root: Path, urls: dict[str, str], jwt_secret: str) -> dict[str, str]:
+def gateway_environment(
+    root: Path, urls: dict[str, str], jwt_secret: str, extra: Sequence[str] = ()
+) -> dict[str, str]:
     """This environment without any gateway setting of its own, pointed at `urls` (by source),
-    with `root`'s code first on the path. Settings another commit does not know are not
-    set: each tree runs with its own defaults (extra variables would be ignored anyway)."""
+    with `root`'s code first on the path, plus the `NAME=VALUE` settings in `extra`. Nothing
+    else is set: each tree runs with its own defaults (a setting a tree does not know, such
+    as the breaker's before it existed, is ignored by it)."""
     names = {name.upper() for name in Settings.model_fields} | {"PYTHONPATH"}
     env = {name: value for name, value in os.environ.items() if name.upper() not in names}
     env.update(
@@ -280,6 +283,9 @@ def gateway_environment(root: Path, urls: dict[str, str], jwt_secret: str) -> di
         JWT_SECRET=jwt_secret,
         GRAPHIQL="false",
     )
+    for setting in extra:
+        name, _, value = setting.partition("=")
+        env[name.upper()] = value
     return env
 
 
@@ -462,6 +468,7 @@ class Run:
     revision: str
     plan: dict[str, Any]
     clients: str
+    settings: list[str]
     phases: list[Phase]
     rows: list[Row]
     recovery: dict[str, Recovery]
@@ -524,7 +531,8 @@ async def run_once(
         for source, url in direct.items():
             proxies[source] = await stack.enter_async_context(FaultProxy.in_front_of(url))
         urls = {source: proxies[source].url_through(url) for source, url in direct.items()}
-        env = gateway_environment(root, urls, settings.jwt_secret.get_secret_value())
+        secret = settings.jwt_secret.get_secret_value()
+        env = gateway_environment(root, urls, secret, args.set)
         gateway = start_gateway(root, env, workdir)
         stop_seconds = 0.0
         try:
@@ -556,6 +564,7 @@ async def run_once(
         revision=revision(root),
         plan=asdict(plan),
         clients=described,
+        settings=list(args.set),
         phases=reported,
         rows=summarize(load.records, reported, KINDS),
         recovery={kind: recovery(load.records, restored, kind) for kind in KINDS},
@@ -585,7 +594,8 @@ def report(run: Run, client_timeout: float) -> str:
         f"gateway {run.root} at {run.revision}: {plan['source']} {plan['fault']} for "
         f"{plan['faulted']:.0f} s after {plan['normal']:.0f} s normal, then "
         f"{plan['recovered']:.0f} s recovered; clients: {clients}; "
-        f"client timeout {client_timeout:.0f} s",
+        f"client timeout {client_timeout:.0f} s"
+        + (f"; settings {' '.join(run.settings)}" if run.settings else ""),
         "",
         f"{'phase':<18}{'query':<11}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'max ms':>9}{'failed':>8}{'no answer':>11}  errors (requests by code)",
@@ -756,6 +766,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a checkout whose gateway to run (repeat to compare; default: this tree)",
     )
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a gateway setting for the served gateway (e.g. SQL_POOL_SIZE=20); repeatable",
+    )
+    parser.add_argument(
         "--rounds", type=int, default=1, help="run every root this many times, alternating"
     )
     parser.add_argument(
@@ -767,6 +784,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--clients must be at least 2 (one of each query)")
     if min(args.normal, args.fault_seconds, args.recovered) <= 0 or args.warmup < 0:
         parser.error("phases must last more than 0 seconds")
+    for setting in args.set:
+        if "=" not in setting or setting.partition("=")[0].lower() not in Settings.model_fields:
+            parser.error(f"--set {setting}: not NAME=VALUE of a gateway setting")
     args.gateway_root = [Path(root).resolve() for root in args.gateway_root or [ROOT]]
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
