@@ -382,17 +382,16 @@ class Load:
             phase, kind = self.phase, choose()
             body = bodies[kind]
             started = time.perf_counter()
-            answered, codes = True, frozenset[str]()
+            answered, codes, refused = True, frozenset[str](), False
             try:
                 response = await self.http.post("/graphql", content=body, headers=headers)
                 codes = codes_of(response.status_code, response.content)
             except httpx.TimeoutException:
                 answered = False
             except httpx.TransportError as error:
-                codes = frozenset({type(error).__name__})
+                codes, refused = frozenset({type(error).__name__}), True
                 if self.gateway.process.poll() is not None:
                     self.stopping = True
-                await asyncio.sleep(0.05)  # a refused connection must not spin
             self.records.append(
                 Record(
                     kind=kind,
@@ -403,6 +402,8 @@ class Load:
                     answered=answered,
                 )
             )
+            if refused:
+                await asyncio.sleep(0.05)  # a gateway that refuses connections: do not spin
 
     async def drive(self, plan: Plan, proxy: FaultProxy) -> list[Phase]:
         """Switch phases on time, faulting the proxy for the middle one; the phases as run."""
