@@ -95,6 +95,7 @@ class MongoSource(SourceBase):
         TimeoutError,
     )
     conflict_errors: ClassVar[tuple[type[BaseException], ...]] = (DuplicateKeyError,)
+    db_system = "mongodb"
 
     def __init__(
         self,

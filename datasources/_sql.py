@@ -181,6 +181,7 @@ class SqlSource(SourceBase):
     def __init__(
         self, engine: Shared[AsyncEngine], *, timeout: float, limits: SourceLimits | None = None
     ) -> None:
+        self.db_system = engine.resource.dialect.name  # postgresql, sqlite
         super().__init__(timeout=timeout, limits=limits)
         self._shared = engine
         self.engine = engine.lease()
