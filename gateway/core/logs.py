@@ -113,7 +113,12 @@ def logging_config(log_format: LogFormat, level: str) -> dict[str, Any]:
         },
         "root": {"handlers": ["stderr"], "level": level},
         "loggers": {
-            name: {"handlers": [], "level": level, "propagate": True}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            **{
+                name: {"handlers": [], "level": level, "propagate": True}
+                for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            },
+            # PyMongo's debug logging writes whole commands and replies (emails, password
+            # hashes): never below INFO, whatever the level asked for.
+            "pymongo": {"level": level if level not in ("DEBUG", "NOTSET") else "INFO"},
         },
     }

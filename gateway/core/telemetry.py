@@ -457,11 +457,9 @@ def traceparent_trace_id(value: str | None) -> str | None:
 def request_scope(info: RequestInfo) -> Iterator[RequestInfo]:
     """Make `info` the request in progress (for this task and the tasks it starts)."""
     token = _REQUEST.set(info)
-    REQUESTS_IN_FLIGHT.inc()
     try:
         yield info
     finally:
-        REQUESTS_IN_FLIGHT.dec()
         _REQUEST.reset(token)
 
 
