@@ -236,7 +236,12 @@ def enable_tracing(provider: TracerProvider | None = None) -> None:
     if provider is None:
         if _TRACING is not None:
             return
-        provider = _provider_from_environment()
+        try:
+            provider = _provider_from_environment()
+        except ImportError as exc:
+            raise RuntimeError(
+                "TRACING_ENABLED needs the OpenTelemetry SDK: pip install 'trading-gateway[otel]'"
+            ) from exc
     _TRACING = _Tracing(provider)
 
 
