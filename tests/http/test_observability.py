@@ -179,7 +179,10 @@ async def test_metrics_count_each_sources_calls_and_loader_batches(client, sourc
             before, "gateway_source_calls_total", **calls
         ), source
         assert sample(after, "gateway_source_breaker_state", source=source) == 0
-        assert sample(after, "gateway_source_concurrency_limit", source=source) == 32
+        assert (
+            sample(after, "gateway_source_concurrency_limit", source=source)
+            == settings.source_concurrency
+        )
         assert sample(after, "gateway_source_calls_in_flight", source=source) == 0
     # The recent trades' strategies: one batch of the three trades' one strategy id.
     batches = {"source": "strategies", "loader": "by_id"}
