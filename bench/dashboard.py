@@ -618,6 +618,7 @@ async def open_variants(
 def check_same_answer(calls: dict[str, bytes]) -> None:
     """The gateway's `data` and the floors' are the same JSON; stop the run otherwise."""
     gateway = json.loads(calls["gateway"])
+    gateway.pop("extensions", None)  # the request id: the gateway's own, not the answer's
     if gateway.get("errors"):
         raise SystemExit(f"the gateway answered with errors: {gateway['errors']}")
     for name in ("floor", "floor-http"):
@@ -845,7 +846,8 @@ def report(
         f"load average before: {info['load']}",
         f"data: {info['trades']} trades; {args.runs} runs per variant after "
         f"{args.warmup} warm-up, interleaved; operationName "
-        + ("sent" if not args.without_operation_name else "not sent"),
+        + ("sent" if not args.without_operation_name else "not sent")
+        + f"; tracing {info.get('tracing', 'off')}",
         "",
         f"{'per request (ms)':<16}{'p50':>8}{'p95':>8}{'mean':>8}{'min':>8}{'CPU':>8}",
     ]
@@ -907,6 +909,17 @@ def report(
 # --- main -----------------------------------------------------------------------------
 
 
+def enable_tracing() -> str:
+    """Trace every request and source call. Spans are made, sampled and ended; with no
+    span processor nothing is exported, so this is the tracing's own cost."""
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415 - optional
+
+    from gateway.core import telemetry  # noqa: PLC0415
+
+    telemetry.enable_tracing(TracerProvider())
+    return "on (SDK, no exporter)"
+
+
 async def run(args: argparse.Namespace, mongo_base: str, mongo_label: str) -> None:
     run_id = uuid.uuid4().hex[:8]
     info = machine()
@@ -925,6 +938,8 @@ async def run(args: argparse.Namespace, mongo_base: str, mongo_label: str) -> No
         stack.push_async_callback(drop_mongo_databases, settings)
         tokens = TokenService(settings)
 
+        if args.tracing:
+            info["tracing"] = enable_tracing()
         # Timed: an app whose clients carry no listeners at all.
         app = create_app(settings)
         sources = await stack.enter_async_context(running(app))
@@ -1028,6 +1043,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--without-operation-name",
         action="store_true",
         help="send the query without 'operationName' (as curl users might)",
+    )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="trace every request and source call (an SDK provider that exports nowhere)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)

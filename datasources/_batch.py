@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from aiodataloader import DataLoader
+
+from gateway.core.telemetry import batch_sizes
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -58,3 +62,16 @@ def grouped(rows: Iterable[V], key_of: Callable[[V], G]) -> dict[G, list[V]]:
 def paginate(rows: Sequence[T], first: int) -> Page[T]:
     """A page of `first` items from `rows`, which were fetched with one extra row to peek."""
     return Page(items=list(rows[:first]), has_next=len(rows) > first)
+
+
+def measured_loader(
+    source: str, batch: Callable[[list[K]], Coroutine[Any, Any, list[V]]]
+) -> DataLoader[K, V]:
+    """A DataLoader over `batch` that reports each batch's size (`SourceBase.loader`)."""
+    sizes = batch_sizes(source, batch.__name__.removeprefix("_load_"))
+
+    async def measured(keys: list[K]) -> list[V]:
+        sizes.observe(len(keys))
+        return await batch(keys)
+
+    return DataLoader(measured)

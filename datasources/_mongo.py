@@ -98,6 +98,7 @@ class MongoSource(SourceBase):
     # The collections whose documents carry activity events (datasources/outbox.py): the
     # relay delivers what is pending in each, and `migrate` indexes them.
     outbox_collections: ClassVar[tuple[str, ...]] = ()
+    db_system = "mongodb"
 
     def __init__(
         self,

@@ -24,22 +24,29 @@ import functools
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
-from datasources._batch import Scope
+from aiodataloader import DataLoader
+
+from datasources._batch import Scope, measured_loader
 from gateway.core.errors import Conflict, GatewayError, SourceUnavailable
+from gateway.core.telemetry import SourceMeter
 
 log = logging.getLogger("gateway.sources")
 
 T = TypeVar("T")
 R = TypeVar("R")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 # Methods that run within the boundary but without the request deadline.
 _NO_DEADLINE = frozenset({"migrate", "clear", "close"})
+# Call outcomes in which the source answered (the call log counts the others as failed).
+_ANSWERED = frozenset({"ok", "conflict"})
 
 # What a source call does, which sets how long it may take (`Deadlines`): a `lookup` reads
 # by key or index range, an `aggregate` computes over many rows, a `write` changes data.
@@ -61,6 +68,8 @@ class Source(Protocol):
     unavailable_errors: ClassVar[tuple[type[BaseException], ...]]
     # Its circuit breaker (per process).
     breaker: Breaker
+    # What its calls report: metrics, spans (see `SourceBase._within_deadline`).
+    telemetry: SourceMeter
 
     async def ping(self) -> None:
         """Answer one trivial command, or raise SOURCE_UNAVAILABLE."""
@@ -322,6 +331,8 @@ class SourceBase:
     holds_accounts: ClassVar[bool] = False
     unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (OSError, TimeoutError)
     conflict_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    # The database kind, as OpenTelemetry's `db.system` names it (spans of its calls).
+    db_system: str = "other"
 
     def __init__(self, *, limits: SourceLimits | None = None) -> None:
         self.limits = limits or SourceLimits()
@@ -334,6 +345,10 @@ class SourceBase:
         # What a call fails with when the source is down (and so counts against its breaker).
         self._failures: tuple[type[BaseException], ...] = (SourceUnavailable, *self._unavailable)
         self._slots = asyncio.Semaphore(self.limits.concurrency)
+        # What every call reports (metrics, spans): see `_within_deadline`.
+        self.telemetry = SourceMeter(
+            self.name, db_system=self.db_system, concurrency=self.limits.concurrency
+        )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -354,28 +369,50 @@ class SourceBase:
         return self.limits.deadlines.longest
 
     async def _within_deadline(self, call: Coroutine[Any, Any, R], seconds: float) -> R:
-        """`_deadline_call`, noted in the call log of the work in progress if it is observed."""
+        """`_deadline_call`, reported: to the source's telemetry (metrics, and a span when
+        tracing; every source is measured here, none by its own code) and to the call log of
+        the work in progress if it is observed."""
         log = _CALLS.get()
-        if log is None:
-            return await self._deadline_call(call, seconds)
+        span = self.telemetry.started()
         started = time.perf_counter()
-        running: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        log.started(running)
+        running: asyncio.Future[None] | None = None
+        if log is not None:
+            running = asyncio.get_running_loop().create_future()
+            log.started(running)
+        outcome = "ok"
         try:
-            result = await self._deadline_call(call, seconds)
-        except GatewayError as exc:
-            ok = not isinstance(exc, SourceUnavailable)
-            log.ended(self.name, time.perf_counter() - started, ok=ok)
-            raise
+            return await self._deadline_call(call, seconds)
         except BaseException as exc:
-            ok = isinstance(exc, self.conflict_errors)
-            log.ended(self.name, time.perf_counter() - started, ok=ok)
+            outcome = self._outcome(exc)
             raise
-        else:
-            log.ended(self.name, time.perf_counter() - started, ok=True)
-            return result
         finally:
-            running.set_result(None)
+            took = time.perf_counter() - started
+            self.telemetry.ended(outcome, took, span, self.breaker.state)
+            if log is not None and running is not None:
+                log.ended(self.name, took, ok=outcome in _ANSWERED)
+                running.set_result(None)
+
+    def _outcome(self, exc: BaseException) -> str:
+        """How a call that raised `exc` ended, in the metrics' words (`SOURCE_OUTCOMES`).
+        Driver errors reach this point unmapped (`_mapped_errors` wraps it), so a
+        SOURCE_UNAVAILABLE here is the source refusing the call itself: its breaker open."""
+        if isinstance(exc, (Conflict, *self.conflict_errors)):
+            return "conflict"
+        if isinstance(exc, SourceUnavailable):
+            return "rejected"
+        if isinstance(exc, GatewayError):  # a coded answer (not found, bad input): answered
+            return "ok"
+        if isinstance(exc, asyncio.CancelledError):
+            return "cancelled"
+        # PyMongo's own deadline (`pymongo.timeout`) raises errors whose `timeout` is true.
+        if isinstance(exc, TimeoutError) or getattr(exc, "timeout", False) is True:
+            return "timeout"
+        return "error"
+
+    def loader(self, batch: Callable[[list[K]], Coroutine[Any, Any, list[V]]]) -> DataLoader[K, V]:
+        """A per-request DataLoader over `batch`, its batch sizes measured under this source
+        and the batch function's name (`_load_by_id` is `by_id`)."""
+        return measured_loader(self.name, batch)
 
     async def _deadline_call(self, call: Coroutine[Any, Any, R], seconds: float) -> R:
         """`call`'s result, or TimeoutError once its deadline (`seconds`, by its kind), or

@@ -179,6 +179,7 @@ class SqlSource(SourceBase):
     conflict_errors: ClassVar[tuple[type[BaseException], ...]] = (IntegrityError,)
 
     def __init__(self, engine: Shared[AsyncEngine], *, limits: SourceLimits | None = None) -> None:
+        self.db_system = engine.resource.dialect.name  # postgresql, sqlite
         super().__init__(limits=limits)
         self._shared = engine
         self.engine = engine.lease()

@@ -400,13 +400,13 @@ class AnalyticsLoaders:
     def __init__(self, source: SqlSource, scope: Scope) -> None:
         self._source = source
         self._scope = scope
-        self.metrics: DataLoader[MetricsKey, list[DailyMetricRecord]] = DataLoader(
+        self.metrics: DataLoader[MetricsKey, list[DailyMetricRecord]] = source.loader(
             self._load_metrics
         )
-        self.by_strategy: DataLoader[str, list[DailyMetricRecord]] = DataLoader(
+        self.by_strategy: DataLoader[str, list[DailyMetricRecord]] = source.loader(
             self._load_by_strategy
         )
-        self.activity: DataLoader[ActivityKey, list[ActivityEventRecord]] = DataLoader(
+        self.activity: DataLoader[ActivityKey, list[ActivityEventRecord]] = source.loader(
             self._load_activity
         )
 

@@ -331,7 +331,7 @@ class CredentialsLoaders:
     def __init__(self, source: MongoSource, scope: Scope) -> None:
         self._source = source
         self._scope = scope
-        self.by_user: DataLoader[str, CredentialsRecord | None] = DataLoader(self._load_by_user)
+        self.by_user: DataLoader[str, CredentialsRecord | None] = source.loader(self._load_by_user)
 
     async def _load_by_user(self, keys: list[str]) -> list[CredentialsRecord | None]:
         visible = self._scope.visible(keys)

@@ -398,9 +398,11 @@ class StrategyLoaders:
     def __init__(self, source: MongoSource, scope: Scope) -> None:
         self._source = source
         self._scope = scope
-        self.by_id: DataLoader[str, StrategyRecord | None] = DataLoader(self._load_by_id)
-        self.page: DataLoader[StrategyPageKey, Page[StrategyRecord]] = DataLoader(self._load_pages)
-        self.counts: DataLoader[str, StatusCounts] = DataLoader(self._load_counts)
+        self.by_id: DataLoader[str, StrategyRecord | None] = source.loader(self._load_by_id)
+        self.page: DataLoader[StrategyPageKey, Page[StrategyRecord]] = source.loader(
+            self._load_pages
+        )
+        self.counts: DataLoader[str, StatusCounts] = source.loader(self._load_counts)
 
     async def _load_by_id(self, keys: list[str]) -> list[StrategyRecord | None]:
         owners = self._scope.owners

@@ -368,10 +368,10 @@ class TradeLoaders:
     def __init__(self, source: SqlSource, scope: Scope) -> None:
         self._source = source
         self._scope = scope
-        self.page: DataLoader[TradePageKey, Page[TradeRecord]] = DataLoader(self._load_pages)
-        self.count: DataLoader[TradeCountKey, int] = DataLoader(self._load_counts)
-        self.summary: DataLoader[str, TradeSummary] = DataLoader(self._load_summaries)
-        self.daily: DataLoader[str, list[DailyPnl]] = DataLoader(self._load_daily)
+        self.page: DataLoader[TradePageKey, Page[TradeRecord]] = source.loader(self._load_pages)
+        self.count: DataLoader[TradeCountKey, int] = source.loader(self._load_counts)
+        self.summary: DataLoader[str, TradeSummary] = source.loader(self._load_summaries)
+        self.daily: DataLoader[str, list[DailyPnl]] = source.loader(self._load_daily)
 
     async def _load_pages(self, keys: list[TradePageKey]) -> list[Page[TradeRecord]]:
         groups = grouped(keys, lambda k: (k.partition, k.filter, k.first, k.after))

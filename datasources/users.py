@@ -293,10 +293,10 @@ class UserLoaders:
     def __init__(self, source: MongoSource, scope: Scope) -> None:
         self._source = source
         self._scope = scope
-        self.by_id: DataLoader[str, UserRecord | None] = DataLoader(self._load_by_id)
-        self.page: DataLoader[UserPageKey, Page[UserRecord]] = DataLoader(self._load_pages)
+        self.by_id: DataLoader[str, UserRecord | None] = source.loader(self._load_by_id)
+        self.page: DataLoader[UserPageKey, Page[UserRecord]] = source.loader(self._load_pages)
         # Keyed by search text; "" counts every user (a loader key cannot be None).
-        self.count: DataLoader[str, int] = DataLoader(self._load_counts)
+        self.count: DataLoader[str, int] = source.loader(self._load_counts)
 
     async def _load_by_id(self, keys: list[str]) -> list[UserRecord | None]:
         visible = self._scope.visible(keys)

@@ -1,4 +1,4 @@
-"""The FastAPI application: `/graphql`, `/healthz` and `/readyz`."""
+"""The FastAPI application: `/graphql`, `/healthz`, `/readyz` and `/metrics`."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from datasources import Sources, deadline
+from gateway.core import telemetry
 from gateway.core.auth import TokenService
 from gateway.core.settings import Settings
 from gateway.http import GraphQLEndpoint
+from gateway.observability import RequestTelemetry
 from resolvers.activity import relay_forever
 from resolvers.deletion import sweep_forever
 from schema import build_schema
@@ -34,6 +36,8 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
     """
     settings = settings or Settings()
     schema = build_schema(max_depth=settings.max_query_depth)
+    if settings.tracing_enabled:
+        telemetry.enable_tracing()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,6 +83,7 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
                     "closing the sources took over %.0f s; exiting without waiting",
                     settings.shutdown_close_seconds,
                 )
+            telemetry.process_exiting()
 
     app = FastAPI(
         title="Trading platform GraphQL gateway",
@@ -89,6 +94,8 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
     )
     app.state.settings = settings
     app.state.schema = schema
+    # Outermost but for Starlette's error handler: every request gets its id, span and line.
+    app.add_middleware(RequestTelemetry, log_query_text=settings.log_query_text)
 
     @app.api_route("/graphql", methods=["GET", "POST"], include_in_schema=False)
     async def graphql(request: Request) -> Response:
@@ -121,6 +128,19 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
             },
             status_code=200 if ready else 503,
         )
+
+    if settings.metrics_enabled and settings.metrics_port is None:
+        registry = telemetry.metrics_registry()
+
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics(request: Request) -> Response:
+            sources: Sources = request.app.state.sources
+            # A breaker turns half-open with time alone, no call telling: read them now.
+            for source in sources:
+                source.telemetry.breaker(source.breaker.state)
+            return Response(
+                telemetry.render_metrics(registry), media_type=telemetry.CONTENT_TYPE_LATEST
+            )
 
     return app
 
@@ -161,3 +181,9 @@ def _drain_on_signals(drain: Callable[[], None]) -> Callable[[], None]:
                 signal.signal(sig, handler)
 
     return restore
+
+
+def app_from_environment() -> FastAPI:
+    """The app with settings from the environment: the factory `gateway serve` hands to
+    uvicorn by name, so each worker process builds its own."""
+    return create_app(Settings(), drain_on_signals=True)

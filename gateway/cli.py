@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -22,7 +26,7 @@ from datasources import users as users_source
 from datasources.analytics import RefreshResult, refresh_daily_metrics
 from datasources.credentials import RotationResult, rotate_credentials
 from datasources.users import UserRecord
-from gateway.app import create_app
+from gateway.core import logs, telemetry
 from gateway.core.crypto import SecretBox
 from gateway.core.settings import Settings
 from resolvers.deletion import SweepResult, finish_deletions
@@ -85,14 +89,48 @@ async def _rotate(settings: Settings, progress: bool) -> RotationResult:
             return await rotate_credentials(db=sources.credentials.db, box=box, on_progress=advance)
 
 
+def _share_metrics(workers: int) -> None:
+    """Make the workers' metrics one set: each writes to PROMETHEUS_MULTIPROC_DIR (a
+    temporary directory when several run and none is set), emptied first of an earlier
+    run's files. Set before any worker starts, so each reads it as it imports."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path is None:
+        if workers == 1:
+            return
+        path = tempfile.mkdtemp(prefix="gateway-metrics-")
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    telemetry.prepare_multiprocess_dir(path)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the gateway against the configured databases."""
     settings = _settings()
+    if args.workers < 1:
+        console.print("[red]--workers must be at least 1[/red]")
+        return 2
+    _share_metrics(args.workers)
+    if settings.metrics_enabled and settings.metrics_port is not None:
+        # Served by this process (the workers' supervisor when there are several).
+        from prometheus_client import start_http_server  # noqa: PLC0415 - serve only
+
+        start_http_server(
+            settings.metrics_port,
+            addr=settings.metrics_host,
+            registry=telemetry.metrics_registry(),
+        )
     uvicorn.run(
-        create_app(settings, drain_on_signals=True),
+        # By name, so that each worker builds its own app (and sources, breakers, pools);
+        # each drains its requests on SIGTERM (gateway/app.py).
+        "gateway.app:app_from_environment",
+        factory=True,
+        workers=args.workers,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        log_config=logs.logging_config(settings.log_format, args.log_level),
+        # The app logs each request itself, with its request id (gateway/observability.py).
+        access_log=False,
         # On SIGTERM, requests in flight get this long before they are cancelled.
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
@@ -217,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (each has its own pools, breakers and bulkheads)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     demo = commands.add_parser("demo", help=cmd_demo.__doc__)

@@ -16,6 +16,7 @@ from datasources import Sources
 from datasources.analytics import refresh_daily_metrics
 from gateway.app import create_app
 from gateway.core.crypto import SecretBox
+from gateway.core.logs import logging_config
 from gateway.core.settings import Settings
 from gateway.embedded import EmbeddedMongo, EmbeddedMongoError, free_port
 from gateway.seed import DEMO_EMAIL, DEMO_PASSWORD, is_seeded, seed_demo
@@ -76,6 +77,9 @@ def run_demo(*, host: str, port: int, data_dir: Path) -> int:
             host=host,
             port=port,
             log_level="info",
+            # Text lines for a person at a terminal, each request's with its request id.
+            log_config=logging_config("text", "info"),
+            access_log=False,
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         )
     except KeyboardInterrupt:

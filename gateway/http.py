@@ -41,6 +41,7 @@ from datasources import Sources, deadline, observe
 from gateway.core.auth import TokenService
 from gateway.core.errors import GatewayError, RequestTimedOut, ShuttingDown
 from gateway.core.settings import Settings
+from gateway.core.telemetry import response_extensions
 from resolvers.context import Context
 from schema import CACHED_DOCUMENTS, MAX_TOKENS, GatewaySchema
 
@@ -195,7 +196,10 @@ async def read_request(request: Request) -> GraphQLRequest:
 
 
 def _error_body(message: str, code: str = "BAD_USER_INPUT") -> dict[str, Any]:
-    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+    body: dict[str, Any] = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    if extensions := response_extensions():  # the request id (gateway/observability.py)
+        body["extensions"] = extensions
+    return body
 
 
 def failed_before_execution(result: ExecutionResult) -> bool:
@@ -227,6 +231,8 @@ def result_body(result: ExecutionResult) -> dict[str, Any]:
         body["errors"] = [error.formatted for error in result.errors]
     if not failed_before_execution(result):
         body["data"] = result.data
+    if extensions := response_extensions(result.extensions):  # the request id, with any other
+        body["extensions"] = extensions
     return body
 
 

@@ -23,6 +23,7 @@ from strawberry.types import ExecutionContext
 
 from schema._base import DECIMAL_SCALAR
 from schema._errors import CodedErrors
+from schema._observed import ObservedOperation
 from schema.root import Mutation, Query
 
 __all__ = ["GatewaySchema", "build_schema"]
@@ -68,6 +69,7 @@ def build_schema(*, max_depth: int = 12) -> GatewaySchema:
         alias_limit_rule(MAX_ALIASES),
     ]
     extensions: list[Any] = [
+        ObservedOperation,
         CodedErrors,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: AddValidationRules(limits),

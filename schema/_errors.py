@@ -10,6 +10,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from gateway.core.errors import GatewayError
+from gateway.core.telemetry import current_request
 
 log = logging.getLogger("gateway.errors")
 
@@ -44,13 +45,16 @@ def code_error(error: GraphQLError) -> GraphQLError:
         )
     if cause is not None and not isinstance(cause, GraphQLError):
         log.error("unexpected error at %s", error.path, exc_info=cause)
+        # The request id finds the logged details (the log line carries it too).
+        request = current_request()
+        extra = {"requestId": request.request_id} if request is not None else {}
         return GraphQLError(
             INTERNAL_MESSAGE,
             nodes=error.nodes,
             source=error.source,
             positions=error.positions,
             path=error.path,
-            extensions={"code": "INTERNAL"},
+            extensions={"code": "INTERNAL", **extra},
         )
     # Syntax, validation and variable errors: the request itself is at fault.
     code = "QUERY_TOO_COMPLEX" if _TOO_COMPLEX.search(error.message) else "BAD_USER_INPUT"

@@ -297,7 +297,18 @@ async def gql(
     response = await client.post(
         "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
     )
+    return body_of(response)
+
+
+def body_of(response: httpx.Response) -> dict[str, Any]:
+    """The JSON body of a `/graphql` response, less the request id that every one carries in
+    `extensions` (checked here: the same as its X-Request-Id header)."""
     body: dict[str, Any] = response.json()
+    extensions = body.get("extensions", {})
+    assert extensions.get("requestId") == response.headers["x-request-id"], body
+    del extensions["requestId"]
+    if not extensions:
+        del body["extensions"]
     return body
 
 

@@ -85,6 +85,21 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=12, gt=0)
     graphiql: bool = True
 
+    # Observability. `/metrics` (Prometheus text format) is served on the API port unless
+    # METRICS_PORT names a port of its own (`gateway serve` starts it, on METRICS_HOST), so
+    # it need not be reachable where the API is; METRICS_ENABLED=false serves it nowhere.
+    metrics_enabled: bool = True
+    metrics_port: int | None = Field(default=None, gt=0, lt=65536)
+    metrics_host: str = "127.0.0.1"
+    # OpenTelemetry tracing (the `otel` extra): one span per request and per source call,
+    # exported as the standard OTEL_* variables say (OTLP over HTTP by default).
+    tracing_enabled: bool = False
+    # `json` (one object per line, for log collectors) or `text` (for reading by eye).
+    log_format: Literal["text", "json"] = "json"
+    # Add each request's query text to its log line: development only, for it can hold
+    # anything a client typed. Variables (passwords, secrets) are never logged.
+    log_query_text: bool = False
+
     @property
     def brokers(self) -> tuple[str, ...]:
         """The brokers a strategy may name."""
@@ -115,6 +130,8 @@ class Settings(BaseSettings):
         parse_source_timeouts(self.source_timeouts)
         if not self.brokers:
             raise ValueError("STRATEGY_BROKERS must name at least one broker")
+        if self.log_query_text and self.gateway_env != "development":
+            raise ValueError("LOG_QUERY_TEXT is for development only: queries can hold secrets")
         secret = self.jwt_secret.get_secret_value()
         if self.gateway_env == "production":
             if secret == DEV_JWT_SECRET:

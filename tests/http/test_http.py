@@ -9,7 +9,7 @@ import httpx
 import pytest
 from bson import ObjectId
 
-from tests.helpers import error_codes, make_strategy, make_user, token_for
+from tests.helpers import body_of, error_codes, make_strategy, make_user, token_for
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -64,7 +64,7 @@ async def test_a_post_with_a_json_body_runs_the_operation(client, sources, setti
     )
 
     assert response.status_code == 200
-    assert response.json() == {"data": {"me": {"email": "post@example.com"}}}
+    assert body_of(response) == {"data": {"me": {"email": "post@example.com"}}}
 
 
 async def test_a_get_takes_query_variables_and_operation_name_from_the_query_string(
@@ -80,7 +80,7 @@ async def test_a_get_takes_query_variables_and_operation_name_from_the_query_str
     )
 
     assert response.status_code == 200
-    assert response.json() == {"data": {"me": {"id": user.id}}}
+    assert body_of(response) == {"data": {"me": {"id": user.id}}}
 
 
 async def test_a_mutation_over_get_is_405_allowing_post_and_writes_nothing(client, sources):
@@ -111,7 +111,7 @@ async def test_a_json_body_with_a_charset_parameter_is_accepted(client):
     )
 
     assert response.status_code == 200
-    assert response.json() == {"data": {"__typename": "Query"}}
+    assert body_of(response) == {"data": {"__typename": "Query"}}
 
 
 @pytest.mark.parametrize(
@@ -280,7 +280,7 @@ async def test_a_whole_surrogate_pair_is_ordinary_text(client, sources, settings
         headers={"Content-Type": JSON, "Authorization": f"Bearer {token_for(settings, user)}"},
     )
 
-    assert response.json() == {"data": {"updateProfile": {"firstName": "Ada \U0001f600"}}}
+    assert body_of(response) == {"data": {"updateProfile": {"firstName": "Ada \U0001f600"}}}
 
 
 # --- Accept negotiation -------------------------------------------------------------------------
@@ -304,7 +304,7 @@ async def test_the_response_media_type_follows_the_accept_header(client, accept,
 
     assert response.status_code == 200
     assert media_type(response) == expected
-    assert response.json() == {"data": {"__typename": "Query"}}
+    assert body_of(response) == {"data": {"__typename": "Query"}}
 
 
 @pytest.mark.parametrize("accept", ["text/plain", "text/html", f"{JSON};q=0"])
@@ -380,7 +380,7 @@ async def test_operation_name_picks_one_of_several_operations(client, name):
     response = await post(client, {"query": SEVERAL_OPERATIONS, "operationName": name})
 
     assert response.status_code == 200
-    assert response.json() == {"data": {name.lower(): "Query"}}
+    assert body_of(response) == {"data": {name.lower(): "Query"}}
 
 
 async def test_an_unknown_operation_name_is_400(client):
@@ -424,7 +424,7 @@ async def test_a_browser_get_with_a_query_runs_it_instead_of_serving_graphiql(cl
     )
 
     assert response.status_code == 200
-    assert response.json() == {"data": {"__typename": "Query"}}
+    assert body_of(response) == {"data": {"__typename": "Query"}}
 
 
 # --- Error codes and limits ---------------------------------------------------------------------
@@ -483,7 +483,7 @@ async def test_a_query_within_the_limits_runs(client, sources, settings):
         client, {"query": shallow}, Authorization=f"Bearer {token_for(settings, user)}"
     )
 
-    assert response.json() == {"data": {"me": {"strategies": {"edges": []}}}}
+    assert body_of(response) == {"data": {"me": {"strategies": {"edges": []}}}}
 
 
 async def test_an_unexpected_exception_is_masked_as_internal(client, sources, settings):
@@ -508,7 +508,8 @@ async def test_an_unexpected_exception_is_masked_as_internal(client, sources, se
             "message": "Internal server error.",
             "locations": body["errors"][0]["locations"],
             "path": ["strategies"],
-            "extensions": {"code": "INTERNAL"},
+            # The request id finds the details in the log.
+            "extensions": {"code": "INTERNAL", "requestId": response.headers["x-request-id"]},
         }
     ]
     for leak in ("many-errors-sentinel", "ValueError", "invalid literal", "Traceback", ".py"):

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from datasources import analytics as analytics_source
 from gateway.app import create_app
 from gateway.core.settings import Settings
-from tests.helpers import every_source_timeout, gql, make_strategy, make_user, token_for
+from tests.helpers import body_of, every_source_timeout, gql, make_strategy, make_user, token_for
 
 # Nothing listens on port 9 (discard) of the loopback: connections are refused at once.
 DOWN_TRADES_URL = "postgresql+asyncpg://postgres@127.0.0.1:9/x"
@@ -153,7 +153,7 @@ async def test_a_query_of_healthy_sources_only_has_no_errors(degraded, sources, 
 
     response = await ask(degraded, "{ me { email strategies { totalCount } } }", token)
 
-    assert response.json() == {
+    assert body_of(response) == {
         "data": {"me": {"email": "degraded@example.com", "strategies": {"totalCount": 2}}}
     }
 

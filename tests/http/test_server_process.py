@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from gateway.core.settings import DEV_JWT_SECRET, Settings
+from tests.helpers import body_of
 
 pytestmark = pytest.mark.slow
 
@@ -191,7 +192,7 @@ async def test_a_served_gateway_signs_up_a_user_and_answers_their_dashboard(http
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/graphql-response+json")
-    assert response.json() == {
+    assert body_of(response) == {
         "data": {
             "dashboard": {
                 "user": {"id": payload["user"]["id"], "email": "served@example.com"},
