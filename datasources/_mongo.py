@@ -145,4 +145,5 @@ class MongoSource(SourceBase):
 
     async def close(self) -> None:
         """Give the shared client back; the last source on a server closes it."""
+        await self._calls_ended()
         await self._client.release()

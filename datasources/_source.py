@@ -345,6 +345,8 @@ class SourceBase:
         # What a call fails with when the source is down (and so counts against its breaker).
         self._failures: tuple[type[BaseException], ...] = (SourceUnavailable, *self._unavailable)
         self._slots = asyncio.Semaphore(self.limits.concurrency)
+        # The driver calls still running, abandoned by their callers or not.
+        self._running: set[asyncio.Future[Any]] = set()
         # What every call reports (metrics, spans): see `_within_deadline`.
         self.telemetry = SourceMeter(
             self.name, db_system=self.db_system, concurrency=self.limits.concurrency
@@ -438,8 +440,14 @@ class SourceBase:
         remaining = until - loop.time()
         task = asyncio.ensure_future(self._bounded(call, remaining))
         task.add_done_callback(lambda _done: self._slots.release())
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
         try:
-            result = await asyncio.wait_for(asyncio.shield(task), remaining)
+            # Not `asyncio.wait_for`: on Python 3.11 it loses the caller's cancellation when
+            # the call ends at the same moment, and the caller then runs on (a background
+            # loop that was stopped would sleep again instead of ending).
+            async with asyncio.timeout(remaining):
+                result = await asyncio.shield(task)
         except asyncio.CancelledError:  # the caller went away: says nothing of the source
             self._abandon(task)
             self.breaker.let_go(ticket)
@@ -496,6 +504,12 @@ class SourceBase:
         one."""
         _BOUNDED.set(self)
         return await call
+
+    async def _calls_ended(self) -> None:
+        """Wait for the driver calls still running (each ends by its deadline): a client
+        closed under one would leave its connection open."""
+        if self._running:
+            await asyncio.wait(set(self._running))
 
     def _abandon(self, task: asyncio.Task[Any]) -> None:
         """End a call nobody waits for any more: cancelled, unless the source overrides."""

@@ -215,4 +215,5 @@ class SqlSource(SourceBase):
 
     async def close(self) -> None:
         """Give the engine back; the last source on a database disposes of its pool."""
+        await self._calls_ended()
         await self._shared.release()

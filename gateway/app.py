@@ -71,9 +71,7 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
         finally:
             restore()
             for task in (sweeper, relay):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await _stopped(task)
             try:
                 async with asyncio.timeout(settings.shutdown_close_seconds):
                     await sources.close()
@@ -143,6 +141,16 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
             )
 
     return app
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    """Cancel a background loop and wait until it has ended, cancelling again should a
+    cancellation be lost on its way (as asyncio on Python 3.11 can lose one)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
 
 
 def _nothing() -> None:

@@ -159,12 +159,18 @@ class FaultProxy:
 
     async def set(self, mode: Mode, *, latency: float = 0.0) -> None:
         """Switch to `mode`: `cut` and `refuse` reset every open connection now; `refuse`
-        also stops listening, and any other mode listens again on the same port."""
+        also stops listening, and any other mode listens again on the same port. Leaving a
+        stall resets the connections accepted during it (they never reached the server)."""
         self.mode, self.latency = mode, latency
         if mode == "stall":
             self._flowing.clear()
         else:
             self._flowing.set()
+            # Connections accepted while stalled were never joined to the server: black-holed
+            # for good, as a real network leaves them. Reset, so their peers learn it now.
+            for link in [link for link in self._links if link.server is None]:
+                link.abort()
+                self._links.discard(link)
         if mode in ("cut", "refuse"):
             self._abort_links()
         if mode == "refuse":
