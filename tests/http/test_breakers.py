@@ -19,8 +19,8 @@ from tests.helpers import gql, make_user, token_for
 
 pytestmark = pytest.mark.slow
 
-OUTAGE = 10.0
-COOLDOWN = 2.0
+OUTAGE = 30.0
+COOLDOWN = 5.0  # the default
 FAILURES = 5
 DASHBOARD = "{ dashboard { strategyCounts { total } recentTrades { id } pnl { allTime } } }"
 ME = "{ me { id email } }"
@@ -89,10 +89,11 @@ async def test_an_open_breaker_leaves_a_dead_source_alone_and_others_keep_their_
             await asyncio.sleep(0.2)
             recovered = await gql(http, DASHBOARD, token=token)
 
-    # 8 dashboards/s for 10 s, two trades reads each, would be 160+ attempts without it:
-    # the breaker lets through the failures that open it and one probe per cooldown.
-    # (Each failed SQL read may try twice: once more on a fresh connection.)
-    assert attempts <= 2 * (FAILURES + OUTAGE / COOLDOWN) + 5, attempts
+    print(f"{attempts} connection attempts in {OUTAGE:.0f} s")  # noqa: T201 - the note reports it
+    # 8 dashboards/s for 30 s, two trades reads each, would be 480+ attempts without it:
+    # the breaker lets through the failures that open it and one probe per cooldown (a
+    # failed SQL probe may try twice: once more on a fresh connection). Seen: 11.
+    assert attempts <= FAILURES + 2 * OUTAGE / COOLDOWN, attempts
     assert ready["ok"] is False
     assert ready["breaker"] in ("open", "half-open")
     assert during >= 0.8 * normal, (during, normal)
