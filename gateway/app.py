@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
     answered SHUTTING_DOWN, before the server would drop them unanswered.
     """
     settings = settings or Settings()
-    schema = build_schema(max_depth=settings.max_query_depth)
+    schema = build_schema(max_depth=settings.max_query_depth, max_cost=settings.max_query_cost)
     if settings.tracing_enabled:
         telemetry.enable_tracing()
 

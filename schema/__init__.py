@@ -21,7 +21,9 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from gateway.core.settings import MAX_QUERY_COST
 from schema._base import DECIMAL_SCALAR
+from schema._cost import CostLimit
 from schema._errors import CodedErrors
 from schema._observed import ObservedOperation
 from schema.root import Mutation, Query
@@ -58,7 +60,7 @@ class GatewaySchema(strawberry.Schema):
         del errors, execution_context
 
 
-def build_schema(*, max_depth: int = 12) -> GatewaySchema:
+def build_schema(*, max_depth: int = 12, max_cost: int = MAX_QUERY_COST) -> GatewaySchema:
     """The schema with its limits: depth, aliases and tokens per document.
 
     The limit rules are built once (not per request, as QueryDepthLimiter and
@@ -72,6 +74,7 @@ def build_schema(*, max_depth: int = 12) -> GatewaySchema:
         ObservedOperation,
         CodedErrors,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: CostLimit(budget=max_cost),
         lambda: AddValidationRules(limits),
         CachedParser,
         lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),

@@ -13,6 +13,7 @@ from gateway.core.errors import BadUserInput
 from resolvers.context import Context
 from resolvers.pagination import Slice
 from resolvers.records import StoredField
+from schema._cost import AGGREGATE
 
 Info = strawberry.Info[Context, None]
 
@@ -136,7 +137,7 @@ class Connection(Generic[NodeT]):
     page_info: PageInfo
     total: strawberry.Private[Callable[[], Awaitable[int]]]
 
-    @strawberry.field(description="How many items the whole list holds.")
+    @strawberry.field(description="How many items the whole list holds.", directives=[AGGREGATE])
     async def total_count(self) -> int:
         return await self.total()
 

@@ -6,6 +6,7 @@ import strawberry
 
 from resolvers.admin import get_user, user_page
 from schema._base import Connection, Info
+from schema._cost import PAGE
 from schema._permissions import IsAdmin
 from schema.users import User
 
@@ -28,6 +29,7 @@ class AdminQueries:
         description="Every user, newest first (ADMIN only). `search` matches a substring "
         "of the email or either name, case-insensitively.",
         permission_classes=[IsAdmin],
+        directives=[PAGE],
     )
     async def users(
         self,

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry.scalars import JSON
 
+from gateway.core.settings import MAX_PAGE_SIZE
 from resolvers.figures import DayFigures, Figures, daily_series, summarize
 from resolvers.records import ActivityEventRecord, DailyMetricRecord
 from resolvers.strategies import strategy_by_id
 from schema._base import Info
+from schema._cost import ListSize
 
 if TYPE_CHECKING:
     from schema.strategies import Strategy
@@ -96,8 +98,10 @@ class StrategyBreakdown(FigureFields):
 class Analytics(FigureFields):
     from_: date | None = strawberry.field(name="from")
     to: date | None
-    daily: list[AnalyticsDay]
-    by_strategy: list[StrategyBreakdown]
+    daily: list[AnalyticsDay] = strawberry.field(directives=[ListSize(assumed_size=366)])
+    by_strategy: list[StrategyBreakdown] = strawberry.field(
+        directives=[ListSize(assumed_size=MAX_PAGE_SIZE)]
+    )
 
     @classmethod
     def from_rows(

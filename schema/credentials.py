@@ -11,6 +11,7 @@ import strawberry
 from resolvers import credentials as credentials_resolvers
 from resolvers.records import CLIENT_ID, SECRET_FIELDS, CredentialsRecord
 from schema._base import Info
+from schema._cost import ListSize
 from schema._permissions import IsSignedIn
 
 
@@ -31,7 +32,9 @@ class CredentialField(Enum):
 class Credentials:
     broker: str | None
     client_id: str | None
-    configured_fields: list[CredentialField]
+    configured_fields: list[CredentialField] = strawberry.field(
+        directives=[ListSize(assumed_size=len(SECRET_FIELDS))]
+    )
     api_key_hint: str | None
     updated_at: datetime | None
 

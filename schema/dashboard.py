@@ -17,6 +17,7 @@ import strawberry
 
 from resolvers import dashboard as aggregates
 from schema._base import Info
+from schema._cost import AGGREGATE, ListSize
 from schema._permissions import aggregate
 from schema.analytics import ActivityEvent
 from schema.credentials import Credentials
@@ -76,6 +77,8 @@ async def _sources(info: Info) -> list[SourceStatus]:
     ]
 
 
+# A list of `first` items, 10 when omitted.
+FIRST_TEN = ListSize(slicing_arguments=["first"], assumed_size=10)
 _SOURCES_HELP = (
     "Each source this request read, whether it answered and how fast: resolved once every "
     "other call of the request has ended. A source that failed also has its coded errors."
@@ -87,7 +90,7 @@ _SOURCES_HELP = (
 class Profile:
     user_id: strawberry.Private[str]
 
-    @strawberry.field(description=_SOURCES_HELP)
+    @strawberry.field(description=_SOURCES_HELP, directives=[ListSize(assumed_size=8)])
     async def sources(self, info: Info) -> list[SourceStatus]:
         return await _sources(info)
 
@@ -104,15 +107,21 @@ class Profile:
         record = await aggregates.credentials(info.context, self.user_id)
         return Credentials.from_record(record) if record else None
 
-    @strawberry.field(description="Number of strategies (strategies source).")
+    @strawberry.field(
+        description="Number of strategies (strategies source).", directives=[AGGREGATE]
+    )
     async def strategy_count(self, info: Info) -> int | None:
         return (await aggregates.strategy_counts(info.context, self.user_id)).count()
 
-    @strawberry.field(description="Number of trades, open and closed (trades source).")
+    @strawberry.field(
+        description="Number of trades, open and closed (trades source).", directives=[AGGREGATE]
+    )
     async def trade_count(self, info: Info) -> int | None:
         return (await aggregates.trade_summary(info.context, self.user_id)).trades
 
-    @strawberry.field(description="Net PnL of every closed trade (trades source).")
+    @strawberry.field(
+        description="Net PnL of every closed trade (trades source).", directives=[AGGREGATE]
+    )
     async def lifetime_pnl(self, info: Info) -> Decimal | None:
         return (await aggregates.trade_summary(info.context, self.user_id)).net_pnl
 
@@ -122,7 +131,7 @@ class Profile:
 class Dashboard:
     user_id: strawberry.Private[str]
 
-    @strawberry.field(description=_SOURCES_HELP)
+    @strawberry.field(description=_SOURCES_HELP, directives=[ListSize(assumed_size=8)])
     async def sources(self, info: Info) -> list[SourceStatus]:
         return await _sources(info)
 
@@ -130,7 +139,9 @@ class Dashboard:
     async def user(self, info: Info) -> User:
         return User.from_record((await info.context.viewer()).user)
 
-    @strawberry.field(description="Strategies per status (strategies source).")
+    @strawberry.field(
+        description="Strategies per status (strategies source).", directives=[AGGREGATE]
+    )
     async def strategy_counts(self, info: Info) -> StrategyCounts | None:
         counts = await aggregates.strategy_counts(info.context, self.user_id)
         return StrategyCounts(
@@ -141,17 +152,24 @@ class Dashboard:
             total=counts.count(),
         )
 
-    @strawberry.field(description="The newest ACTIVE strategies (strategies source).")
+    @strawberry.field(
+        description="The newest ACTIVE strategies (strategies source).", directives=[FIRST_TEN]
+    )
     async def active_strategies(self, info: Info, first: int = 10) -> list[Strategy] | None:
         records = await aggregates.active_strategies(info.context, self.user_id, first)
         return [Strategy.from_record(record) for record in records]
 
-    @strawberry.field(description="The newest trades by entry time (trades source).")
+    @strawberry.field(
+        description="The newest trades by entry time (trades source).", directives=[FIRST_TEN]
+    )
     async def recent_trades(self, info: Info, first: int = 10) -> list[Trade] | None:
         records = await aggregates.recent_trades(info.context, self.user_id, first)
         return [Trade.from_record(record) for record in records]
 
-    @strawberry.field(description="Net PnL today, 7 days, 30 days, all time (trades source).")
+    @strawberry.field(
+        description="Net PnL today, 7 days, 30 days, all time (trades source).",
+        directives=[AGGREGATE],
+    )
     async def pnl(self, info: Info) -> PnlSummary | None:
         windows = await aggregates.pnl(info.context, self.user_id)
         return PnlSummary(
@@ -161,7 +179,10 @@ class Dashboard:
             all_time=windows.all_time,
         )
 
-    @strawberry.field(description="Cumulative net PnL per UTC day (trades source).")
+    @strawberry.field(
+        description="Cumulative net PnL per UTC day (trades source).",
+        directives=[AGGREGATE, ListSize(slicing_arguments=["days"], assumed_size=30)],
+    )
     async def equity_curve(self, info: Info, days: int = 30) -> list[EquityPoint] | None:
         points = await aggregates.equity(info.context, self.user_id, days)
         return [EquityPoint(day=p.day, net_pnl=p.net_pnl, equity=p.equity) for p in points]
@@ -171,7 +192,9 @@ class Dashboard:
         record = await aggregates.credentials(info.context, self.user_id)
         return bool(record and record.configured_fields)
 
-    @strawberry.field(description="The newest activity events (analytics source).")
+    @strawberry.field(
+        description="The newest activity events (analytics source).", directives=[FIRST_TEN]
+    )
     async def recent_activity(self, info: Info, first: int = 10) -> list[ActivityEvent] | None:
         records = await aggregates.recent_activity(info.context, self.user_id, first)
         return [ActivityEvent.from_record(record) for record in records]

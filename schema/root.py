@@ -11,6 +11,7 @@ from strawberry.tools import merge_types
 from resolvers.analytics import analytics_rows
 from resolvers.strategies import get_strategy, strategy_page
 from schema._base import Info, StrategyStatus
+from schema._cost import AGGREGATE, PAGE
 from schema._permissions import HasAccessToken, IsSignedIn
 from schema.account_deletion import AccountDeletionMutations
 from schema.accounts import AccountMutations
@@ -60,7 +61,9 @@ class ViewerQueries:
         return Strategy.from_record(await get_strategy(info.context, id))
 
     @strawberry.field(
-        description="The viewer's strategies, newest first.", permission_classes=[IsSignedIn]
+        description="The viewer's strategies, newest first.",
+        permission_classes=[IsSignedIn],
+        directives=[PAGE],
     )
     async def strategies(
         self,
@@ -85,6 +88,7 @@ class ViewerQueries:
     @strawberry.field(
         description="The viewer's figures between two UTC days (inclusive).",
         permission_classes=[IsSignedIn],
+        directives=[AGGREGATE],
     )
     async def analytics(
         self,

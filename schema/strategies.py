@@ -25,6 +25,7 @@ from schema._base import (
     sent_values,
     shown_values,
 )
+from schema._cost import AGGREGATE, Cost
 from schema._permissions import IsSignedIn
 from schema.trades import trades_field
 
@@ -39,13 +40,14 @@ if TYPE_CHECKING:
 class Strategy:
     id: strawberry.ID
     name: str
-    code: str
+    # Up to 256 KiB each: a page of them is a large answer.
+    code: str = strawberry.field(directives=[Cost(weight=25)])
     status: StrategyStatus
     container_id: str | None
     instrument: str | None
     broker: str | None
     environment: Environment
-    config: JSON
+    config: JSON = strawberry.field(directives=[Cost(weight=5)])  # up to 64 KiB
     last_action: str | None
     auto_reconnect: bool
     error_message: str | None
@@ -84,7 +86,10 @@ class Strategy:
         description="The strategy's trades, newest entry first (trades source).",
     )
 
-    @strawberry.field(description="Lifetime figures from the daily metrics (analytics source).")
+    @strawberry.field(
+        description="Lifetime figures from the daily metrics (analytics source).",
+        directives=[AGGREGATE],
+    )
     async def performance(
         self, info: Info
     ) -> Annotated[Performance, strawberry.lazy("schema.analytics")] | None:

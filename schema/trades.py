@@ -22,6 +22,7 @@ from schema._base import (
     enum_value,
     shown_values,
 )
+from schema._cost import PAGE
 
 if TYPE_CHECKING:
     from schema.strategies import Strategy
@@ -124,5 +125,8 @@ def trades_field(
         return TradeConnection.of(page, Trade.from_record)
 
     return strawberry.field(
-        resolver=trades, description=description, permission_classes=permission_classes
+        resolver=trades,
+        description=description,
+        permission_classes=permission_classes,
+        directives=[PAGE],
     )

@@ -12,6 +12,7 @@ from resolvers.credentials import credentials_of
 from resolvers.records import USER_FIELDS, UserRecord
 from resolvers.strategies import strategy_page
 from schema._base import Info, Role, StrategyStatus, enum_value, shown_values
+from schema._cost import AGGREGATE, PAGE
 from schema.trades import trades_field
 
 if TYPE_CHECKING:
@@ -44,7 +45,9 @@ class User:
             **values,
         )
 
-    @strawberry.field(description="The user's strategies, newest first (strategies source).")
+    @strawberry.field(
+        description="The user's strategies, newest first (strategies source).", directives=[PAGE]
+    )
     async def strategies(
         self,
         info: Info,
@@ -77,7 +80,10 @@ class User:
         description="The user's trades, newest entry first (trades source).",
     )
 
-    @strawberry.field(description="The user's figures between two UTC days (analytics source).")
+    @strawberry.field(
+        description="The user's figures between two UTC days (analytics source).",
+        directives=[AGGREGATE],
+    )
     async def analytics(
         self,
         info: Info,

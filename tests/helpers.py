@@ -301,12 +301,15 @@ async def gql(
 
 
 def body_of(response: httpx.Response) -> dict[str, Any]:
-    """The JSON body of a `/graphql` response, less the request id that every one carries in
-    `extensions` (checked here: the same as its X-Request-Id header)."""
+    """The JSON body of a `/graphql` response, less what every one carries in `extensions`:
+    the request id (checked here: the same as its X-Request-Id header) and, for a query that
+    ran, its cost (checked: within the budget; tests/schema/test_cost.py checks the figure)."""
     body: dict[str, Any] = response.json()
     extensions = body.get("extensions", {})
     assert extensions.get("requestId") == response.headers["x-request-id"], body
     del extensions["requestId"]
+    if (cost := extensions.pop("cost", None)) is not None:
+        assert 0 <= cost["requested"] <= cost["budget"], cost
     if not extensions:
         del body["extensions"]
     return body

@@ -17,6 +17,8 @@ DEFAULT_BROKERS = "binance,zerodha,alpaca,interactive-brokers"
 _KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 MAX_PAGE_SIZE = 100
+# The default budget of one query, in the cost model's units (schema/_cost.py).
+MAX_QUERY_COST = 5000
 
 
 class Settings(BaseSettings):
@@ -83,6 +85,8 @@ class Settings(BaseSettings):
     shutdown_close_seconds: float = Field(default=5.0, gt=0)
     sql_pool_size: int = Field(default=10, gt=0)
     max_query_depth: int = Field(default=12, gt=0)
+    # What one query may cost (schema/_cost.py); a dearer one is refused before it runs.
+    max_query_cost: int = Field(default=MAX_QUERY_COST, gt=0)
     graphiql: bool = True
 
     # Observability. `/metrics` (Prometheus text format) is served on the API port unless

@@ -1,0 +1,315 @@
+"""What a query costs, computed before it runs, and the budget it must fit.
+
+Each field's cost is declared on the field itself, in the directives of the IBM GraphQL
+Cost Directive specification (the ones Apollo's demand control reads), so the SDL shows
+the model and a new field cannot drift from a separate table:
+
+    @cost(weight: 10)     what resolving the field once costs. Without it: 1 for a field
+                          of an object type (a loader lookup, or a part of its parent), 0
+                          for a scalar or enum, which comes with its parent's read.
+    @listSize(assumedSize: 12)
+                          a list of at most 12 items.
+    @listSize(slicingArguments: ["first"], sizedFields: ["edges"])
+                          a list, or a connection whose `edges` are, of `first` items: the
+                          argument (a literal or a variable), its default when omitted,
+                          never more than the largest page.
+
+A field costs its weight plus its size times the cost of what is selected under it (for a
+connection, only its sized fields are multiplied); a selection costs the sum of its fields,
+fragments included. Every list field declares its size (`test_cost.py` walks the schema).
+A query over the budget (MAX_QUERY_COST) is refused before any source is asked, with
+QUERY_TOO_COMPLEX, the cost and the budget in `extensions`; every query that runs reports
+its cost in the response's `extensions.cost`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import strawberry
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLNamedType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    VariableNode,
+    get_named_type,
+    is_leaf_type,
+    is_list_type,
+    is_non_null_type,
+)
+from graphql.execution import ExecutionResult as GraphQLExecutionResult
+from strawberry.extensions import SchemaExtension
+from strawberry.schema_directive import Location
+
+from gateway.core.errors import QueryTooComplex
+from gateway.core.settings import MAX_PAGE_SIZE
+from resolvers.pagination import DEFAULT_PAGE_SIZE
+
+
+@strawberry.schema_directive(
+    locations=[Location.FIELD_DEFINITION],
+    name="cost",
+    description="What resolving this field once costs, in the query budget's units.",
+)
+class Cost:
+    weight: int
+
+
+@strawberry.schema_directive(
+    locations=[Location.FIELD_DEFINITION],
+    name="listSize",
+    description=(
+        "How many items this list field returns: assumedSize, or the value of one of the "
+        "slicingArguments; with sizedFields, the list is those fields of the returned object."
+    ),
+)
+class ListSize:
+    # UNSET, not None: an argument left out is left out of the printed SDL too.
+    assumed_size: int | None = strawberry.UNSET
+    slicing_arguments: list[str] | None = strawberry.UNSET
+    sized_fields: list[str] | None = strawberry.UNSET
+
+
+# A connection of `first` items (DEFAULT_PAGE_SIZE when omitted): its edges are the list.
+PAGE = ListSize(slicing_arguments=["first"], sized_fields=["edges"], assumed_size=DEFAULT_PAGE_SIZE)
+# What a field that computes over many rows (a count, a sum, a series) costs once.
+AGGREGATE = Cost(weight=10)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldCost:
+    """The cost model of one field."""
+
+    weight: int
+    assumed_size: int | None = None
+    slicing_arguments: tuple[str, ...] = ()
+    sized_fields: tuple[str, ...] = ()
+    is_list: bool = False
+    # The name of the type it returns (lists and non-null unwrapped).
+    returns: str = ""
+
+    @property
+    def sized(self) -> bool:
+        """Whether the field declares how many items it returns."""
+        return self.assumed_size is not None or bool(self.slicing_arguments)
+
+
+def field_cost(field: GraphQLField) -> FieldCost:
+    """The cost model a field declares (or the default for its type)."""
+    named = get_named_type(field.type)
+    weight = 0 if is_leaf_type(named) else 1
+    size = FieldCost(weight=weight)
+    definition = (field.extensions or {}).get("strawberry-definition")
+    for directive in getattr(definition, "directives", ()) or ():
+        if isinstance(directive, Cost):
+            weight = directive.weight
+        elif isinstance(directive, ListSize):
+            assumed = directive.assumed_size
+            size = FieldCost(
+                weight=weight,
+                assumed_size=assumed if isinstance(assumed, int) else None,
+                slicing_arguments=tuple(directive.slicing_arguments or ()),
+                sized_fields=tuple(directive.sized_fields or ()),
+            )
+    inner = field.type.of_type if is_non_null_type(field.type) else field.type
+    return FieldCost(
+        weight=weight,
+        assumed_size=size.assumed_size,
+        slicing_arguments=size.slicing_arguments,
+        sized_fields=size.sized_fields,
+        is_list=is_list_type(inner),
+        returns=named.name,
+    )
+
+
+class CostModel:
+    """The cost model of every field of a schema, read once."""
+
+    def __init__(self, schema: GraphQLSchema) -> None:
+        self.schema = schema
+        self.fields: dict[tuple[str, str], FieldCost] = {}
+        for named in schema.type_map.values():
+            if isinstance(named, GraphQLObjectType) and not named.name.startswith("__"):
+                for name, field in named.fields.items():
+                    self.fields[(named.name, name)] = field_cost(field)
+
+    def cost(
+        self,
+        operation: OperationDefinitionNode,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        variables: Mapping[str, Any] | None,
+    ) -> int:
+        """What `operation` costs with these variables."""
+        root = self.schema.get_root_type(operation.operation)
+        if root is None:
+            return 0
+        walk = _Walk(self, fragments, _variable_values(operation, variables or {}))
+        return walk.selection(operation.selection_set, root)
+
+
+def _variable_values(
+    operation: OperationDefinitionNode, given: Mapping[str, Any]
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for definition in operation.variable_definitions or ():
+        name = definition.variable.name.value
+        if name in given:
+            values[name] = given[name]
+        elif isinstance(definition.default_value, IntValueNode):
+            values[name] = int(definition.default_value.value)
+    return values
+
+
+class _Walk:
+    def __init__(
+        self,
+        model: CostModel,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        variables: Mapping[str, Any],
+    ) -> None:
+        self.model = model
+        self.fragments = fragments
+        self.variables = variables
+
+    def selection(
+        self, selection_set: SelectionSetNode | None, parent: GraphQLNamedType, seen: int = 0
+    ) -> int:
+        return sum(
+            self.field(node, parent, seen) for node in self._fields(selection_set, parent, seen)
+        )
+
+    def _fields(
+        self, selection_set: SelectionSetNode | None, parent: GraphQLNamedType, seen: int
+    ) -> Iterator[FieldNode]:
+        for node in selection_set.selections if selection_set else ():
+            if isinstance(node, FieldNode):
+                yield node
+            elif isinstance(node, InlineFragmentNode):
+                yield from self._fields(node.selection_set, parent, seen)
+            elif isinstance(node, FragmentSpreadNode) and seen < 64:  # validation refuses cycles
+                fragment = self.fragments.get(node.name.value)
+                if fragment is not None:
+                    yield from self._fields(fragment.selection_set, parent, seen + 1)
+
+    def field(self, node: FieldNode, parent: GraphQLNamedType, seen: int) -> int:
+        name = node.name.value
+        if name.startswith("__"):  # introspection and __typename: answered from the schema
+            return 0 if name == "__typename" else 1
+        model = self.model.fields.get((parent.name, name))
+        if model is None or not isinstance(parent, GraphQLObjectType):
+            return 1
+        child = get_named_type(parent.fields[name].type)
+        size = self._size(node, model)
+        if not model.sized_fields:
+            return model.weight + size * self.selection(node.selection_set, child, seen)
+        total = model.weight
+        for inner in self._fields(node.selection_set, child, seen):
+            cost = self.field(inner, child, seen)
+            total += size * cost if inner.name.value in model.sized_fields else cost
+        return total
+
+    def _size(self, node: FieldNode, model: FieldCost) -> int:
+        if not model.slicing_arguments:
+            return model.assumed_size if model.assumed_size is not None else 1
+        for argument in node.arguments or ():
+            if argument.name.value not in model.slicing_arguments:
+                continue
+            value: Any = None
+            if isinstance(argument.value, IntValueNode):
+                value = int(argument.value.value)
+            elif isinstance(argument.value, VariableNode):
+                value = self.variables.get(argument.value.name.value)
+            if isinstance(value, int):
+                return max(0, min(value, MAX_PAGE_SIZE))
+        return model.assumed_size if model.assumed_size is not None else MAX_PAGE_SIZE
+
+
+def unsized_lists(schema: GraphQLSchema) -> list[str]:
+    """The list fields that declare no size (each must: see the module docstring)."""
+    model = CostModel(schema)
+    sized_by_parent = {
+        (cost.returns, sized) for cost in model.fields.values() for sized in cost.sized_fields
+    }
+    return sorted(
+        f"{parent}.{field}"
+        for (parent, field), cost in model.fields.items()
+        if cost.is_list and not cost.sized and (parent, field) not in sized_by_parent
+    )
+
+
+def operation_of(
+    document: Any, operation_name: str | None
+) -> tuple[OperationDefinitionNode | None, dict[str, FragmentDefinitionNode]]:
+    """The operation a request runs, and the document's fragments."""
+    operations: list[OperationDefinitionNode] = []
+    fragments: dict[str, FragmentDefinitionNode] = {}
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            operations.append(definition)
+        elif isinstance(definition, FragmentDefinitionNode):
+            fragments[definition.name.value] = definition
+    chosen = _chosen(operations, operation_name)
+    return chosen, fragments
+
+
+def _chosen(
+    operations: Sequence[OperationDefinitionNode], name: str | None
+) -> OperationDefinitionNode | None:
+    if name is None:
+        return operations[0] if len(operations) == 1 else None
+    return next((op for op in operations if op.name and op.name.value == name), None)
+
+
+class CostLimit(SchemaExtension):
+    """Refuses an operation over the budget before it runs; reports the cost of the others."""
+
+    def __init__(self, *, budget: int) -> None:
+        self.budget = budget
+        self.cost: int | None = None
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None and context.result is None:
+            operation, fragments = operation_of(document, context.operation_name)
+            if operation is not None:
+                self.cost = _model(context.schema._schema).cost(
+                    operation, fragments, context.variables
+                )
+                if self.cost > self.budget:
+                    error = QueryTooComplex(
+                        f"This query would cost {self.cost}; the budget is {self.budget}.",
+                        cost=self.cost,
+                        budget=self.budget,
+                    )
+                    context.result = GraphQLExecutionResult(
+                        data=None,
+                        errors=[GraphQLError(error.message, original_error=error)],
+                    )
+        yield
+
+    def get_results(self) -> dict[str, Any]:
+        if self.cost is None or self.cost > self.budget:
+            return {}
+        return {"cost": {"requested": self.cost, "budget": self.budget}}
+
+
+_MODELS: dict[int, CostModel] = {}
+
+
+def _model(schema: GraphQLSchema) -> CostModel:
+    model = _MODELS.get(id(schema))
+    if model is None or model.schema is not schema:
+        model = _MODELS[id(schema)] = CostModel(schema)
+    return model

@@ -1,0 +1,149 @@
+"""The query cost limit (schema/_cost.py): every query priced before it runs, the dear ones
+refused without asking any source, the cost of the others reported."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import httpx
+import pytest
+from graphql import OperationDefinitionNode, parse
+
+from gateway.core.settings import MAX_QUERY_COST
+from schema import build_schema
+from schema._cost import CostModel, operation_of, unsized_lists
+from tests.helpers import ROOT, make_strategy, make_user, token_for
+
+# The issue's own examples: each costs far more than the budget.
+ATTACKS = [
+    "{trades(first:100){edges{node{strategy{trades(first:100){edges{node{strategy"
+    "{trades(first:100){edges{node{id}}}}}}}}}}}}",
+    "{strategies(first:100){edges{node{owner{strategies(first:100){edges{node{code}}}}}}}}",
+    # The page size in a variable counts as much as a literal.
+    "query($n: Int) { strategies(first: $n) { edges { node { code trades(first: $n) {"
+    " edges { node { id } } } } } } }",
+]
+DASHBOARD = """query Dashboard { dashboard { user { email } strategyCounts { active total }
+  activeStrategies { name } recentTrades { id } pnl { today allTime } equityCurve { day }
+  credentialsConfigured recentActivity { kind } sources { name status } } }"""
+# The largest answer the benchmarks ask for (bench/README.md): it must pass.
+LARGE = """{ strategies(first: 100) { edges { node { id name trades(first: 10) { edges { node {
+  id side quantity entryPrice exitPrice pnl fees status entryTime exitTime } } } } } } }"""
+
+
+def cost_of(query: str, variables: dict[str, Any] | None = None) -> int:
+    schema = build_schema()
+    document = parse(query)
+    operation, fragments = operation_of(document, None)
+    assert operation is not None
+    return CostModel(schema._schema).cost(operation, fragments, variables)
+
+
+async def post(http: httpx.AsyncClient, query: str, token: str, **variables: Any) -> httpx.Response:
+    return await http.post(
+        "/graphql",
+        json={"query": query, "variables": variables},
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/graphql-response+json",
+        },
+    )
+
+
+def test_every_list_field_declares_its_size_next_to_the_field() -> None:
+    assert unsized_lists(build_schema()._schema) == []
+
+
+def test_every_query_in_the_readme_costs_a_small_part_of_the_budget() -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```graphql\n(.*?)```", readme, re.S)
+    model = CostModel(build_schema()._schema)
+    costs = []
+    for block in blocks:
+        document = parse(block)
+        _, fragments = operation_of(document, None)
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        costs += [model.cost(operation, fragments, {}) for operation in operations]
+    assert costs
+    assert max(costs) * 10 <= MAX_QUERY_COST, costs
+    assert cost_of(DASHBOARD) * 10 <= MAX_QUERY_COST
+    assert cost_of(LARGE) <= MAX_QUERY_COST
+
+
+def test_lists_multiply_and_nested_lists_multiply_again() -> None:
+    one = cost_of("{ strategies(first: 1) { edges { node { id } } } }")
+    ten = cost_of("{ strategies(first: 10) { edges { node { id } } } }")
+    nested = cost_of(
+        "{ strategies(first: 10) { edges { node { trades(first: 10) { edges { node { id } } } } }"
+        " } }"
+    )
+    assert (one, ten) == (1 + 2, 1 + 20)  # the field, then an edge and a node per item
+    assert nested == 1 + 10 * (1 + 1 + 1 + 10 * 2)
+
+
+def test_a_page_size_counts_from_a_literal_a_variable_or_the_default_and_is_capped() -> None:
+    query = "query($n: Int) { strategies(first: $n) { edges { node { code } } } }"
+    assert cost_of(query, {"n": 2}) == 1 + 2 * (1 + 1 + 25)
+    assert cost_of(query, {"n": 10_000}) == 1 + 100 * (1 + 1 + 25)  # never past a page
+    assert cost_of(query) == 1 + 20 * (1 + 1 + 25)  # the default page
+    assert cost_of("{ strategies { edges { node { id } } } }") == 1 + 20 * 2
+
+
+def test_fragments_and_aliases_are_counted_where_they_are_spread() -> None:
+    plain = cost_of("{ a: strategies(first: 5) { edges { node { code } } } }")
+    spread = cost_of(
+        "query { a: strategies(first: 5) { ...Page } b: strategies(first: 5) { ...Page } }"
+        " fragment Page on StrategyConnection { edges { node { code } } }"
+    )
+    assert spread == 2 * plain
+
+
+@pytest.mark.parametrize("query", ATTACKS)
+async def test_a_query_over_the_budget_is_refused_at_once_without_asking_a_source(
+    client, sources, settings, round_trips, query: str
+) -> None:
+    user = await make_user(sources)
+    token = token_for(settings, user)
+    round_trips.reset()
+
+    started = time.perf_counter()
+    response = await post(client, query, token, n=100)
+    took = time.perf_counter() - started
+
+    assert response.status_code == 400  # refused before execution
+    body = response.json()
+    assert "data" not in body
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert error["extensions"]["cost"] > error["extensions"]["budget"] == MAX_QUERY_COST
+    assert took < 0.1, took
+    assert sum(round_trips.counts.values()) == 0
+
+
+async def test_an_answered_query_reports_its_cost_and_the_budget(client, sources, settings):
+    user = await make_user(sources)
+    await make_strategy(sources, user)
+    token = token_for(settings, user)
+
+    body = (await post(client, DASHBOARD, token)).json()
+
+    assert "errors" not in body, body
+    assert body["extensions"]["cost"] == {
+        "requested": cost_of(DASHBOARD),
+        "budget": MAX_QUERY_COST,
+    }
+
+
+async def test_the_budget_is_a_setting(settings, sources):
+    from gateway.app import create_app  # noqa: PLC0415
+
+    user = await make_user(sources)
+    app = create_app(settings.model_copy(update={"max_query_cost": 10}))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        body = (await post(http, DASHBOARD, token_for(settings, user))).json()
+    assert body["errors"][0]["extensions"]["budget"] == 10
