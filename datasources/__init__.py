@@ -43,7 +43,7 @@ from datasources.strategies import StrategiesSource, StrategyLoaders
 from datasources.trades import TradeLoaders, TradesSource
 from datasources.users import UserLoaders, UsersSource
 from gateway.core.errors import GatewayError
-from gateway.core.settings import Settings
+from gateway.core.settings import Settings, parse_source_timeouts
 
 M = TypeVar("M", bound=MongoSource)
 Q = TypeVar("Q", bound=SqlSource)
@@ -149,6 +149,14 @@ class Sources:
     def open(cls, settings: Settings) -> Sources:
         """Create every client; connections are made lazily, on first use."""
         clients = _Clients(settings)
+        named = {kind.name for kind in (UsersSource, StrategiesSource, CredentialsSource)}
+        named |= {TradesSource.name, AnalyticsSource.name}
+        unknown = {name for name, _ in parse_source_timeouts(settings.source_timeouts)} - named
+        if unknown:
+            raise ValueError(
+                f"SOURCE_TIMEOUTS names no source: {', '.join(sorted(unknown))} "
+                f"(the sources: {', '.join(sorted(named))})"
+            )
         return cls(
             users=clients.mongo_source(UsersSource, settings.mongo_user_uri),
             strategies=clients.mongo_source(StrategiesSource, settings.mongo_strategy_uri),

@@ -49,12 +49,13 @@ _NO_DEADLINE = frozenset({"migrate", "clear", "close"})
 _ANSWERED = frozenset({"ok", "conflict"})
 
 # What a source call does, which sets how long it may take (`Deadlines`): a `lookup` reads
-# by key or index range, an `aggregate` computes over many rows, a `write` changes data.
-CallKind = Literal["lookup", "aggregate", "write"]
+# by key or index range, an `aggregate` computes over many rows, a `write` changes data,
+# and `bulk` removes everything of one user (a step of account deletion, off any request).
+CallKind = Literal["lookup", "aggregate", "write", "bulk"]
 ReadKind = Literal["lookup", "aggregate"]
 # The kind of the boundary's fixed-purpose methods; `run` and `read` take theirs as an
 # argument (`kind=`) from every caller, so none can be left without one.
-_METHOD_KINDS: dict[str, CallKind] = {"write": "write", "forget_user": "write", "ping": "lookup"}
+_METHOD_KINDS: dict[str, CallKind] = {"write": "write", "forget_user": "bulk", "ping": "lookup"}
 
 
 @runtime_checkable
@@ -214,21 +215,21 @@ class Deadlines:
     lookup: float = 1.0
     aggregate: float = 3.0
     write: float = 3.0
+    bulk: float = 60.0
 
     @classmethod
     def every(cls, seconds: float) -> Deadlines:
         """The same deadline for every kind of call."""
-        return cls(lookup=seconds, aggregate=seconds, write=seconds)
+        return cls(lookup=seconds, aggregate=seconds, write=seconds, bulk=seconds)
 
     def of(self, kind: CallKind) -> float:
         """The deadline of a call of `kind`."""
-        if kind == "lookup":
-            return self.lookup
-        return self.aggregate if kind == "aggregate" else self.write
+        seconds: float = getattr(self, kind)
+        return seconds
 
     @property
     def longest(self) -> float:
-        """The longest any one call may take."""
+        """The longest one call a request makes may take (bulk calls are no request's)."""
         return max(self.lookup, self.aggregate, self.write)
 
 

@@ -14,11 +14,15 @@ source's Mongo database), scoped by user and operation, and expire by TTL.
     await complete_key(..., result_id=result_id)
 
 A claim records when it was taken (`claimedAt`), by whom (`owner`: this process and
-request) and until when its owner may still act (`leaseUntil`: the end of the owner
-request's deadline, after which none of its source calls can still run). A retry takes
-an unfinished claim over, by a compare-and-set on that `claimedAt` (so only one retry
-does), as soon as its owner is known to be done: at once when the owner was a request of
-this process that has ended (`settled`), else when the lease has run out. Completing and
+request, from `owning()`) and until when its owner may still act (`leaseUntil`: the end
+of the owner request's deadline, after which none of its source calls can still run). A
+retry takes an unfinished claim over, by a compare-and-set on that `claimedAt` (so only
+one retry does), as soon as its owner is known to be done: at once when the owner was a
+request of this process that has left its `owning()` block, else when the lease has run
+out. A request that failed without knowing whether its write landed (the source
+unavailable, the request cut) leaves its claim for such a takeover rather than releasing
+it, so the key keeps its `createdAt`, and what the retry records is recognised as the
+same change (`Claim.created_at`). Completing and
 releasing are conditional on the same `claimedAt`: a request whose claim was taken over
 changes nothing of the key. The operation must therefore be safe to run again under a
 taken-over claim (re-applying the same input, or reusing an id bound to the key
@@ -33,6 +37,8 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,7 +49,7 @@ from pymongo.errors import DuplicateKeyError
 
 from datasources._mongo import Document, MongoSource, now
 from datasources._source import detached, time_left
-from gateway.core.errors import BadUserInput, Conflict, GatewayError
+from gateway.core.errors import BadUserInput, Conflict, GatewayError, SourceUnavailable
 
 log = logging.getLogger("gateway.idempotency")
 
@@ -62,14 +68,22 @@ _LIVE: set[str] = set()
 class Claim:
     """A claimed key: `result_id` is set when the operation already completed under it.
 
-    `claimed_at` identifies this claim among takeovers of the same key; `owner` is the
-    request holding it, live until `settled`.
+    `claimed_at` identifies this claim among takeovers of the same key; `created_at` is
+    when the key was first claimed, the same across takeovers (a key claimed anew after it
+    was released or expired has a new one); `owner` is the request holding it.
     """
 
     id: str
     result_id: str | None
     claimed_at: datetime | None = None
     owner: str | None = None
+    created_at: datetime | None = None
+
+    @property
+    def change(self) -> str:
+        """What names the one change made under this claim, whichever request makes it."""
+        created = self.created_at.isoformat() if self.created_at else ""
+        return f"{self.id}@{created}"
 
 
 def lease_seconds() -> float:
@@ -79,11 +93,22 @@ def lease_seconds() -> float:
     return DEFAULT_LEASE_SECONDS if left is None else left + 0.5
 
 
-def settled(claim: Claim | None) -> None:
-    """The request holding `claim` has ended, however: a retry in this process may take
-    an unfinished claim over at once."""
-    if claim is not None and claim.owner is not None:
-        _LIVE.discard(claim.owner)
+@contextmanager
+def owning() -> Iterator[str]:
+    """The owner of one request's claims: live (no retry takes its claim over) until the
+    block ends, however it ends, from before its claim is even written."""
+    owner = f"{_PROCESS}:{next(_SERIALS)}"
+    _LIVE.add(owner)
+    try:
+        yield owner
+    finally:
+        _LIVE.discard(owner)
+
+
+def ambiguous(error: BaseException) -> bool:
+    """Whether a write that failed with `error` may have landed all the same: then its
+    claim is left for a retry to take over, never released."""
+    return not isinstance(error, GatewayError) or isinstance(error, SourceUnavailable)
 
 
 def _abandoned(existing: Document, moment: datetime) -> bool:
@@ -125,6 +150,7 @@ async def claim_key(
     key: str,
     request_fingerprint: str,
     ttl_seconds: int,
+    owner: str,
     lease: float | None = None,
 ) -> Claim:
     """Claim `key` for this request, or find the completed first request under it.
@@ -132,7 +158,7 @@ async def claim_key(
     A key reused with a different input, or while its first request is still
     running, is a CONFLICT naming `clientMutationId`. A claim whose owner is done
     with it (`_abandoned`) is taken over. The claim is held for `lease` seconds at
-    most (by default, `lease_seconds()`); call `settled` when the request ends.
+    most (by default, `lease_seconds()`) by `owner` (from `owning()`).
     """
     if not key or len(key) > MAX_KEY_LENGTH:
         raise BadUserInput(
@@ -149,6 +175,7 @@ async def claim_key(
             request_fingerprint=request_fingerprint,
             ttl_seconds=ttl_seconds,
             lease=lease_seconds() if lease is None else lease,
+            owner=owner,
         )
         if claim is not None:
             return claim
@@ -165,40 +192,9 @@ async def _try_claim(
     request_fingerprint: str,
     ttl_seconds: int,
     lease: float,
-) -> Claim | None:
-    """One attempt at `claim_key`; None when a race was lost and it must be tried again."""
-    owner = f"{_PROCESS}:{next(_SERIALS)}"
-    # Live before its claim is written: a retry never takes over a claim whose request is
-    # still waiting for the write's answer.
-    _LIVE.add(owner)
-    try:
-        claim = await _write_claim(
-            db=db,
-            key_id=key_id,
-            user_id=user_id,
-            request_fingerprint=request_fingerprint,
-            ttl_seconds=ttl_seconds,
-            lease=lease,
-            owner=owner,
-        )
-    except BaseException:
-        _LIVE.discard(owner)
-        raise
-    if claim is None or claim.owner != owner:
-        _LIVE.discard(owner)
-    return claim
-
-
-async def _write_claim(
-    *,
-    db: AsyncDatabase[Document],
-    key_id: str,
-    user_id: str,
-    request_fingerprint: str,
-    ttl_seconds: int,
-    lease: float,
     owner: str,
 ) -> Claim | None:
+    """One attempt at `claim_key`; None when a race was lost and it must be tried again."""
     moment = now()
     held = {"claimedAt": moment, "owner": owner, "leaseUntil": moment + timedelta(seconds=lease)}
     try:
@@ -222,8 +218,9 @@ async def _write_claim(
                 "This clientMutationId was already used with a different input.",
                 field="clientMutationId",
             ) from None
+        created_at = existing.get("createdAt")
         if existing.get("resultId") is not None:
-            return Claim(id=key_id, result_id=str(existing["resultId"]))
+            return Claim(id=key_id, result_id=str(existing["resultId"]), created_at=created_at)
         if not _abandoned(existing, moment):
             raise Conflict(
                 "A request with this clientMutationId is still in progress.",
@@ -236,7 +233,8 @@ async def _write_claim(
         if taken.modified_count != 1:  # another retry took it over, or it completed
             return None
         log.info("took over abandoned idempotency key %s", key_id)
-    return Claim(id=key_id, result_id=None, claimed_at=moment, owner=owner)
+        return Claim(key_id, None, claimed_at=moment, owner=owner, created_at=created_at)
+    return Claim(key_id, None, claimed_at=moment, owner=owner, created_at=moment)
 
 
 async def complete_key(*, db: AsyncDatabase[Document], claim: Claim, result_id: str) -> str | None:

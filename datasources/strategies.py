@@ -269,14 +269,16 @@ async def update_strategy(
     user_id: str,
     changes: Mapping[str, Any],
     only_in: Sequence[str] | None = None,
+    named: str | None = None,
     events: Sequence[Event] = (),
 ) -> StrategyRecord | None:
     """Set `changes` (editable record fields, by attribute) and updatedAt in one write,
     with `events`.
 
     With `only_in` the write is a compare-and-set: it applies only while the
-    status is one of these. Returns the strategy as written, or None when no
-    strategy of `user_id` matched. A duplicate name raises DuplicateKeyError.
+    status is one of these; with `named`, only while the strategy has that name.
+    Returns the strategy as written, or None when no strategy of `user_id` matched. A
+    duplicate name raises DuplicateKeyError.
     """
     unknown = set(changes) - {field.attr for field in EDITABLE}
     if unknown:
@@ -286,6 +288,8 @@ async def update_strategy(
         return None
     if only_in is not None:
         query.update(_status_in(only_in))
+    if named is not None:
+        query["name"] = named
     values = {BY_ATTR[name].stored: BY_ATTR[name].store(value) for name, value in changes.items()}
     doc = await db[COLLECTION].find_one_and_update(
         query,

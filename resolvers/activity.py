@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from datasources import Document, MongoSource, Sources, detached, outbox
+from datasources import Document, MongoSource, Sources, deadline, outbox
 from datasources import analytics as analytics_source
 from datasources import users as users_source
 from datasources.outbox import Event
@@ -48,8 +48,9 @@ async def deliver(
     if not events:
         return
     try:
-        # Recorded even when the request has spent its deadline on the change itself.
-        with detached(sources.analytics.timeout):
+        # Within what is left of the request's deadline: a slow analytics database leaves
+        # the events to the relay rather than holding the answer of a change that stands.
+        with deadline(sources.analytics.timeout):
             recorded = [item.about(document_id) for item in events]
             await sources.analytics.write(
                 lambda conn: analytics_source.record_events(conn=conn, events=recorded)
@@ -79,24 +80,23 @@ class RelayResult:
 async def relay_pending(sources: Sources, *, batch: int = RELAY_BATCH) -> RelayResult:
     """Deliver the events pending in every source's outbox collections (up to `batch`
     documents each)."""
-    deleting = set(
-        await sources.users.run(
-            lambda db: users_source.find_deleting_user_ids(db=db), kind="lookup"
-        )
-    )
     delivered = dropped = 0
     for source in sources.all:
         if not isinstance(source, MongoSource):
             continue
         for collection in source.outbox_collections:
-            found = await _relay(sources, source, collection, batch=batch, deleting=deleting)
+            try:
+                found = await _relay(sources, source, collection, batch=batch)
+            except GatewayError as exc:  # one source down holds back no other's events
+                log.warning("outbox relay of %s.%s postponed: %s", source.name, collection, exc)
+                continue
             delivered += found.delivered
             dropped += found.dropped
     return RelayResult(delivered=delivered, dropped=dropped)
 
 
 async def _relay(
-    sources: Sources, source: MongoSource, collection: str, *, batch: int, deleting: set[str]
+    sources: Sources, source: MongoSource, collection: str, *, batch: int
 ) -> RelayResult:
     """One relay pass over one collection."""
 
@@ -104,6 +104,14 @@ async def _relay(
         return await outbox.pending(db=db, collection=collection, limit=batch)
 
     found = await source.run(find, kind="lookup")
+    if not found:
+        return RelayResult()
+    # Read just before recording: the events of an account being deleted are dropped.
+    deleting = set(
+        await sources.users.run(
+            lambda db: users_source.find_deleting_user_ids(db=db), kind="lookup"
+        )
+    )
     events = [item.about(entry.document_id) for entry in found for item in entry.events]
     recorded = [item for item in events if item.user_id not in deleting]
     if recorded:

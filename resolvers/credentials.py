@@ -118,37 +118,25 @@ async def save_credentials(
     checked = check_input(ctx.settings.brokers, broker=broker, changes=changes)
     box = SecretBox.from_settings(ctx.settings)
     source = ctx.sources.credentials
-    claim: idempotency.Claim | None = None
-    if client_mutation_id is not None:
-        claim = await source.run(
-            lambda db: idempotency.claim_key(
-                db=db,
-                user_id=viewer.id,
-                operation=OPERATION,
-                key=client_mutation_id,
-                request_fingerprint=_fingerprint(box, viewer.id, checked),
-                ttl_seconds=ctx.settings.idempotency_ttl_seconds,
-            ),
-            kind="write",
-        )
-        if claim.result_id is not None:
-            return await _replay(ctx, viewer.id, claim.result_id)
-    # A retry under the same key writes the same event id: recorded once.
-    saved = [
-        outbox.event(
-            viewer.id,
-            "CREDENTIALS_SAVED",
-            subject_id=outbox.THIS_DOCUMENT,
-            data={
-                "broker": checked.broker,
-                # Names only, never values.
-                "set": sorted(name for name, value in checked.changes.items() if value is not None),
-                "cleared": sorted(name for name, value in checked.changes.items() if value is None),
-            },
-            once_per=claim.id if claim is not None else None,
-        )
-    ]
-    try:
+    with idempotency.owning() as owner:
+        claim: idempotency.Claim | None = None
+        if client_mutation_id is not None:
+            claim = await source.run(
+                lambda db: idempotency.claim_key(
+                    db=db,
+                    user_id=viewer.id,
+                    operation=OPERATION,
+                    key=client_mutation_id,
+                    request_fingerprint=_fingerprint(box, viewer.id, checked),
+                    ttl_seconds=ctx.settings.idempotency_ttl_seconds,
+                    owner=owner,
+                ),
+                kind="write",
+            )
+            if claim.result_id is not None:
+                return await _replay(ctx, viewer.id, claim.result_id)
+        # A retry under the same claimed key writes the same event id: recorded once.
+        saved = [_saved_event(viewer.id, checked, claim)]
         try:
             document_id = await source.run(
                 lambda db: credentials_source.upsert_credentials(
@@ -161,19 +149,36 @@ async def save_credentials(
                 ),
                 kind="write",
             )
-        except BaseException:
-            if claim is not None:
+        except BaseException as exc:
+            # Refused: nothing saved, the key is free again. Failed without knowing whether
+            # it landed: left for the retry to take over (the same change, the same event).
+            if claim is not None and not idempotency.ambiguous(exc):
                 await idempotency.release_key_quietly(source=source, claim=claim)
             raise
         if claim is not None:
             await _complete(ctx, claim, document_id)
-    finally:
-        idempotency.settled(claim)
     await deliver(ctx.sources, source, credentials_source.COLLECTION, document_id, saved)
     record = await _status(ctx, viewer.id)
     if record is None:  # deleted by a concurrent deleteCredentials in between
         raise NotFound("The credentials were deleted while they were being saved.")
     return record
+
+
+def _saved_event(
+    user_id: str, checked: CredentialsInput, claim: idempotency.Claim | None
+) -> outbox.Event:
+    return outbox.event(
+        user_id,
+        "CREDENTIALS_SAVED",
+        subject_id=outbox.THIS_DOCUMENT,
+        data={
+            "broker": checked.broker,
+            # Names only, never values.
+            "set": sorted(name for name, value in checked.changes.items() if value is not None),
+            "cleared": sorted(name for name, value in checked.changes.items() if value is None),
+        },
+        once_per=claim.change if claim is not None else None,
+    )
 
 
 async def _replay(ctx: Context, user_id: str, document_id: str) -> CredentialsRecord:

@@ -190,33 +190,35 @@ async def _create_once(
     answers with the strategy if it exists and otherwise inserts it under that
     id, which can only ever happen once.
     """
-    claim = await ctx.sources.strategies.run(
-        lambda db: idempotency.claim_key(
-            db=db,
-            user_id=user_id,
-            operation=CREATE,
-            key=key,
-            request_fingerprint=idempotency.fingerprint(fields),
-            ttl_seconds=ctx.settings.idempotency_ttl_seconds,
-        ),
-        kind="write",
-    )
-    if claim.result_id is not None:
-        existing = await _find(ctx, user_id=user_id, strategy_id=claim.result_id)
-        if existing is not None:
-            return existing
-        return await _insert(ctx, user_id=user_id, strategy_id=claim.result_id, fields=fields)
-    try:
+    with idempotency.owning() as owner:
+        claim = await ctx.sources.strategies.run(
+            lambda db: idempotency.claim_key(
+                db=db,
+                user_id=user_id,
+                operation=CREATE,
+                key=key,
+                request_fingerprint=idempotency.fingerprint(fields),
+                ttl_seconds=ctx.settings.idempotency_ttl_seconds,
+                owner=owner,
+            ),
+            kind="write",
+        )
+        if claim.result_id is not None:
+            existing = await _find(ctx, user_id=user_id, strategy_id=claim.result_id)
+            if existing is not None:
+                return existing
+            return await _insert(ctx, user_id=user_id, strategy_id=claim.result_id, fields=fields)
         try:
             strategy_id = await _bind(
                 ctx, claim=claim, user_id=user_id, name=fields["name"], result_id=str(ObjectId())
             )
-        except BaseException:
-            await idempotency.release_key_quietly(source=ctx.sources.strategies, claim=claim)
+        except BaseException as exc:
+            # Refused (the name taken): nothing was bound, the key is free again. Failed
+            # without knowing: left for the retry to take over.
+            if not idempotency.ambiguous(exc):
+                await idempotency.release_key_quietly(source=ctx.sources.strategies, claim=claim)
             raise
         return await _insert(ctx, user_id=user_id, strategy_id=strategy_id, fields=fields)
-    finally:
-        idempotency.settled(claim)
 
 
 async def _bind(
@@ -288,6 +290,8 @@ async def update_strategy(
                 user_id=viewer.id,
                 changes=changes,
                 only_in=NOT_RUNNING if runtime else None,
+                # The name the event records: the new one, or the one read, still current.
+                named=None if "name" in changes else current.name,
                 events=updated,
             )
         except Conflict as exc:
@@ -307,6 +311,7 @@ async def _write_changes(
     user_id: str,
     changes: Mapping[str, Any],
     only_in: tuple[str, ...] | None,
+    named: str | None,
     events: list[outbox.Event],
 ) -> StrategyRecord | None:
     return await ctx.sources.strategies.run(
@@ -316,6 +321,7 @@ async def _write_changes(
             user_id=user_id,
             changes=changes,
             only_in=only_in,
+            named=named,
             events=events,
         ),
         kind="write",

@@ -113,7 +113,10 @@ class ShuttingDown(GatewayError):
     code = "SHUTTING_DOWN"
 
     def __init__(self) -> None:
-        super().__init__("The gateway is shutting down; send the request again.")
+        super().__init__(
+            "The gateway is shutting down and stopped this request; a mutation may have been "
+            "applied in part. Send it again (a mutation with the same clientMutationId)."
+        )
 
 
 class InternalError(GatewayError):

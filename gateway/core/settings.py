@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     source_lookup_timeout_seconds: float = Field(default=1.0, gt=0)
     source_aggregate_timeout_seconds: float = Field(default=3.0, gt=0)
     source_write_timeout_seconds: float = Field(default=3.0, gt=0)
+    # ...and one that removes everything of a user (a step of account deletion).
+    source_bulk_timeout_seconds: float = Field(default=60.0, gt=0)
     # Per-source overrides, "source[.kind]=seconds,...": "trades.aggregate=5,analytics=2".
     source_timeouts: str = ""
     # A source's circuit breaker opens after this many failed calls in a row; calls then
@@ -116,10 +118,13 @@ class Settings(BaseSettings):
             "lookup": self.source_lookup_timeout_seconds,
             "aggregate": self.source_aggregate_timeout_seconds,
             "write": self.source_write_timeout_seconds,
+            "bulk": self.source_bulk_timeout_seconds,
         }
-        for (name, kind), seconds in parse_source_timeouts(self.source_timeouts).items():
+        overrides = parse_source_timeouts(self.source_timeouts)
+        # A whole source first, then its kinds: "trades.lookup=5,trades=2" keeps lookup 5.
+        for (name, kind), seconds in sorted(overrides.items(), key=lambda item: bool(item[0][1])):
             if name == source:
-                for each in (kind,) if kind else tuple(deadlines):
+                for each in (kind,) if kind else ("lookup", "aggregate", "write"):
                     deadlines[each] = seconds
         return deadlines
 
@@ -157,7 +162,7 @@ class Settings(BaseSettings):
         return self
 
 
-_SOURCE_TIMEOUT = re.compile(r"^([a-z][a-z0-9_]*)(?:\.(lookup|aggregate|write))?=([0-9.]+)$")
+_SOURCE_TIMEOUT = re.compile(r"^([a-z][a-z0-9_]*)(?:\.(lookup|aggregate|write|bulk))?=([0-9.]+)$")
 
 
 def parse_source_timeouts(value: str) -> dict[tuple[str, str | None], float]:

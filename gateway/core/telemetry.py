@@ -423,6 +423,11 @@ class RequestInfo:
         """The operation's name as a metric label (bounded: see MAX_OPERATION_LABELS)."""
         if self.operation_type is None:
             return "unknown"  # refused before the document was read
+        # A name takes one of the few label slots only once an operation under it has run:
+        # a stream of refused documents with made-up names cannot fill them.
+        unknown = self.operation is not None and self.operation not in _operation_labels
+        if unknown and self.outcome not in ("ok", "partial"):
+            return "other"
         return _operation_label(self.operation)
 
 

@@ -69,14 +69,28 @@ def test_source_deadlines_by_kind_with_per_source_overrides():
         source_lookup_timeout_seconds=1,
         source_aggregate_timeout_seconds=3,
         source_write_timeout_seconds=2,
-        source_timeouts="trades.aggregate=7.5, analytics=4",
+        source_timeouts="trades.aggregate=7.5, analytics=4, analytics.bulk=90",
     )
-    assert settings.source_deadlines("users") == {"lookup": 1, "aggregate": 3, "write": 2}
-    assert settings.source_deadlines("trades") == {"lookup": 1, "aggregate": 7.5, "write": 2}
-    assert settings.source_deadlines("analytics") == {"lookup": 4, "aggregate": 4, "write": 4}
+    default = {"lookup": 1, "aggregate": 3, "write": 2, "bulk": 60}
+    assert settings.source_deadlines("users") == default
+    assert settings.source_deadlines("trades") == {**default, "aggregate": 7.5}
+    # A whole source's override, then its kinds', whatever their order.
+    assert settings.source_deadlines("analytics") == {
+        "lookup": 4,
+        "aggregate": 4,
+        "write": 4,
+        "bulk": 90,
+    }
 
 
 @pytest.mark.parametrize("value", ["trades", "trades=0", "trades.sum=2", "trades=1.2.3", "=4"])
 def test_a_malformed_source_timeout_override_fails_at_start(value):
     with pytest.raises(ValueError, match="SOURCE_TIMEOUTS"):
         Settings(_env_file=None, source_timeouts=value)
+
+
+def test_a_source_timeout_override_naming_no_source_fails_at_start():
+    from datasources import Sources  # noqa: PLC0415
+
+    with pytest.raises(ValueError, match="tradez"):
+        Sources.open(Settings(_env_file=None, source_timeouts="tradez=9"))

@@ -177,8 +177,17 @@ def test_operation_names_cannot_grow_the_metrics_without_bound(monkeypatch) -> N
     monkeypatch.setattr(telemetry, "MAX_OPERATION_LABELS", 2)
     labels = [
         telemetry.RequestInfo(
-            request_id="r", operation=name, operation_type="query"
+            request_id="r", operation=name, operation_type="query", outcome=outcome
         ).operation_label
-        for name in ("A", "B", "C", "A", None, "x" * 101)
+        for name, outcome in [
+            ("Junk", "invalid"),  # refused: takes no slot
+            ("A", "ok"),
+            ("B", "partial"),
+            ("C", "ok"),
+            ("A", "invalid"),  # known already
+            (None, "ok"),
+            ("x" * 101, "ok"),
+            ("Junk", "ok"),
+        ]
     ]
-    assert labels == ["A", "B", "other", "A", "anonymous", "other"]
+    assert labels == ["other", "A", "B", "other", "A", "anonymous", "other", "other"]

@@ -63,6 +63,7 @@ async def populate(sources: Sources, user: UserRecord) -> None:
             request_fingerprint="f",
             ttl_seconds=60,
             lease=20,
+            owner="test:1",
         )
         await idempotency.complete_key(db=db, claim=claim, result_id="r")
     await sources.users.db["refresh_tokens"].insert_one({"_id": f"rt-{user.id}", "userId": user.id})

@@ -438,21 +438,27 @@ async def test_of_two_takeovers_of_a_stale_claim_one_wins_and_the_late_owner_cha
         ttl_seconds=60,
         lease=0.05,
     )
-    abandoned = await claim()
-    await asyncio.sleep(0.1)
+    # Three requests of this process, all still running: only leases can run out.
+    with idempotency.owning() as one, idempotency.owning() as two, idempotency.owning() as three:
+        abandoned = await claim(owner=one)
+        await asyncio.sleep(0.1)
 
-    outcomes = await asyncio.gather(claim(), claim(), return_exceptions=True)
+        outcomes = await asyncio.gather(
+            claim(owner=two), claim(owner=three), return_exceptions=True
+        )
 
-    winners = [o for o in outcomes if isinstance(o, idempotency.Claim)]
-    assert len(winners) == 1
-    assert [type(o) for o in outcomes if o not in winners] == [Conflict]
-    # The request that was presumed dead neither completes nor releases the key...
-    await idempotency.release_key(db=db, claim=abandoned)
-    assert await idempotency.complete_key(db=db, claim=abandoned, result_id="late") is None
-    # ...and once the winner binds its id, the late one is told that id instead of its own.
-    assert await idempotency.complete_key(db=db, claim=winners[0], result_id="won") == "won"
-    assert await idempotency.complete_key(db=db, claim=abandoned, result_id="late") == "won"
-    assert (await claim()).result_id == "won"
+        winners = [o for o in outcomes if isinstance(o, idempotency.Claim)]
+        assert len(winners) == 1
+        assert [type(o) for o in outcomes if o not in winners] == [Conflict]
+        # Taken over, the key is still the one first claimed: its change is the same one.
+        assert winners[0].change == abandoned.change
+        # The request that was presumed dead neither completes nor releases the key...
+        await idempotency.release_key(db=db, claim=abandoned)
+        assert await idempotency.complete_key(db=db, claim=abandoned, result_id="late") is None
+        # ...and once the winner binds its id, the late one is told that id instead.
+        assert await idempotency.complete_key(db=db, claim=winners[0], result_id="won") == "won"
+        assert await idempotency.complete_key(db=db, claim=abandoned, result_id="late") == "won"
+        assert (await claim(owner=one)).result_id == "won"
 
 
 async def test_a_key_whose_strategy_was_deleted_creates_a_new_one(client, sources, settings):
@@ -827,13 +833,15 @@ async def test_a_claim_of_an_ended_request_of_this_process_is_taken_over_at_once
         ttl_seconds=60,
         lease=30,
     )
-    first = await claim()
-    with pytest.raises(Conflict):  # its request is still running: in progress
-        await claim()
+    with idempotency.owning() as owner:
+        first = await claim(owner=owner)
+        with idempotency.owning() as other, pytest.raises(Conflict):  # still running
+            await claim(owner=other)
+    # Its request ended (it failed, and could not even release the key).
 
-    idempotency.settled(first)  # it failed, and could not even release the key
-    second = await claim()
+    with idempotency.owning() as owner:
+        second = await claim(owner=owner)
 
     assert second.result_id is None
     assert second.claimed_at != first.claimed_at
-    idempotency.settled(second)
+    assert second.change == first.change  # the same change, whichever request makes it
