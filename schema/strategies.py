@@ -25,6 +25,7 @@ from schema._base import (
     sent_values,
     shown_values,
 )
+from schema._limits import Bucket, limited
 from schema._permissions import IsSignedIn
 from schema.trades import trades_field
 
@@ -181,6 +182,7 @@ class UpdateStrategyInput(StrategyFieldsInput):
 
 @strawberry.type
 class StrategyMutations:
+    @limited(Bucket.MUTATION)
     @strawberry.mutation(
         description="Create a strategy; it starts STOPPED.",
         permission_classes=[IsSignedIn],
@@ -191,6 +193,7 @@ class StrategyMutations:
         )
         return Strategy.from_record(record)
 
+    @limited(Bucket.MUTATION)
     @strawberry.mutation(
         description="Change some fields of a strategy. Code, config, instrument, broker and "
         "environment change only while it is STOPPED or ERROR; name and autoReconnect at any time.",
@@ -207,6 +210,7 @@ class StrategyMutations:
         )
         return Strategy.from_record(record)
 
+    @limited(Bucket.MUTATION)
     @strawberry.mutation(
         description="Delete a STOPPED or ERROR strategy (stop a running one first) and return "
         "its id. Its trades stay, under its name.",
@@ -216,6 +220,7 @@ class StrategyMutations:
         record = await strategies.delete_strategy(info.context, strategy_id=id)
         return strawberry.ID(record.id)
 
+    @limited(Bucket.MUTATION)
     @strawberry.mutation(
         description="STOPPED → ACTIVE. Needs your credentials for the strategy's broker.",
         permission_classes=[IsSignedIn],
@@ -223,6 +228,7 @@ class StrategyMutations:
     async def start_strategy(self, info: Info, id: strawberry.ID) -> Strategy:  # noqa: A002
         return await _transition(info, id, "start")
 
+    @limited(Bucket.MUTATION)
     @strawberry.mutation(
         description="ACTIVE, PAUSED or ERROR → STOPPED.",
         permission_classes=[IsSignedIn],
@@ -230,6 +236,7 @@ class StrategyMutations:
     async def stop_strategy(self, info: Info, id: strawberry.ID) -> Strategy:  # noqa: A002
         return await _transition(info, id, "stop")
 
+    @limited(Bucket.MUTATION)
     @strawberry.mutation(
         description="ACTIVE → PAUSED.",
         permission_classes=[IsSignedIn],
@@ -237,6 +244,7 @@ class StrategyMutations:
     async def pause_strategy(self, info: Info, id: strawberry.ID) -> Strategy:  # noqa: A002
         return await _transition(info, id, "pause")
 
+    @limited(Bucket.MUTATION)
     @strawberry.mutation(
         description="PAUSED → ACTIVE. Needs your credentials for the strategy's broker.",
         permission_classes=[IsSignedIn],
