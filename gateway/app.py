@@ -17,9 +17,11 @@ from fastapi.responses import JSONResponse
 from datasources import Sources, deadline
 from gateway.core import telemetry
 from gateway.core.auth import TokenService
+from gateway.core.ratelimit import Limiter
 from gateway.core.settings import Settings
 from gateway.http import GraphQLEndpoint
 from gateway.observability import RequestTelemetry
+from gateway.ratelimits import RateLimits
 from resolvers.activity import relay_forever
 from resolvers.deletion import sweep_forever
 from schema import build_schema
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sources = Sources.open(settings)
         app.state.sources = sources
+        app.state.limiter = Limiter(settings)  # rate limits (gateway/ratelimits.py)
         app.state.graphql = GraphQLEndpoint(
             schema=schema, sources=sources, tokens=TokenService(settings), settings=settings
         )
@@ -74,7 +77,7 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
                 await _stopped(task)
             try:
                 async with asyncio.timeout(settings.shutdown_close_seconds):
-                    await sources.close()
+                    await asyncio.gather(sources.close(), app.state.limiter.close())
             except TimeoutError:
                 # A database that does not answer must not keep the process alive.
                 log.warning(
@@ -92,6 +95,8 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
     )
     app.state.settings = settings
     app.state.schema = schema
+    # Inside the telemetry: a request refused for its rate still gets its id and log line.
+    app.add_middleware(RateLimits)
     # Outermost but for Starlette's error handler: every request gets its id, span and line.
     app.add_middleware(RequestTelemetry, log_query_text=settings.log_query_text)
 
@@ -110,7 +115,9 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
         # Its own short deadline: a stalled source is reported down, not waited for.
         with deadline(settings.ready_timeout_seconds):
             statuses = await sources.ping()
-        ready = all(status.ok for status in statuses)
+        limiter: Limiter = request.app.state.limiter
+        rate_limits = await limiter.status()  # Redis down is no unreadiness unless fail-closed
+        ready = all(status.ok for status in statuses) and limiter.ready
         return JSONResponse(
             {
                 "status": "ready" if ready else "unavailable",
@@ -123,6 +130,7 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
                     }
                     for status in statuses
                 },
+                "rateLimits": rate_limits,
             },
             status_code=200 if ready else 503,
         )

@@ -131,6 +131,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_config=logs.logging_config(settings.log_format, args.log_level),
         # The app logs each request itself, with its request id (gateway/observability.py).
         access_log=False,
+        # The client IP is read by the gateway itself, trusting TRUSTED_PROXIES only
+        # (gateway/ratelimits.py): uvicorn's own X-Forwarded-For handling is off.
+        proxy_headers=False,
         # On SIGTERM, requests in flight get this long before they are cancelled.
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )

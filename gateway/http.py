@@ -367,6 +367,7 @@ class GraphQLEndpoint:
             authorization=request.headers.get("authorization"),
         )
         context.request = request
+        context.limits = getattr(request.state, "limits", context.limits)  # gateway/ratelimits.py
         allowed = _ALLOWED_ON_GET if request.method == "GET" else _ALLOWED_ON_POST
         seconds = self.settings.request_timeout_seconds
         try:

@@ -158,13 +158,19 @@ async def login(ctx: Context, *, email: str, password: str) -> SignedIn:
     """Sign in with email and password; a wrong pair is UNAUTHENTICATED, whichever was wrong.
 
     An account being deleted fails the same way, so a sign-in reveals nothing about it.
+    Failed sign-ins lock the email (known or not, alike) and the client IP for a while
+    (gateway/core/ratelimit.py): checked before the lookup and the password hash.
     """
+    account = normalize_email(email)
+    await ctx.limits.check_sign_in(account)
     user = await ctx.sources.users.run(
         lambda db: users_source.find_user_by_email(db=db, email=email), kind="lookup"
     )
     verified = await verify_password(user.password_hash if user else None, password)
     if not verified or user is None or user.deleting:
+        await ctx.limits.sign_in_failed(account)
         raise Unauthenticated("Invalid email or password.")
+    await ctx.limits.signed_in(account)
     return await _sign_in(ctx, user, events=[outbox.event(user.id, "SIGNED_IN")])
 
 

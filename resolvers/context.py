@@ -11,6 +11,7 @@ from datasources import Loaders, Scope, Sources
 from datasources.users import UserRecord
 from gateway.core.auth import AccessClaims, TokenService
 from gateway.core.errors import Unauthenticated
+from gateway.core.ratelimit import RequestLimits
 from gateway.core.settings import Settings
 
 ADMIN = "ADMIN"
@@ -48,6 +49,8 @@ class Context(BaseContext):
         self._refused: Unauthenticated | None = None
         self._loaders: Loaders | None = None
         self._viewer: asyncio.Future[Viewer] | None = None
+        # The request's rate limits and client IP (gateway/ratelimits.py); none by default.
+        self.limits = RequestLimits(limiter=None, ip="unknown")
 
     def claims(self) -> AccessClaims:
         """The verified claims of the request's access token; UNAUTHENTICATED without one.

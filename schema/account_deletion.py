@@ -6,11 +6,13 @@ import strawberry
 
 from resolvers.account_deletion import delete_own_account
 from schema._base import Info
+from schema._limits import Bucket, limited
 from schema._permissions import IsSignedIn
 
 
 @strawberry.type
 class AccountDeletionMutations:
+    @limited(Bucket.SENSITIVE)
     @strawberry.mutation(
         description="Delete the signed-in account and all its data from every database. "
         "Needs the account's password; every token stops working at once.",

@@ -9,6 +9,7 @@ import strawberry
 from resolvers import accounts
 from resolvers.records import USER_EDITABLE
 from schema._base import Info, sent_values
+from schema._limits import Bucket, limited
 from schema._permissions import AllowAnyone, IsSignedIn
 from schema.users import User
 
@@ -54,6 +55,7 @@ class UpdateProfileInput:
 
 @strawberry.type
 class AccountMutations:
+    @limited(Bucket.AUTH)
     @strawberry.mutation(
         description="Create an account and sign in.",
         permission_classes=[AllowAnyone],
@@ -77,6 +79,7 @@ class AccountMutations:
         )
         return AuthPayload.from_signed_in(signed_in)
 
+    @limited(Bucket.AUTH)
     @strawberry.mutation(
         description="Sign in with email and password.",
         permission_classes=[AllowAnyone],
@@ -85,6 +88,7 @@ class AccountMutations:
         signed_in = await accounts.login(info.context, email=email, password=password)
         return AuthPayload.from_signed_in(signed_in)
 
+    @limited(Bucket.AUTH)
     @strawberry.mutation(
         description="Exchange a refresh token (single use) for a new access token and refresh "
         "token. Presenting a used refresh token revokes every token of its sign-in.",
@@ -94,6 +98,7 @@ class AccountMutations:
         signed_in = await accounts.refresh(info.context, refresh_token=refresh_token)
         return AuthPayload.from_signed_in(signed_in)
 
+    @limited(Bucket.MUTATION)
     @strawberry.mutation(
         description="Sign out: revoke the refresh token and every token rotated with it. "
         "Idempotent; always true. Access tokens already issued expire on their own.",
@@ -102,6 +107,7 @@ class AccountMutations:
     async def logout(self, info: Info, refresh_token: str) -> bool:
         return await accounts.logout(info.context, refresh_token=refresh_token)
 
+    @limited(Bucket.MUTATION)
     @strawberry.mutation(
         description="Change the signed-in user's names or phone.",
         permission_classes=[IsSignedIn],
@@ -110,6 +116,7 @@ class AccountMutations:
         record = await accounts.update_profile(info.context, changes=input.changes())
         return User.from_record(record)
 
+    @limited(Bucket.SENSITIVE)
     @strawberry.mutation(
         description="Change the signed-in user's password. Every other session is signed out; "
         "the payload is a fresh session for the caller.",

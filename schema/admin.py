@@ -7,6 +7,7 @@ import strawberry
 from resolvers.admin import get_user, user_page
 from schema._base import Connection, Info
 from schema._cost import PAGE
+from schema._limits import Bucket, limited
 from schema._permissions import IsAdmin
 from schema.users import User
 
@@ -18,6 +19,7 @@ class UserConnection(Connection[User]):
 
 @strawberry.type
 class AdminQueries:
+    @limited(Bucket.QUERY)
     @strawberry.field(
         description="Any user by id (ADMIN only); NOT_FOUND when there is none.",
         permission_classes=[IsAdmin],
@@ -25,6 +27,7 @@ class AdminQueries:
     async def user(self, info: Info, id: strawberry.ID) -> User | None:  # noqa: A002
         return User.from_record(await get_user(info.context, id))
 
+    @limited(Bucket.QUERY)
     @strawberry.field(
         description="Every user, newest first (ADMIN only). `search` matches a substring "
         "of the email or either name, case-insensitively.",

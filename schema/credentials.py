@@ -12,6 +12,7 @@ from resolvers import credentials as credentials_resolvers
 from resolvers.records import CLIENT_ID, SECRET_FIELDS, CredentialsRecord
 from schema._base import Info
 from schema._cost import ListSize
+from schema._limits import Bucket, limited
 from schema._permissions import IsSignedIn
 
 
@@ -103,6 +104,7 @@ def _attribute(stored: str) -> str:
 
 @strawberry.type
 class CredentialMutations:
+    @limited(Bucket.SENSITIVE)
     @strawberry.mutation(
         description="Create or update the viewer's broker credentials; returns their status "
         "view, never a secret.",
@@ -123,6 +125,7 @@ class CredentialMutations:
         )
         return Credentials.from_record(record)
 
+    @limited(Bucket.SENSITIVE)
     @strawberry.mutation(
         description="Remove the viewer's broker credentials. True when there were some, "
         "false when there were none (deleting twice is harmless).",

@@ -12,6 +12,7 @@ from resolvers.analytics import analytics_rows
 from resolvers.strategies import get_strategy, strategy_page
 from schema._base import Info, StrategyStatus
 from schema._cost import AGGREGATE, PAGE
+from schema._limits import Bucket, limited
 from schema._permissions import HasAccessToken, IsSignedIn
 from schema.account_deletion import AccountDeletionMutations
 from schema.accounts import AccountMutations
@@ -26,6 +27,7 @@ from schema.users import User
 
 @strawberry.type
 class ViewerQueries:
+    @limited(Bucket.QUERY)
     @strawberry.field(
         description="The signed-in user.",
         permission_classes=[IsSignedIn],
@@ -36,6 +38,7 @@ class ViewerQueries:
     # Only the token is checked before these two; the revocation check runs alongside
     # the aggregate's own reads, and each of its fields waits for it (`@aggregate`).
 
+    @limited(Bucket.QUERY)
     @strawberry.field(
         description="The signed-in user's profile, from four sources at once.",
         permission_classes=[HasAccessToken],
@@ -43,6 +46,7 @@ class ViewerQueries:
     async def profile(self, info: Info) -> Profile:
         return Profile(user_id=info.context.claims().user_id)
 
+    @limited(Bucket.QUERY)
     @strawberry.field(
         description="The signed-in user's dashboard, from all five sources at once.",
         permission_classes=[HasAccessToken],
@@ -53,6 +57,7 @@ class ViewerQueries:
     # The fields below are fed by sources other than users: nullable, so that one failing
     # (down, not found, bad input) nulls only itself and the rest of the answer still arrives.
 
+    @limited(Bucket.QUERY)
     @strawberry.field(
         description="One of the viewer's strategies; NOT_FOUND otherwise.",
         permission_classes=[IsSignedIn],
@@ -60,6 +65,7 @@ class ViewerQueries:
     async def strategy(self, info: Info, id: strawberry.ID) -> Strategy | None:  # noqa: A002
         return Strategy.from_record(await get_strategy(info.context, id))
 
+    @limited(Bucket.QUERY)
     @strawberry.field(
         description="The viewer's strategies, newest first.",
         permission_classes=[IsSignedIn],
@@ -78,13 +84,16 @@ class ViewerQueries:
         )
         return StrategyConnection.of(page, Strategy.from_record)
 
-    trades = trades_field(
-        partition="user",
-        owner=lambda _root, info: info.context.checked_viewer.id,
-        description="The viewer's trades, newest entry first.",
-        permission_classes=[IsSignedIn],
+    trades = limited(Bucket.QUERY)(
+        trades_field(
+            partition="user",
+            owner=lambda _root, info: info.context.checked_viewer.id,
+            description="The viewer's trades, newest entry first.",
+            permission_classes=[IsSignedIn],
+        )
     )
 
+    @limited(Bucket.QUERY)
     @strawberry.field(
         description="The viewer's figures between two UTC days (inclusive).",
         permission_classes=[IsSignedIn],

@@ -26,6 +26,7 @@ from schema._base import (
     shown_values,
 )
 from schema._cost import AGGREGATE, Cost
+from schema._limits import Bucket, limited
 from schema._permissions import IsSignedIn
 from schema.trades import trades_field
 
@@ -186,6 +187,7 @@ class UpdateStrategyInput(StrategyFieldsInput):
 
 @strawberry.type
 class StrategyMutations:
+    @limited(Bucket.MUTATION)
     @strawberry.mutation(
         description="Create a strategy; it starts STOPPED.",
         permission_classes=[IsSignedIn],
@@ -196,6 +198,7 @@ class StrategyMutations:
         )
         return Strategy.from_record(record)
 
+    @limited(Bucket.MUTATION)
     @strawberry.mutation(
         description="Change some fields of a strategy. Code, config, instrument, broker and "
         "environment change only while it is STOPPED or ERROR; name and autoReconnect at any time.",
@@ -212,6 +215,7 @@ class StrategyMutations:
         )
         return Strategy.from_record(record)
 
+    @limited(Bucket.MUTATION)
     @strawberry.mutation(
         description="Delete a STOPPED or ERROR strategy (stop a running one first) and return "
         "its id. Its trades stay, under its name.",
@@ -221,6 +225,7 @@ class StrategyMutations:
         record = await strategies.delete_strategy(info.context, strategy_id=id)
         return strawberry.ID(record.id)
 
+    @limited(Bucket.MUTATION)
     @strawberry.mutation(
         description="STOPPED → ACTIVE. Needs your credentials for the strategy's broker.",
         permission_classes=[IsSignedIn],
@@ -228,6 +233,7 @@ class StrategyMutations:
     async def start_strategy(self, info: Info, id: strawberry.ID) -> Strategy:  # noqa: A002
         return await _transition(info, id, "start")
 
+    @limited(Bucket.MUTATION)
     @strawberry.mutation(
         description="ACTIVE, PAUSED or ERROR → STOPPED.",
         permission_classes=[IsSignedIn],
@@ -235,6 +241,7 @@ class StrategyMutations:
     async def stop_strategy(self, info: Info, id: strawberry.ID) -> Strategy:  # noqa: A002
         return await _transition(info, id, "stop")
 
+    @limited(Bucket.MUTATION)
     @strawberry.mutation(
         description="ACTIVE → PAUSED.",
         permission_classes=[IsSignedIn],
@@ -242,6 +249,7 @@ class StrategyMutations:
     async def pause_strategy(self, info: Info, id: strawberry.ID) -> Strategy:  # noqa: A002
         return await _transition(info, id, "pause")
 
+    @limited(Bucket.MUTATION)
     @strawberry.mutation(
         description="PAUSED → ACTIVE. Needs your credentials for the strategy's broker.",
         permission_classes=[IsSignedIn],

@@ -8,7 +8,9 @@ import re
 from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from gateway.core.rate_settings import RateLimitSettings
 
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"  # noqa: S105 - refused in production
 # A fixed development key under the id "dev": refused in production like the JWT secret.
@@ -21,11 +23,12 @@ MAX_PAGE_SIZE = 100
 MAX_QUERY_COST = 5000
 
 
-class Settings(BaseSettings):
+class Settings(RateLimitSettings):
     """Everything the gateway reads from its environment.
 
     The names are the platform's own (`MONGO_*_URI`, `*_DATABASE_URL`), so an
-    existing `.env` works unchanged.
+    existing `.env` works unchanged. The rate-limit settings are declared in
+    `gateway/core/rate_settings.py`.
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)

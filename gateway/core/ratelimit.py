@@ -1,0 +1,477 @@
+"""Rate limits and the failed sign-in slow-down, in memory or shared through Redis.
+
+Requests are limited by GCRA (the generic cell rate algorithm, a token bucket that keeps
+one timestamp per key): a key may spend `burst` requests at once, then one per
+`1 / per_second` seconds. Failed sign-ins are counted per account and per client IP:
+past a few free ones, each further failure locks the key for a window that doubles up
+to a cap, and the count is forgotten a while after the last failure, so nobody is locked
+out for long. The same two algorithms run in memory (one process) and in Redis as Lua
+scripts (atomic, on Redis's own clock, shared by every process).
+
+When Redis does not answer, the limiter does what RATE_LIMIT_REDIS_DOWN says (memory,
+open or closed) and retries Redis a second later; `status()` says which is in use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import ipaddress
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from gateway.core.errors import RateLimited
+from gateway.core.rate_settings import IPNetwork, RateLimitSettings
+
+log = logging.getLogger("gateway.ratelimit")
+
+T = TypeVar("T")
+# After Redis failed, how long the limiter uses its fallback before trying Redis again.
+REDIS_RETRY_SECONDS = 1.0
+# The memory backend forgets expired keys once it holds this many.
+_SWEEP_AT = 50_000
+
+
+class Bucket(enum.StrEnum):
+    """What a root field costs against the limits: each has its own rate and burst."""
+
+    QUERY = "query"
+    MUTATION = "mutation"
+    AUTH = "auth"  # signing up, in and refreshing: per client IP
+    SENSITIVE = "sensitive"  # password, account deletion, broker credentials
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A GCRA limit: `burst` at once, then `per_second`."""
+
+    per_second: float
+    burst: int
+
+    @property
+    def interval_us(self) -> int:
+        """Microseconds between two requests at the sustained rate."""
+        return max(1, round(1_000_000 / self.per_second))
+
+
+@dataclass(frozen=True, slots=True)
+class Lockout:
+    """How failed sign-ins lock a key."""
+
+    free: int
+    base_us: int
+    max_us: int
+    window_us: int
+
+
+def retry_after_seconds(wait_us: float) -> int:
+    """The `retryAfter` for a wait in microseconds: whole seconds, at least 1."""
+    return max(1, math.ceil(wait_us / 1_000_000))
+
+
+def refuse(wait_us: float, message: str = "Too many requests; try again later.") -> RateLimited:
+    """The RATE_LIMITED error for a wait in microseconds."""
+    return RateLimited(message, retryAfter=retry_after_seconds(wait_us))
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _lock_us(failures: int, lockout: Lockout) -> int:
+    """How long the `failures`-th failure locks its key (0 while failures are free)."""
+    over = failures - lockout.free
+    if over <= 0:
+        return 0
+    return int(min(lockout.base_us * 2 ** min(over - 1, 40), lockout.max_us))
+
+
+class MemoryBackend:
+    """The limits of one process."""
+
+    def __init__(self) -> None:
+        self._tat: dict[str, int] = {}
+        # key -> (failures, locked until, forgotten at)
+        self._failures: dict[str, tuple[int, int, int]] = {}
+
+    async def acquire(self, key: str, rate: Rate) -> int:
+        """Spend one request of `key`: 0, or the microseconds to wait (nothing spent)."""
+        now = _now_us()
+        self._sweep(now)
+        tat = max(self._tat.get(key, now), now)
+        new_tat = tat + rate.interval_us
+        allow_at = new_tat - rate.burst * rate.interval_us
+        if now < allow_at:
+            return allow_at - now
+        self._tat[key] = new_tat
+        return 0
+
+    async def locked_for(self, keys: Sequence[str]) -> int:
+        """The longest lock left on any of `keys`, in microseconds (0: none)."""
+        now = _now_us()
+        waits = [0]
+        for key in keys:
+            _failures, until, forget = self._failures.get(key, (0, 0, 0))
+            if forget > now:
+                waits.append(until - now)
+        return max(waits)
+
+    async def fail(self, keys: Sequence[str], lockouts: Sequence[Lockout]) -> None:
+        """Count one failed sign-in against each key."""
+        now = _now_us()
+        for key, lockout in zip(keys, lockouts, strict=True):
+            failures, until, forget = self._failures.get(key, (0, 0, 0))
+            failures = failures + 1 if forget > now else 1
+            lock = _lock_us(failures, lockout)
+            until = now + lock if lock else until
+            self._failures[key] = (failures, until, now + max(lockout.window_us, lock))
+
+    async def forget(self, key: str) -> None:
+        """Forget the failures of `key` (its owner signed in)."""
+        self._failures.pop(key, None)
+
+    def _sweep(self, now: int) -> None:
+        if len(self._tat) > _SWEEP_AT:
+            self._tat = {key: tat for key, tat in self._tat.items() if tat > now}
+        if len(self._failures) > _SWEEP_AT:
+            self._failures = {k: v for k, v in self._failures.items() if v[2] > now}
+
+
+# KEYS[1]: the key; ARGV: interval (µs), burst. Returns 0, or the µs to wait.
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - burst * interval
+if now < allow_at then return allow_at - now end
+redis.call('SET', KEYS[1], string.format('%d', new_tat),
+           'PX', math.floor((new_tat - now) / 1000) + 1)
+return 0
+"""
+# KEYS: the keys. Returns the longest lock left, in µs.
+_LOCKED_FOR = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local left = tonumber(redis.call('HGET', key, 'until') or 0) - now
+  if left > wait then wait = left end
+end
+return wait
+"""
+# KEYS: the keys; ARGV: per key, free, base (µs), max (µs), window (µs).
+_FAIL = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+for i, key in ipairs(KEYS) do
+  local j = (i - 1) * 4
+  local free = tonumber(ARGV[j + 1])
+  local base = tonumber(ARGV[j + 2])
+  local max = tonumber(ARGV[j + 3])
+  local window = tonumber(ARGV[j + 4])
+  local failures = redis.call('HINCRBY', key, 'failures', 1)
+  local lock = 0
+  if failures > free then
+    lock = math.min(base * 2 ^ math.min(failures - free - 1, 40), max)
+    redis.call('HSET', key, 'until', string.format('%d', now + lock))
+  end
+  redis.call('PEXPIRE', key, math.floor(math.max(window, lock) / 1000) + 1)
+end
+return 0
+"""
+
+
+class RedisBackend:
+    """The limits every process shares, through one Redis."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self._gcra = client.register_script(_GCRA)
+        self._locked_for = client.register_script(_LOCKED_FOR)
+        self._fail = client.register_script(_FAIL)
+
+    async def acquire(self, key: str, rate: Rate) -> int:
+        """Spend one request of `key`: 0, or the microseconds to wait (nothing spent)."""
+        return int(await self._gcra(keys=[key], args=[rate.interval_us, rate.burst]))
+
+    async def locked_for(self, keys: Sequence[str]) -> int:
+        """The longest lock left on any of `keys`, in microseconds (0: none)."""
+        return int(await self._locked_for(keys=list(keys), args=[]))
+
+    async def fail(self, keys: Sequence[str], lockouts: Sequence[Lockout]) -> None:
+        """Count one failed sign-in against each key."""
+        args: list[int] = []
+        for lockout in lockouts:
+            args += [lockout.free, lockout.base_us, lockout.max_us, lockout.window_us]
+        await self._fail(keys=list(keys), args=args)
+
+    async def forget(self, key: str) -> None:
+        """Forget the failures of `key` (its owner signed in)."""
+        await self.client.delete(key)
+
+
+Backend = MemoryBackend | RedisBackend
+
+
+@dataclass
+class _RedisHealth:
+    ok: bool = True
+    error: str | None = None
+    retry_at: float = 0.0
+
+
+class Limiter:
+    """The gateway's rate limits: per bucket and key, and the failed sign-in lockouts."""
+
+    def __init__(self, settings: RateLimitSettings) -> None:
+        self.settings = settings
+        self.enabled = settings.rate_limit_enabled
+        self.prefix = settings.rate_limit_key_prefix
+        self.trusted_proxies = settings.trusted_proxy_networks
+        self.memory = MemoryBackend()
+        self.redis: RedisBackend | None = None
+        self._health = _RedisHealth()
+        if settings.redis_url:
+            seconds = settings.rate_limit_redis_timeout_seconds
+            client = aioredis.Redis.from_url(
+                settings.redis_url,
+                socket_timeout=seconds,
+                socket_connect_timeout=seconds,
+                retry_on_timeout=False,
+            )
+            self.redis = RedisBackend(client)
+        self.rates = {
+            Bucket.QUERY: _per_minute(
+                settings.rate_limit_query_per_minute, settings.rate_limit_query_burst
+            ),
+            Bucket.MUTATION: _per_minute(
+                settings.rate_limit_mutation_per_minute, settings.rate_limit_mutation_burst
+            ),
+            Bucket.AUTH: _per_minute(
+                settings.rate_limit_auth_per_minute, settings.rate_limit_auth_burst
+            ),
+            Bucket.SENSITIVE: _per_minute(
+                settings.rate_limit_sensitive_per_minute, settings.rate_limit_sensitive_burst
+            ),
+        }
+        self.ip_rate = Rate(settings.rate_limit_ip_per_second, settings.rate_limit_ip_burst)
+
+        def lockout(free: int) -> Lockout:
+            return Lockout(
+                free=free,
+                base_us=round(settings.signin_lockout_base_seconds * 1e6),
+                max_us=round(settings.signin_lockout_max_seconds * 1e6),
+                window_us=round(settings.signin_failure_window_seconds * 1e6),
+            )
+
+        self.account_lockout = lockout(settings.signin_account_free_failures)
+        self.ip_lockout = lockout(settings.signin_ip_free_failures)
+
+    @property
+    def backend(self) -> str:
+        """`redis` when REDIS_URL is set, else `memory`."""
+        return "redis" if self.redis is not None else "memory"
+
+    async def check_request(self, ip: str) -> None:
+        """Spend one whole request of a client IP; RATE_LIMITED when it has none left."""
+        await self._acquire(f"ip:{ip}", self.ip_rate)
+
+    async def check(self, bucket: Bucket, operation: str, subject: str) -> None:
+        """Spend one call of a root field (`operation`) for a user or IP (`subject`)."""
+        await self._acquire(f"{bucket}:{operation}:{subject}", self.rates[bucket])
+
+    async def check_sign_in(self, *, account: str, ip: str) -> None:
+        """RATE_LIMITED while the account or the IP is locked by failed sign-ins."""
+        if not self.enabled:
+            return
+        keys = [self._account_key(account), self._key(f"signin:ip:{ip}")]
+        wait = await self._run(lambda backend: backend.locked_for(keys), 0)
+        if wait > 0:
+            raise refuse(wait, "Too many failed sign-ins; try again later.")
+
+    async def sign_in_failed(self, *, account: str, ip: str) -> None:
+        """Count a failed sign-in against the account and the IP."""
+        if not self.enabled:
+            return
+        keys = [self._account_key(account), self._key(f"signin:ip:{ip}")]
+        lockouts = [self.account_lockout, self.ip_lockout]
+        await self._run(lambda backend: backend.fail(keys, lockouts), None)
+
+    async def signed_in(self, *, account: str) -> None:
+        """Forget the account's failed sign-ins (its IP's stay counted)."""
+        if not self.enabled:
+            return
+        key = self._account_key(account)
+        await self._run(lambda backend: backend.forget(key), None)
+
+    async def status(self) -> dict[str, Any]:
+        """What `/readyz` shows: the backend, whether Redis answers, the fallback in use."""
+        report: dict[str, Any] = {"enabled": self.enabled, "backend": self.backend}
+        if self.redis is None:
+            return report
+        try:
+            async with asyncio.timeout(self.settings.rate_limit_redis_timeout_seconds * 2):
+                await self.redis.client.ping()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._down(exc)
+        else:
+            self._health = _RedisHealth()
+        report["redis"] = {"ok": self._health.ok}
+        if not self._health.ok:
+            report["redis"]["error"] = self._health.error
+            report["redis"]["fallback"] = self.settings.rate_limit_redis_down
+        return report
+
+    @property
+    def ready(self) -> bool:
+        """False only when the limiter fails closed and Redis is down."""
+        return self._health.ok or self.settings.rate_limit_redis_down != "closed"
+
+    async def close(self) -> None:
+        """Close the Redis client."""
+        if self.redis is not None:
+            await self.redis.client.aclose()
+
+    def _key(self, name: str) -> str:
+        return self.prefix + name
+
+    def _account_key(self, account: str) -> str:
+        # Hashed: bounded in length, and no email in Redis.
+        digest = hashlib.sha256(account.encode()).hexdigest()[:32]
+        return self._key(f"signin:account:{digest}")
+
+    async def _acquire(self, name: str, rate: Rate) -> None:
+        if not self.enabled:
+            return
+        key = self._key(name)
+        wait = await self._run(lambda backend: backend.acquire(key, rate), 0)
+        if wait > 0:
+            raise refuse(wait)
+
+    async def _run(self, call: Callable[[Backend], Awaitable[T]], open_value: T) -> T:
+        """`call` on Redis, or on the fallback while Redis does not answer."""
+        if self.redis is not None:
+            if self._health.ok or time.monotonic() >= self._health.retry_at:
+                try:
+                    result = await call(self.redis)
+                except (RedisError, OSError, TimeoutError) as exc:
+                    self._down(exc)
+                else:
+                    if not self._health.ok:
+                        log.warning("rate limits: Redis answers again")
+                    self._health = _RedisHealth()
+                    return result
+            fallback = self.settings.rate_limit_redis_down
+            if fallback == "open":
+                return open_value
+            if fallback == "closed":
+                raise RateLimited(
+                    "Rate limits are unavailable; try again later.",
+                    retryAfter=math.ceil(REDIS_RETRY_SECONDS),
+                )
+        return await call(self.memory)
+
+    def _down(self, exc: BaseException) -> None:
+        if self._health.ok:
+            log.warning(
+                "rate limits: Redis does not answer (%s); %s until it does",
+                type(exc).__name__,
+                self.settings.rate_limit_redis_down,
+            )
+        self._health = _RedisHealth(
+            ok=False,
+            error=type(exc).__name__,
+            retry_at=time.monotonic() + REDIS_RETRY_SECONDS,
+        )
+
+
+def _per_minute(per_minute: float, burst: int) -> Rate:
+    return Rate(per_second=per_minute / 60.0, burst=burst)
+
+
+@dataclass
+class RequestLimits:
+    """One request's view of the limiter: its client IP, and the longest `retryAfter`
+    it was refused with (the HTTP `Retry-After` of its answer)."""
+
+    limiter: Limiter | None
+    ip: str
+    retry_after: int | None = field(default=None)
+
+    async def check(self, bucket: Bucket, operation: str, subject: str | None) -> None:
+        """Spend one call of `operation` for `subject` (the client IP when None)."""
+        if self.limiter is None:
+            return
+        try:
+            await self.limiter.check(bucket, operation, subject or f"ip:{self.ip}")
+        except RateLimited as exc:
+            self.refused(exc)
+            raise
+
+    async def check_sign_in(self, account: str) -> None:
+        """RATE_LIMITED while failed sign-ins lock the account (normalized email) or the IP."""
+        if self.limiter is None:
+            return
+        try:
+            await self.limiter.check_sign_in(account=account, ip=self.ip)
+        except RateLimited as exc:
+            self.refused(exc)
+            raise
+
+    async def sign_in_failed(self, account: str) -> None:
+        """Count a failed sign-in against the account and this request's IP."""
+        if self.limiter is not None:
+            await self.limiter.sign_in_failed(account=account, ip=self.ip)
+
+    async def signed_in(self, account: str) -> None:
+        """Forget the account's failed sign-ins."""
+        if self.limiter is not None:
+            await self.limiter.signed_in(account=account)
+
+    def refused(self, exc: RateLimited) -> None:
+        """Remember a refusal, so the answer carries `Retry-After`."""
+        seconds = int(exc.extensions.get("retryAfter", 1))
+        self.retry_after = max(self.retry_after or 0, seconds)
+
+
+def client_ip(peer: str | None, forwarded_for: Iterable[str], trusted: Sequence[IPNetwork]) -> str:
+    """The client's address: the peer's, unless the peer is a trusted proxy; then the
+    X-Forwarded-For hops are read from the right (the hop each proxy appended) and the
+    first one that is not a trusted proxy is the client."""
+    address = _address(peer)
+    if address is None:
+        return peer or "unknown"
+    hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]
+    while _is_trusted(address, trusted) and hops:
+        hop = _address(hops.pop())
+        if hop is None:  # a forged or garbled entry: the last trusted hop is the client
+            break
+        address = hop
+    return str(address)
+
+
+def _address(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not value:
+        return None
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
+def _is_trusted(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, trusted: Sequence[IPNetwork]
+) -> bool:
+    return any(address in network for network in trusted)
