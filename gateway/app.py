@@ -20,9 +20,10 @@ from gateway.core.auth import TokenService
 from gateway.core.settings import Settings
 from gateway.http import GraphQLEndpoint
 from gateway.observability import RequestTelemetry
+from gateway.security import SecurityHeaders
 from resolvers.activity import relay_forever
 from resolvers.deletion import sweep_forever
-from schema import build_schema
+from schema import Limits, build_schema
 
 log = logging.getLogger("gateway")
 
@@ -35,7 +36,11 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
     answered SHUTTING_DOWN, before the server would drop them unanswered.
     """
     settings = settings or Settings()
-    schema = build_schema(max_depth=settings.max_query_depth)
+    schema = build_schema(
+        limits=limits_of(settings),
+        introspection=settings.introspection_policy,
+        suggestions=settings.suggestions_enabled,
+    )
     if settings.tracing_enabled:
         telemetry.enable_tracing()
 
@@ -94,6 +99,8 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
     app.state.schema = schema
     # Outermost but for Starlette's error handler: every request gets its id, span and line.
     app.add_middleware(RequestTelemetry, log_query_text=settings.log_query_text)
+    # Added last, so outermost: every response of every route carries the headers.
+    app.add_middleware(SecurityHeaders)
 
     @app.api_route("/graphql", methods=["GET", "POST"], include_in_schema=False)
     async def graphql(request: Request) -> Response:
@@ -141,6 +148,20 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
             )
 
     return app
+
+
+def limits_of(settings: Settings) -> Limits:
+    """The per-request limits the settings name (README "Limits on every request")."""
+    return Limits(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_query_aliases,
+        max_tokens=settings.max_query_tokens,
+        max_document_chars=settings.max_document_chars,
+        max_response_objects=settings.max_response_objects,
+        max_response_bytes=settings.max_response_bytes,
+        cache_max_document_chars=settings.cache_max_document_chars,
+        cached_documents=settings.cached_documents,
+    )
 
 
 async def _stopped(task: asyncio.Task[None]) -> None:

@@ -131,6 +131,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_config=logs.logging_config(settings.log_format, args.log_level),
         # The app logs each request itself, with its request id (gateway/observability.py).
         access_log=False,
+        # `Server: uvicorn` names the stack to whoever probes it.
+        server_header=False,
         # On SIGTERM, requests in flight get this long before they are cancelled.
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
