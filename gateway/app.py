@@ -22,9 +22,10 @@ from gateway.core.settings import Settings
 from gateway.http import GraphQLEndpoint
 from gateway.observability import RequestTelemetry
 from gateway.ratelimits import RateLimits
+from gateway.security import SecurityHeaders
 from resolvers.activity import relay_forever
 from resolvers.deletion import sweep_forever
-from schema import build_schema
+from schema import Limits, build_schema
 
 log = logging.getLogger("gateway")
 
@@ -37,7 +38,11 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
     answered SHUTTING_DOWN, before the server would drop them unanswered.
     """
     settings = settings or Settings()
-    schema = build_schema(max_depth=settings.max_query_depth, max_cost=settings.max_query_cost)
+    schema = build_schema(
+        limits=limits_of(settings),
+        introspection=settings.introspection_policy,
+        suggestions=settings.suggestions_enabled,
+    )
     if settings.tracing_enabled:
         telemetry.enable_tracing()
 
@@ -49,20 +54,7 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
         app.state.graphql = GraphQLEndpoint(
             schema=schema, sources=sources, tokens=TokenService(settings), settings=settings
         )
-        # Finishes account deletions a crash interrupted, now and periodically.
-        sweeper = asyncio.create_task(
-            sweep_forever(
-                sources,
-                interval=settings.deletion_sweep_interval_seconds,
-                settle_seconds=settings.deletion_settle_seconds,
-            ),
-            name="deletion-sweep",
-        )
-        # Delivers the activity events requests could not, now and periodically.
-        relay = asyncio.create_task(
-            relay_forever(sources, interval=settings.outbox_relay_interval_seconds),
-            name="outbox-relay",
-        )
+        loops = _background_loops(sources, settings)
         restore: Callable[[], None] = _nothing
         if drain_on_signals:
             endpoint: GraphQLEndpoint = app.state.graphql
@@ -73,7 +65,7 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
             yield
         finally:
             restore()
-            for task in (sweeper, relay):
+            for task in loops:
                 await _stopped(task)
             try:
                 async with asyncio.timeout(settings.shutdown_close_seconds):
@@ -99,6 +91,8 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
     app.add_middleware(RateLimits)
     # Outermost but for Starlette's error handler: every request gets its id, span and line.
     app.add_middleware(RequestTelemetry, log_query_text=settings.log_query_text)
+    # Added last, so outermost: every response of every route carries the headers.
+    app.add_middleware(SecurityHeaders)
 
     @app.api_route("/graphql", methods=["GET", "POST"], include_in_schema=False)
     async def graphql(request: Request) -> Response:
@@ -149,6 +143,41 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
             )
 
     return app
+
+
+def limits_of(settings: Settings) -> Limits:
+    """The per-request limits the settings name (README "Limits on every request")."""
+    return Limits(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_query_aliases,
+        max_tokens=settings.max_query_tokens,
+        max_document_chars=settings.max_document_chars,
+        max_response_objects=settings.max_response_objects,
+        max_response_bytes=settings.max_response_bytes,
+        cache_max_document_chars=settings.cache_max_document_chars,
+        cached_documents=settings.cached_documents,
+        max_cost=settings.max_query_cost,
+    )
+
+
+def _background_loops(sources: Sources, settings: Settings) -> list[asyncio.Task[None]]:
+    """The work `gateway serve` does besides requests, now and periodically."""
+    return [
+        # Finishes account deletions a crash interrupted.
+        asyncio.create_task(
+            sweep_forever(
+                sources,
+                interval=settings.deletion_sweep_interval_seconds,
+                settle_seconds=settings.deletion_settle_seconds,
+            ),
+            name="deletion-sweep",
+        ),
+        # Delivers the activity events requests could not.
+        asyncio.create_task(
+            relay_forever(sources, interval=settings.outbox_relay_interval_seconds),
+            name="outbox-relay",
+        ),
+    ]
 
 
 async def _stopped(task: asyncio.Task[None]) -> None:

@@ -134,6 +134,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # The client IP is read by the gateway itself, trusting TRUSTED_PROXIES only
         # (gateway/ratelimits.py): uvicorn's own X-Forwarded-For handling is off.
         proxy_headers=False,
+        # `Server: uvicorn` names the stack to whoever probes it.
+        server_header=False,
         # On SIGTERM, requests in flight get this long before they are cancelled.
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )

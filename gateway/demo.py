@@ -80,6 +80,7 @@ def run_demo(*, host: str, port: int, data_dir: Path) -> int:
             # Text lines for a person at a terminal, each request's with its request id.
             log_config=logging_config("text", "info"),
             access_log=False,
+            server_header=False,
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         )
     except KeyboardInterrupt:

@@ -10,7 +10,13 @@
 - A document with several operations needs an `operationName`.
 - A lone UTF-16 surrogate anywhere in the request (JSON allows escaping one) is a
   400 request error: it is no Unicode text, and nothing could store or hash it.
-- GET from a browser (Accept: text/html, no query) serves GraphiQL.
+- GET from a browser (Accept: text/html, no query) serves GraphiQL (when enabled).
+- Bounded work (README "Limits on every request"): a POST body over MAX_BODY_BYTES is a
+  413 as soon as its Content-Length says so or, without one, as soon as that many bytes
+  have arrived: it is never buffered whole. A document over MAX_DOCUMENT_CHARS characters
+  or MAX_QUERY_TOKENS tokens (comments count) is refused QUERY_TOO_COMPLEX before it is
+  parsed; an answer over MAX_RESPONSE_BYTES once serialized is RESPONSE_TOO_LARGE.
+- More than one Authorization header is UNAUTHENTICATED: no guessing which one counts.
 - Every request ends by its deadline (REQUEST_TIMEOUT_SECONDS): its source calls end
   just before it (fields of a late source answer SOURCE_UNAVAILABLE, the rest is
   returned), and whatever else still runs at it is stopped: 504, GATEWAY_TIMEOUT. At shutdown,
@@ -25,25 +31,30 @@ import json
 import re
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from graphql import GraphQLError, OperationDefinitionNode, parse
+from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.exceptions import MissingQueryError
-from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from datasources import Sources, deadline, observe
 from gateway.core.auth import TokenService
-from gateway.core.errors import GatewayError, RequestTimedOut, ShuttingDown
+from gateway.core.errors import (
+    GatewayError,
+    QueryTooComplex,
+    RequestTimedOut,
+    ResponseTooLarge,
+    ShuttingDown,
+)
 from gateway.core.settings import Settings
 from gateway.core.telemetry import response_extensions
+from gateway.security import graphiql_page
 from resolvers.context import Context
-from schema import CACHED_DOCUMENTS, MAX_TOKENS, GatewaySchema
+from schema import GatewaySchema, check_document
 
 T = TypeVar("T")
 
@@ -71,11 +82,22 @@ class GraphQLRequest:
 class RequestError(Exception):
     """Raised when an HTTP request is not a well-formed GraphQL request."""
 
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int | None,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        code: str = "BAD_USER_INPUT",
+        extensions: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
+        # None: as a validation error is (400 in graphql-response+json, 200 in legacy JSON).
         self.status = status
         self.message = message
         self.headers = dict(headers or {})
+        self.code = code
+        self.extensions = dict(extensions or {})
 
 
 def _media_ranges(accept: str) -> list[tuple[str, float]]:
@@ -180,15 +202,38 @@ def _parse(params: Mapping[str, Any]) -> GraphQLRequest:
     return request
 
 
-async def read_request(request: Request) -> GraphQLRequest:
+def _too_large(max_bytes: int) -> RequestError:
+    return RequestError(
+        413, f"The request body is larger than {max_bytes} bytes.", headers={"Connection": "close"}
+    )
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The body, refused (413) once it is known to exceed `max_bytes`: by its declared
+    Content-Length before any of it is read, else as soon as that many bytes arrived."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
+    chunks = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > max_bytes:
+            raise _too_large(max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_request(request: Request, max_body_bytes: int = 1_000_000) -> GraphQLRequest:
     """The GraphQL request carried by a GET query string or a POST JSON body."""
     if request.method == "GET":
         return _parse(request.query_params)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != JSON:
         raise RequestError(415, "POST bodies must be 'application/json'.")
+    raw = await read_body(request, max_body_bytes)
     try:
-        body = json.loads(await request.body())
+        body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise RequestError(400, "The body is not valid JSON.") from exc
     if not isinstance(body, dict):
@@ -196,8 +241,11 @@ async def read_request(request: Request) -> GraphQLRequest:
     return _parse(body)
 
 
-def _error_body(message: str, code: str = "BAD_USER_INPUT") -> dict[str, Any]:
-    body: dict[str, Any] = {"errors": [{"message": message, "extensions": {"code": code}}]}
+def _error_body(
+    message: str, code: str = "BAD_USER_INPUT", extensions: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    error = {"message": message, "extensions": {**(extensions or {}), "code": code}}
+    body: dict[str, Any] = {"errors": [error]}
     if extensions := response_extensions():  # the request id (gateway/observability.py)
         body["extensions"] = extensions
     return body
@@ -237,12 +285,12 @@ def result_body(result: ExecutionResult) -> dict[str, Any]:
     return body
 
 
-@lru_cache(maxsize=CACHED_DOCUMENTS)
-def _has_several_operations(query: str) -> bool:
+def _has_several_operations(schema: GatewaySchema, query: str) -> bool:
     # Strawberry would run the first operation; the spec makes this a request error.
-    # A document that does not parse is left for the schema to report.
+    # A document that does not parse is left for the schema to report. Parsed through
+    # the schema's cache (bounded in bytes), which the execution then hits.
     try:
-        document = parse(query, no_location=True, max_tokens=MAX_TOKENS)
+        document = schema.documents.parse(query, max_tokens=schema.limits.max_tokens)
     except GraphQLError:
         return False
     operations = (d for d in document.definitions if isinstance(d, OperationDefinitionNode))
@@ -333,38 +381,59 @@ class GraphQLEndpoint:
 
     async def __call__(self, request: Request) -> Response:
         if request.method == "GET" and wants_graphiql(request):
-            if not self.settings.graphiql:
+            if not self.settings.graphiql_enabled:
                 return JSONResponse(_error_body("GraphiQL is disabled."), status_code=404)
-            return HTMLResponse(get_graphql_ide_html("graphiql"))
+            return HTMLResponse(graphiql_page()[0])
         media_type = negotiate(request.headers.get("accept"))
         if media_type is None:
             return JSONResponse(
                 _error_body(f"Accept '{GRAPHQL_RESPONSE}' or '{JSON}'."), status_code=406
             )
         try:
-            graphql_request = await read_request(request)
+            graphql_request = await read_request(request, self.settings.max_body_bytes)
             result = await self._execute(request, graphql_request)
         except RequestError as exc:
+            status = exc.status or (400 if media_type == GRAPHQL_RESPONSE else 200)
             return JSONResponse(
-                _error_body(exc.message),
-                status_code=exc.status,
+                _error_body(exc.message, exc.code, exc.extensions),
+                status_code=status,
                 headers=exc.headers,
                 media_type=media_type,
             )
         except (RequestTimedOut, ShuttingDown) as exc:
             return _stopped(exc, media_type)
-        return JSONResponse(
+        return self._answer(result, media_type)
+
+    def _answer(self, result: ExecutionResult, media_type: str) -> Response:
+        """The response to an executed request; RESPONSE_TOO_LARGE, without data, if its
+        body would exceed MAX_RESPONSE_BYTES (execution stops near it already)."""
+        response = JSONResponse(
             result_body(result), status_code=_status(result, media_type), media_type=media_type
         )
+        maximum = self.settings.max_response_bytes
+        if len(response.body) > maximum:
+            error = ResponseTooLarge(
+                f"The response would be larger than {maximum} bytes; ask for fewer fields "
+                "or smaller pages.",
+                limit="bytes",
+                maximum=maximum,
+            )
+            body = {"data": None, **_error_body(error.message, error.code, error.extensions)}
+            return JSONResponse(body, media_type=media_type)
+        return response
 
     async def _execute(self, request: Request, graphql: GraphQLRequest) -> ExecutionResult:
-        if graphql.operation_name is None and _has_several_operations(graphql.query):
+        try:
+            check_document(graphql.query, self.schema.limits)
+        except QueryTooComplex as exc:  # refused before it is parsed
+            raise RequestError(None, exc.message, code=exc.code, extensions=exc.extensions) from exc
+        if graphql.operation_name is None and _has_several_operations(self.schema, graphql.query):
             raise RequestError(400, "The document has several operations: send 'operationName'.")
         context = Context(
             sources=self.sources,
             tokens=self.tokens,
             settings=self.settings,
-            authorization=request.headers.get("authorization"),
+            authorization=request.headers.getlist("authorization"),
         )
         context.request = request
         context.limits = getattr(request.state, "limits", context.limits)  # gateway/ratelimits.py

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -51,6 +52,12 @@ class SignedIn:
 
 def _check_email(email: str) -> str:
     normalized = normalize_email(email)
+    # Control characters (NUL among them) and format characters (the bidirectional
+    # overrides such as U+202E, zero-width joiners) would let one address pass for another.
+    if any(unicodedata.category(char) in ("Cc", "Cf") for char in normalized):
+        raise BadUserInput(
+            "'email' must not contain control or formatting characters.", field="email"
+        )
     if len(normalized) > 254 or not _EMAIL.match(normalized):
         raise BadUserInput("'email' is not a valid email address.", field="email")
     return normalized

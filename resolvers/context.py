@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from strawberry.fastapi import BaseContext
@@ -38,7 +39,7 @@ class Context(BaseContext):
         sources: Sources,
         tokens: TokenService,
         settings: Settings,
-        authorization: str | None,
+        authorization: str | Sequence[str] | None,
     ) -> None:
         super().__init__()
         self.sources = sources
@@ -148,7 +149,14 @@ class Context(BaseContext):
         return self._set_viewer(user)
 
 
-def _bearer_token(header: str | None) -> str | None:
+def _bearer_token(headers: str | Sequence[str] | None) -> str | None:
+    if headers is None or isinstance(headers, str):
+        header = headers
+    elif len(headers) > 1:
+        # Proxies and frameworks disagree on which one counts: neither does.
+        raise Unauthenticated("Send one Authorization header, not several.")
+    else:
+        header = headers[0] if headers else None
     if not header:
         return None
     scheme, _, token = header.partition(" ")

@@ -5,54 +5,77 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError, parse
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from graphql import ASTValidationRule, GraphQLError
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as alias_limit_rule
-from strawberry.extensions.query_depth_limiter import create_validator as depth_limit_rule
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import ExecutionContext
 
-from gateway.core.settings import MAX_QUERY_COST
 from schema._base import DECIMAL_SCALAR
+from schema._bounds import (
+    BoundedResponse,
+    DocumentCache,
+    Limits,
+    bounded_executor,
+    check_document,
+    depth_limit_rule,
+)
 from schema._cost import CostLimit
 from schema._errors import CodedErrors
 from schema._observed import ObservedOperation
+from schema._production import Introspection, NoSuggestions, introspection_policy
 from schema.root import Mutation, Query
 
-__all__ = ["GatewaySchema", "build_schema"]
+__all__ = ["GatewaySchema", "Limits", "build_schema", "check_document"]
 
-MAX_ALIASES = 30
-MAX_TOKENS = 5000
-# Documents whose parse and validation are remembered: clients send the same few queries.
-CACHED_DOCUMENTS = 256
+# The rules Strawberry adds to every validation (strawberry.schema.schema.validate_document).
+_STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
 
 
-_parse = lru_cache(maxsize=CACHED_DOCUMENTS)(parse)
+def _cached_parser(cache: DocumentCache) -> type[SchemaExtension]:
+    class CachedParser(SchemaExtension):
+        """Parses each distinct small document once. A document that does not parse is
+        left to Strawberry, which reports the syntax error as a coded request error."""
+
+        def on_parse(self) -> Iterator[None]:
+            context = self.execution_context
+            if context.query is not None:
+                with contextlib.suppress(GraphQLError):
+                    context.graphql_document = cache.parse(context.query, **context.parse_options)
+            yield
+
+    return CachedParser
 
 
-class CachedParser(SchemaExtension):
-    """Parses each distinct document once. A document that does not parse is left to
-    Strawberry, which reports the syntax error as a coded request error."""
+def _cached_validation(cache: DocumentCache) -> type[SchemaExtension]:
+    class CachedValidation(SchemaExtension):
+        """Validates each distinct small document once (Strawberry's ValidationCache is
+        bounded by entries, not bytes, and cannot hide suggestions)."""
 
-    def on_parse(self) -> Iterator[None]:
-        context = self.execution_context
-        if context.query is not None:
-            with contextlib.suppress(GraphQLError):
-                context.graphql_document = _parse(context.query, **context.parse_options)
-        yield
+        def on_validate(self) -> Iterator[None]:
+            context = self.execution_context
+            if context.query is not None and context.graphql_document is not None:
+                context.pre_execution_errors = cache.validate(
+                    context.schema._schema,
+                    context.query,
+                    context.graphql_document,
+                    (*context.validation_rules, *_STRAWBERRY_RULES),
+                )
+            yield
+
+    return CachedValidation
 
 
 class GatewaySchema(strawberry.Schema):
     """The schema; errors are logged by `CodedErrors` (only the unexpected ones)."""
+
+    limits: Limits
+    documents: DocumentCache
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -60,28 +83,43 @@ class GatewaySchema(strawberry.Schema):
         del errors, execution_context
 
 
-def build_schema(*, max_depth: int = 12, max_cost: int = MAX_QUERY_COST) -> GatewaySchema:
-    """The schema with its limits: depth, aliases and tokens per document.
+def build_schema(
+    *,
+    limits: Limits = Limits(),  # noqa: B008 - frozen, shared safely
+    introspection: Introspection = "on",
+    suggestions: bool = True,
+) -> GatewaySchema:
+    """The schema with its limits (schema/_bounds.py, the cost in schema/_cost.py) and its
+    production switches: who may introspect, and whether errors suggest names ("Did you
+    mean ...").
 
     The limit rules are built once (not per request, as QueryDepthLimiter and
-    MaxAliasesLimiter would), so the validation cache, keyed by the rules, hits.
+    MaxAliasesLimiter would), so the validation cache hits.
     """
-    limits: list[type[ASTValidationRule]] = [
-        depth_limit_rule(max_depth, should_ignore=None),
-        alias_limit_rule(MAX_ALIASES),
+    rules: list[type[ASTValidationRule]] = [
+        depth_limit_rule(limits.max_depth),
+        alias_limit_rule(limits.max_aliases),
     ]
+    cache = DocumentCache(limits, hide_suggestions=not suggestions)
     extensions: list[Any] = [
         ObservedOperation,
         CodedErrors,
-        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: CostLimit(budget=max_cost),
-        lambda: AddValidationRules(limits),
-        CachedParser,
-        lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
+        BoundedResponse,
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: CostLimit(budget=limits.max_cost),
+        lambda: AddValidationRules(rules),
+        _cached_parser(cache),
+        _cached_validation(cache),
+        introspection_policy(introspection),
+        *(() if suggestions else (NoSuggestions,)),
     ]
-    return GatewaySchema(
+    schema = GatewaySchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
         config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR}),
+        execution_context_class=bounded_executor(limits),
     )
+    schema.limits = limits
+    schema.documents = cache
+    return schema

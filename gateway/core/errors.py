@@ -9,6 +9,7 @@
     ├── SourceUnavailable      SOURCE_UNAVAILABLE   (+ extensions.source)
     ├── RateLimited            RATE_LIMITED
     ├── QueryTooComplex        QUERY_TOO_COMPLEX
+    ├── ResponseTooLarge       RESPONSE_TOO_LARGE   (+ extensions.limit, maximum)
     ├── RequestTimedOut        GATEWAY_TIMEOUT      (the whole request, past its deadline)
     ├── ShuttingDown           SHUTTING_DOWN        (cut at shutdown; retry elsewhere)
     └── InternalError          INTERNAL
@@ -93,6 +94,13 @@ class QueryTooComplex(GatewayError):
     """Raised when a query is deeper or larger than the gateway accepts."""
 
     code = "QUERY_TOO_COMPLEX"
+
+
+class ResponseTooLarge(GatewayError):
+    """Raised when an answer would hold more objects or bytes than one response may
+    (MAX_RESPONSE_OBJECTS, MAX_RESPONSE_BYTES): execution stopped, no data is returned."""
+
+    code = "RESPONSE_TOO_LARGE"
 
 
 class RequestTimedOut(GatewayError):

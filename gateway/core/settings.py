@@ -92,7 +92,52 @@ class Settings(RateLimitSettings):
     max_query_depth: int = Field(default=12, gt=0)
     # What one query may cost (schema/_cost.py); a dearer one is refused before it runs.
     max_query_cost: int = Field(default=MAX_QUERY_COST, gt=0)
-    graphiql: bool = True
+
+    # --- Limits on every request (README "Limits on every request") ---
+    # Body of a POST, in bytes: larger is refused 413 while it is read, never buffered.
+    max_body_bytes: int = Field(default=1_000_000, gt=0)
+    # The document (the `query` text), in characters, and in tokens, comments counted.
+    max_document_chars: int = Field(default=20_000, gt=0)
+    max_query_tokens: int = Field(default=2_000, gt=0)
+    max_query_aliases: int = Field(default=30, ge=0)
+    # What one answer may hold: objects completed, and the bytes of its values.
+    max_response_objects: int = Field(default=20_000, gt=0)
+    max_response_bytes: int = Field(default=4_000_000, gt=0)
+    # Parses and validations remembered: documents up to this many characters, this many.
+    cache_max_document_chars: int = Field(default=8_000, ge=0)
+    cached_documents: int = Field(default=256, ge=0)
+
+    # --- Production mode (README "Production mode") ---
+    # GraphiQL for browsers; unset: on, except with GATEWAY_ENV=production.
+    graphiql: bool | None = None
+    # Who may introspect: on (everyone), admin, off; unset: admin in production, else on.
+    introspection: Literal["on", "admin", "off"] | None = None
+    # "Did you mean ...?" in errors; unset: off in production, else on.
+    field_suggestions: bool | None = None
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        """Whether GraphiQL is served: GRAPHIQL, else everywhere but production."""
+        return self.graphiql if self.graphiql is not None else not self.production
+
+    @property
+    def introspection_policy(self) -> Literal["on", "admin", "off"]:
+        """Who may introspect: INTROSPECTION, else ADMIN only in production."""
+        if self.introspection is not None:
+            return self.introspection
+        return "admin" if self.production else "on"
+
+    @property
+    def suggestions_enabled(self) -> bool:
+        """Whether errors suggest names: FIELD_SUGGESTIONS, else everywhere but production."""
+        if self.field_suggestions is not None:
+            return self.field_suggestions
+        return not self.production
+
+    @property
+    def production(self) -> bool:
+        """Whether GATEWAY_ENV is production."""
+        return self.gateway_env == "production"
 
     # Observability. `/metrics` (Prometheus text format) is served on the API port unless
     # METRICS_PORT names a port of its own (`gateway serve` starts it, on METRICS_HOST), so

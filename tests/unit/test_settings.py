@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -94,3 +95,28 @@ def test_a_source_timeout_override_naming_no_source_fails_at_start():
 
     with pytest.raises(ValueError, match="tradez"):
         Sources.open(Settings(_env_file=None, source_timeouts="tradez=9"))
+
+
+def test_every_setting_is_documented_in_the_readme():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+    missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in readme]
+
+    assert missing == []
+
+
+def test_production_switches_follow_the_environment_unless_set():
+    production = Settings(_env_file=None, gateway_env="test").model_copy(
+        update={"gateway_env": "production"}
+    )
+    development = Settings(_env_file=None)
+    explicit = production.model_copy(
+        update={"graphiql": True, "introspection": "on", "field_suggestions": True}
+    )
+
+    assert (production.graphiql_enabled, production.introspection_policy) == (False, "admin")
+    assert production.suggestions_enabled is False
+    assert (development.graphiql_enabled, development.introspection_policy) == (True, "on")
+    assert development.suggestions_enabled is True
+    assert (explicit.graphiql_enabled, explicit.introspection_policy) == (True, "on")
+    assert explicit.suggestions_enabled is True

@@ -268,3 +268,23 @@ async def test_a_revoked_token_gets_no_dashboard_or_profile_and_one_error(
 
     assert body["data"] is None
     assert error_codes(body) == ["UNAUTHENTICATED"]
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "ada\u0000@example.com",
+        "ada@exa\u0007mple.com",
+        "ada\u202e@example.com",  # right-to-left override: "ada@…" shown reversed
+        "ada@example\u202d.com",  # left-to-right override
+        "ada\u2066@example.com",  # left-to-right isolate
+        "a\u200bda@example.com",  # zero-width space
+        "ada@exam\u009fple.com",  # a C1 control
+    ],
+)
+async def test_register_refuses_an_email_with_a_control_or_bidi_character(client, sources, email):
+    body = await gql(client, REGISTER, registration(email=email))
+
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+    assert body["errors"][0]["extensions"]["field"] == "email"
+    assert await sources.users.db["users"].count_documents({}) == 0
