@@ -41,8 +41,9 @@ from resolvers.activity import deliver
 from resolvers.context import Context
 from resolvers.strategies import article, read_strategy, remember
 
-# Transitions racing on one strategy retry this often before giving up with CONFLICT.
-ATTEMPTS = 5
+# Transitions racing on one strategy retry this often before giving up with CONFLICT
+# (each attempt reads, then compare-and-sets; a burst of 20 on one strategy exhausted 5).
+ATTEMPTS = 12
 
 
 @dataclass(frozen=True, slots=True)

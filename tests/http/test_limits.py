@@ -35,9 +35,10 @@ async def post(client: httpx.AsyncClient, query: str, **headers: str) -> httpx.R
 
 def nested(levels: int) -> str:
     """A query of exactly `levels` field levels: me { strategies { edges { node { owner ..."""
-    path = ["me", "strategies", "edges", "node", "owner"]
+    # Pages of one: the depth limit is tested here, not the cost (tests/schema/test_cost.py).
+    path = ["me", "strategies(first: 1)", "edges", "node", "owner"]
     while len(path) < levels - 1:
-        path += ["strategies", "edges", "node", "owner"]
+        path += ["strategies(first: 1)", "edges", "node", "owner"]
     path = [*path[: levels - 1], "__typename"]
     return "{ " + " { ".join(path) + " }" * levels
 
@@ -69,7 +70,7 @@ async def app_client(settings: Settings, **overrides: Any) -> AsyncIterator[http
 
 
 def test_the_nested_query_helper_counts_field_levels():
-    assert nested(3) == "{ me { strategies { __typename } } }"
+    assert nested(3) == "{ me { strategies(first: 1) { __typename } } }"
 
 
 async def test_a_query_of_max_depth_levels_passes_and_one_more_level_is_refused(client, settings):
@@ -325,13 +326,16 @@ WORST = (
 )
 
 
-async def test_the_issues_million_ids_query_stops_at_the_object_cap(client, sources, settings):
+async def test_the_issues_million_ids_query_stops_at_the_object_cap(sources, settings):
     user = await make_user(sources)
     strategy = await make_strategy(sources, user)
     await make_trades(sources, [trade_row(strategy) for _ in range(100)])
 
-    started = time.perf_counter()
-    response = await post(client, WORST, Authorization=f"Bearer {token_for(settings, user)}")
+    # The cost limit refuses it before it runs (tests/schema/test_cost.py); with no cost
+    # limit, the object cap still stops it.
+    async with app_client(settings, max_query_cost=10**9) as client:
+        started = time.perf_counter()
+        response = await post(client, WORST, Authorization=f"Bearer {token_for(settings, user)}")
 
     assert error_codes(response.json()) == ["RESPONSE_TOO_LARGE"]
     assert time.perf_counter() - started < 5
@@ -339,25 +343,28 @@ async def test_the_issues_million_ids_query_stops_at_the_object_cap(client, sour
 
 
 async def test_healthz_answers_within_100_ms_while_the_worst_allowed_request_runs(
-    app, sources, settings
+    sources, settings
 ):
     user = await make_user(sources)
     strategy = await make_strategy(sources, user)
     await make_trades(sources, [trade_row(strategy) for _ in range(100)])
     auth = f"Bearer {token_for(settings, user)}"
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as attacker,
-        httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as prober,
-    ):
-        worst = asyncio.ensure_future(post(attacker, WORST, Authorization=auth))
-        latencies = []
-        while not worst.done():
-            started = time.perf_counter()
-            assert (await prober.get("/healthz")).status_code == 200
-            latencies.append(time.perf_counter() - started)
-            await asyncio.sleep(0.02)
-        response = await worst
+    # The worst the object cap allows, with the cost limit out of the way.
+    application = create_app(settings.model_copy(update={"max_query_cost": 10**9}))
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as attacker,
+            httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as prober,
+        ):
+            worst = asyncio.ensure_future(post(attacker, WORST, Authorization=auth))
+            latencies = []
+            while not worst.done():
+                started = time.perf_counter()
+                assert (await prober.get("/healthz")).status_code == 200
+                latencies.append(time.perf_counter() - started)
+                await asyncio.sleep(0.02)
+            response = await worst
 
     assert error_codes(response.json()) == ["RESPONSE_TOO_LARGE"]
     assert len(latencies) >= 3
