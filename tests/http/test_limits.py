@@ -240,15 +240,17 @@ async def test_the_issues_size_attacks_are_refused_fast_without_a_round_trip(
         lambda: post(client, "{ me { id } }\n" + "#" + "c" * 900_000),
     ]
 
-    for attack in attacks:
+    # Building and sending 10 to 100 MB in-process costs the client more than the refusal;
+    # the document under the body cap is the server's own work: within 100 ms.
+    bounds = (1.0, 1.0, 1.0, 0.1)
+    for attack, bound in zip(attacks, bounds, strict=True):
         started = time.perf_counter()
         response = await attack()
         elapsed = time.perf_counter() - started
 
         assert response.status_code in (400, 413), response.text[:200]
         assert error_codes(response.json()) in (["BAD_USER_INPUT"], ["QUERY_TOO_COMPLEX"])
-        # Building and sending 100 MB in-process costs the client more than the refusal.
-        assert elapsed < 1.0, elapsed
+        assert elapsed < bound, elapsed
     assert sum(round_trips.counts.values()) == 0
 
 
