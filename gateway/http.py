@@ -151,7 +151,9 @@ def _json_param(value: Any, name: str) -> dict[str, Any] | None:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except (json.JSONDecodeError, RecursionError) as exc:  # nested past the parser's stack
+        # Nested past the parser's stack, or an integer of more digits than Python converts
+        # (ValueError, of which JSONDecodeError is one).
+        except (ValueError, RecursionError) as exc:
             raise RequestError(400, f"'{name}' is not valid JSON.") from exc
     if value is None:
         return None
@@ -234,7 +236,7 @@ async def read_request(request: Request, max_body_bytes: int = 1_000_000) -> Gra
     raw = await read_body(request, max_body_bytes)
     try:
         body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError too
         raise RequestError(400, "The body is not valid JSON.") from exc
     if not isinstance(body, dict):
         raise RequestError(400, "The body must be a JSON object.")

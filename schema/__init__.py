@@ -10,7 +10,6 @@ from typing import Any
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension
-from strawberry.extensions.max_aliases import create_validator as alias_limit_rule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
@@ -21,6 +20,7 @@ from schema._bounds import (
     BoundedResponse,
     DocumentCache,
     Limits,
+    alias_limit_rule,
     bounded_executor,
     check_document,
     depth_limit_rule,

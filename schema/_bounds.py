@@ -101,21 +101,78 @@ def _depth(
     selection_set: SelectionSetNode | None,
     fragments: Mapping[str, FragmentDefinitionNode],
     visiting: frozenset[str],
+    known: dict[str, int],
 ) -> int:
+    """The field levels under `selection_set`. Each fragment is measured once (`known`):
+    a document spreading fragments into one another twice over would otherwise cost
+    time exponential in its length."""
     deepest = 0
     for selection in selection_set.selections if selection_set else ():
         if isinstance(selection, FieldNode):
             if selection.name.value in _INTROSPECTION:
                 continue  # the schema's own shape bounds it (GraphiQL's query has 15 levels)
-            deepest = max(deepest, 1 + _depth(selection.selection_set, fragments, visiting))
+            below = _depth(selection.selection_set, fragments, visiting, known)
+            deepest = max(deepest, 1 + below)
         elif isinstance(selection, InlineFragmentNode):
-            deepest = max(deepest, _depth(selection.selection_set, fragments, visiting))
+            deepest = max(deepest, _depth(selection.selection_set, fragments, visiting, known))
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
             fragment = fragments.get(name)
-            if fragment is not None and name not in visiting:  # cycles: NoFragmentCycles
-                deepest = max(deepest, _depth(fragment.selection_set, fragments, visiting | {name}))
+            if name not in known and fragment is not None and name not in visiting:
+                # (cycles: NoFragmentCycles)
+                known[name] = _depth(fragment.selection_set, fragments, visiting | {name}, known)
+            deepest = max(deepest, known.get(name, 0))
     return deepest
+
+
+def _aliases(
+    selection_set: SelectionSetNode | None,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    visiting: frozenset[str],
+    known: dict[str, int],
+) -> int:
+    """The aliases under `selection_set`, counted through every spread of a fragment; each
+    fragment counted once (`known`), as `_depth` measures it."""
+    total = 0
+    for selection in selection_set.selections if selection_set else ():
+        if isinstance(selection, FieldNode):
+            total += (1 if selection.alias else 0) + _aliases(
+                selection.selection_set, fragments, visiting, known
+            )
+        elif isinstance(selection, InlineFragmentNode):
+            total += _aliases(selection.selection_set, fragments, visiting, known)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            fragment = fragments.get(name)
+            if name not in known and fragment is not None and name not in visiting:
+                known[name] = _aliases(fragment.selection_set, fragments, visiting | {name}, known)
+            total += known.get(name, 0)
+    return total
+
+
+def _fragments_of(document: Any) -> dict[str, FragmentDefinitionNode]:
+    return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+
+def alias_limit_rule(max_aliases: int) -> type[ASTValidationRule]:
+    """A rule refusing a document whose operations hold more than `max_aliases` aliases,
+    counted through every spread of a fragment."""
+
+    class MaxAliases(ASTValidationRule):
+        def enter_document(self, node: Any, *_args: Any) -> None:
+            fragments = _fragments_of(node)
+            known: dict[str, int] = {}
+            total = sum(
+                _aliases(d.selection_set, fragments, frozenset(), known)
+                for d in node.definitions
+                if isinstance(d, OperationDefinitionNode)
+            )
+            if total > max_aliases:
+                self.report_error(
+                    GraphQLError(f"{total} aliases found. Allowed: {max_aliases}", node)
+                )
+
+    return MaxAliases
 
 
 def depth_limit_rule(max_depth: int) -> type[ASTValidationRule]:
@@ -129,7 +186,7 @@ def depth_limit_rule(max_depth: int) -> type[ASTValidationRule]:
                 for d in context.document.definitions
                 if isinstance(d, FragmentDefinitionNode)
             }
-            depth = _depth(node.selection_set, fragments, frozenset())
+            depth = _depth(node.selection_set, fragments, frozenset(), {})
             if depth > max_depth:
                 name = node.name.value if node.name else "anonymous"
                 context.report_error(

@@ -172,6 +172,10 @@ def _variable_values(
 
 
 class _Walk:
+    """One operation's cost. Each fragment is priced once per type and sized fields
+    (`_known`): a document spreading fragments into one another twice over would otherwise
+    take time exponential in its length."""
+
     def __init__(
         self,
         model: CostModel,
@@ -181,28 +185,54 @@ class _Walk:
         self.model = model
         self.fragments = fragments
         self.variables = variables
+        self._known: dict[tuple[str, str, tuple[str, ...]], tuple[int, int]] = {}
+        self._visiting: set[str] = set()
 
-    def selection(
-        self, selection_set: SelectionSetNode | None, parent: GraphQLNamedType, seen: int = 0
-    ) -> int:
-        return sum(
-            self.field(node, parent, seen) for node in self._fields(selection_set, parent, seen)
-        )
+    def selection(self, selection_set: SelectionSetNode | None, parent: GraphQLNamedType) -> int:
+        sized, other = self._split(selection_set, parent, ())
+        return sized + other
 
-    def _fields(
-        self, selection_set: SelectionSetNode | None, parent: GraphQLNamedType, seen: int
-    ) -> Iterator[FieldNode]:
+    def _split(
+        self,
+        selection_set: SelectionSetNode | None,
+        parent: GraphQLNamedType,
+        sized_fields: tuple[str, ...],
+    ) -> tuple[int, int]:
+        """The cost of the fields named in `sized_fields`, and of the others."""
+        sized = other = 0
         for node in selection_set.selections if selection_set else ():
             if isinstance(node, FieldNode):
-                yield node
-            elif isinstance(node, InlineFragmentNode):
-                yield from self._fields(node.selection_set, parent, seen)
-            elif isinstance(node, FragmentSpreadNode) and seen < 64:  # validation refuses cycles
-                fragment = self.fragments.get(node.name.value)
-                if fragment is not None:
-                    yield from self._fields(fragment.selection_set, parent, seen + 1)
+                cost = self.field(node, parent)
+                if node.name.value in sized_fields:
+                    sized += cost
+                else:
+                    other += cost
+                continue
+            if isinstance(node, InlineFragmentNode):
+                inner = self._split(node.selection_set, parent, sized_fields)
+            elif isinstance(node, FragmentSpreadNode):
+                inner = self._spread(node.name.value, parent, sized_fields)
+            else:
+                continue
+            sized, other = sized + inner[0], other + inner[1]
+        return sized, other
 
-    def field(self, node: FieldNode, parent: GraphQLNamedType, seen: int) -> int:
+    def _spread(
+        self, name: str, parent: GraphQLNamedType, sized_fields: tuple[str, ...]
+    ) -> tuple[int, int]:
+        key = (name, parent.name, sized_fields)
+        if key not in self._known:
+            fragment = self.fragments.get(name)
+            if fragment is None or name in self._visiting:  # cycles: validation refuses them
+                return 0, 0
+            self._visiting.add(name)
+            try:
+                self._known[key] = self._split(fragment.selection_set, parent, sized_fields)
+            finally:
+                self._visiting.discard(name)
+        return self._known[key]
+
+    def field(self, node: FieldNode, parent: GraphQLNamedType) -> int:
         name = node.name.value
         if name.startswith("__"):  # introspection and __typename: answered from the schema
             return 0 if name == "__typename" else 1
@@ -211,13 +241,10 @@ class _Walk:
             return 1
         child = get_named_type(parent.fields[name].type)
         size = self._size(node, model)
+        sized, other = self._split(node.selection_set, child, model.sized_fields)
         if not model.sized_fields:
-            return model.weight + size * self.selection(node.selection_set, child, seen)
-        total = model.weight
-        for inner in self._fields(node.selection_set, child, seen):
-            cost = self.field(inner, child, seen)
-            total += size * cost if inner.name.value in model.sized_fields else cost
-        return total
+            return model.weight + size * other
+        return model.weight + size * sized + other
 
     def _size(self, node: FieldNode, model: FieldCost) -> int:
         if not model.slicing_arguments:
@@ -230,7 +257,9 @@ class _Walk:
                 value = int(argument.value.value)
             elif isinstance(argument.value, VariableNode):
                 value = self.variables.get(argument.value.name.value)
-            if isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():  # JSON 100.0 is Int 100
+                value = int(value)
+            if isinstance(value, int) and not isinstance(value, bool):
                 return max(0, min(value, MAX_PAGE_SIZE))
         return model.assumed_size if model.assumed_size is not None else MAX_PAGE_SIZE
 

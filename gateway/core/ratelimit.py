@@ -296,7 +296,7 @@ class Limiter:
         """RATE_LIMITED while the account or the IP is locked by failed sign-ins."""
         if not self.enabled:
             return
-        keys = [self._account_key(account), self._key(f"signin:ip:{ip}")]
+        keys = [self._account_key(account, ip), self._key(f"signin:ip:{ip}")]
         wait = await self._run(lambda backend: backend.locked_for(keys), 0)
         if wait > 0:
             raise refuse(wait, "Too many failed sign-ins; try again later.")
@@ -305,15 +305,15 @@ class Limiter:
         """Count a failed sign-in against the account and the IP."""
         if not self.enabled:
             return
-        keys = [self._account_key(account), self._key(f"signin:ip:{ip}")]
+        keys = [self._account_key(account, ip), self._key(f"signin:ip:{ip}")]
         lockouts = [self.account_lockout, self.ip_lockout]
         await self._run(lambda backend: backend.fail(keys, lockouts), None)
 
-    async def signed_in(self, *, account: str) -> None:
-        """Forget the account's failed sign-ins (its IP's stay counted)."""
+    async def signed_in(self, *, account: str, ip: str) -> None:
+        """Forget the account's failed sign-ins from this IP (the IP's own stay counted)."""
         if not self.enabled:
             return
-        key = self._account_key(account)
+        key = self._account_key(account, ip)
         await self._run(lambda backend: backend.forget(key), None)
 
     async def status(self) -> dict[str, Any]:
@@ -347,9 +347,12 @@ class Limiter:
     def _key(self, name: str) -> str:
         return self.prefix + name
 
-    def _account_key(self, account: str) -> str:
+    def _account_key(self, account: str, ip: str) -> str:
+        # Per account *and* client IP: failures from one address lock that address out of
+        # the account, never its owner signing in from elsewhere (an attacker could
+        # otherwise keep a real user locked out for good by failing once per lock).
         # Hashed: bounded in length, and no email in Redis.
-        digest = hashlib.sha256(account.encode()).hexdigest()[:32]
+        digest = hashlib.sha256(f"{account}\0{ip}".encode()).hexdigest()[:32]
         return self._key(f"signin:account:{digest}")
 
     async def _acquire(self, name: str, rate: Rate) -> None:
@@ -438,7 +441,7 @@ class RequestLimits:
     async def signed_in(self, account: str) -> None:
         """Forget the account's failed sign-ins."""
         if self.limiter is not None:
-            await self.limiter.signed_in(account=account)
+            await self.limiter.signed_in(account=account, ip=self.ip)
 
     def refused(self, exc: RateLimited) -> None:
         """Remember a refusal, so the answer carries `Retry-After`."""

@@ -557,3 +557,19 @@ async def test_json_nested_deeper_than_the_parser_goes_is_a_coded_400(client):
     for response in (body_response, get_response):
         assert response.status_code == 400
         assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_an_integer_of_thousands_of_digits_is_a_coded_request_error(client):
+    digits = "1" * 5000
+    posted = await client.post(
+        "/graphql",
+        content=f'{{"query": "{{ __typename }}", "variables": {{"a": {digits}}}}}',
+        headers={"Content-Type": "application/json"},
+    )
+    got = await client.get(
+        "/graphql", params={"query": "{ __typename }", "variables": f'{{"a": {digits}}}'}
+    )
+
+    for response in (posted, got):
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
