@@ -22,7 +22,7 @@ from gateway.core.settings import Settings
 from gateway.http import GraphQLEndpoint
 from gateway.observability import RequestTelemetry
 from gateway.ratelimits import RateLimits
-from gateway.security import SecurityHeaders
+from gateway.security import HEADERS, SecurityHeaders
 from resolvers.activity import relay_forever
 from resolvers.deletion import sweep_forever
 from schema import Limits, build_schema
@@ -94,6 +94,10 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
     # Added last, so outermost: every response of every route carries the headers.
     app.add_middleware(SecurityHeaders)
 
+    # Starlette answers an exception no route handled outside every middleware: the answer
+    # is built here, coded and with the security headers, not as plain text.
+    app.add_exception_handler(Exception, _unexpected)
+
     @app.api_route("/graphql", methods=["GET", "POST"], include_in_schema=False)
     async def graphql(request: Request) -> Response:
         endpoint: GraphQLEndpoint = request.app.state.graphql
@@ -105,29 +109,7 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
-        sources: Sources = request.app.state.sources
-        # Its own short deadline: a stalled source is reported down, not waited for.
-        with deadline(settings.ready_timeout_seconds):
-            statuses = await sources.ping()
-        limiter: Limiter = request.app.state.limiter
-        rate_limits = await limiter.status()  # Redis down is no unreadiness unless fail-closed
-        ready = all(status.ok for status in statuses) and limiter.ready
-        return JSONResponse(
-            {
-                "status": "ready" if ready else "unavailable",
-                "sources": {
-                    status.name: {
-                        "ok": status.ok,
-                        "latencyMs": status.latency_ms,
-                        "breaker": status.breaker,
-                        **({"error": status.error} if status.error else {}),
-                    }
-                    for status in statuses
-                },
-                "rateLimits": rate_limits,
-            },
-            status_code=200 if ready else 503,
-        )
+        return await _readiness(request, settings)
 
     if settings.metrics_enabled and settings.metrics_port is None:
         registry = telemetry.metrics_registry()
@@ -158,6 +140,40 @@ def limits_of(settings: Settings) -> Limits:
         cached_documents=settings.cached_documents,
         max_cost=settings.max_query_cost,
     )
+
+
+async def _readiness(request: Request, settings: Settings) -> JSONResponse:
+    """/readyz: every source pinged within its own short deadline, and the rate limiter."""
+    sources: Sources = request.app.state.sources
+    # Its own short deadline: a stalled source is reported down, not waited for.
+    with deadline(settings.ready_timeout_seconds):
+        statuses = await sources.ping()
+    limiter: Limiter = request.app.state.limiter
+    rate_limits = await limiter.status()  # Redis down is no unreadiness unless fail-closed
+    ready = all(status.ok for status in statuses) and limiter.ready
+    return JSONResponse(
+        {
+            "status": "ready" if ready else "unavailable",
+            "sources": {
+                status.name: {
+                    "ok": status.ok,
+                    "latencyMs": status.latency_ms,
+                    "breaker": status.breaker,
+                    **({"error": status.error} if status.error else {}),
+                }
+                for status in statuses
+            },
+            "rateLimits": rate_limits,
+        },
+        status_code=200 if ready else 503,
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    body = {"errors": [{"message": "Internal server error.", "extensions": {"code": "INTERNAL"}}]}
+    headers = {**HEADERS, "Cache-Control": "no-store"}
+    return JSONResponse(body, status_code=500, headers=headers)
 
 
 def _background_loops(sources: Sources, settings: Settings) -> list[asyncio.Task[None]]:

@@ -452,7 +452,7 @@ class RequestLimits:
 def client_ip(peer: str | None, forwarded_for: Iterable[str], trusted: Sequence[IPNetwork]) -> str:
     """The client's address: the peer's, unless the peer is a trusted proxy; then the
     X-Forwarded-For hops are read from the right (the hop each proxy appended) and the
-    first one that is not a trusted proxy is the client."""
+    first one that is not a trusted proxy is the client. An IPv6 client is its /64."""
     address = _address(peer)
     if address is None:
         return peer or "unknown"
@@ -462,6 +462,15 @@ def client_ip(peer: str | None, forwarded_for: Iterable[str], trusted: Sequence[
         if hop is None:  # a forged or garbled entry: the last trusted hop is the client
             break
         address = hop
+    return _subject(address)
+
+
+def _subject(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    # One IPv6 client holds a whole /64 (its addresses rotate within it): it is one subject.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    if isinstance(address, ipaddress.IPv6Address) and not address.is_loopback:
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
 
 

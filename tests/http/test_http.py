@@ -573,3 +573,23 @@ async def test_an_integer_of_thousands_of_digits_is_a_coded_request_error(client
     for response in (posted, got):
         assert response.status_code == 400
         assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_an_error_no_route_handled_is_a_coded_500_with_the_security_headers(settings):
+    from gateway.app import create_app  # noqa: PLC0415
+
+    app = create_app(settings)
+
+    async def boom() -> None:
+        raise RuntimeError("a bug with a secret: hunter2")
+
+    app.add_api_route("/boom", boom)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
+        response = await http.get("/boom")
+
+    assert response.status_code == 500
+    assert response.json()["errors"][0]["extensions"]["code"] == "INTERNAL"
+    assert "hunter2" not in response.text
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"

@@ -274,3 +274,12 @@ def test_the_client_ip_trusts_forwarded_for_only_from_trusted_proxies(peer, forw
 def test_trusted_proxies_must_be_addresses_or_networks():
     with pytest.raises(ValueError, match="TRUSTED_PROXIES"):
         RateLimitSettings(_env_file=None, trusted_proxies="10.0.0.0/8,proxy.local")
+
+
+def test_an_ipv6_client_is_its_64_and_a_mapped_ipv4_client_its_address():
+    one = client_ip("2001:db8:1:2::1", [], [])
+    other = client_ip("2001:db8:1:2:ffff:1:2:3", [], [])
+    assert one == other == "2001:db8:1:2::/64"
+    assert client_ip("2001:db8:1:3::1", [], []) != one
+    assert client_ip("::ffff:10.0.0.7", [], []) == "10.0.0.7"
+    assert client_ip("::1", [], []) == "::1"
