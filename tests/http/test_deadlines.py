@@ -20,6 +20,7 @@ import pytest
 from fastapi import FastAPI
 
 from gateway.app import create_app
+from gateway.core.auth import hash_password
 from gateway.core.settings import Settings
 from tests.faults import FaultProxy, Mode
 from tests.helpers import every_source_timeout, gql, make_user, token_for
@@ -143,10 +144,15 @@ async def test_work_past_the_request_deadline_is_stopped_answered_504_and_change
             )
             took = time.perf_counter() - started
         await asyncio.sleep(0.5)  # the hashing thread ends meanwhile; nothing follows it
+    started = time.perf_counter()
+    await hash_password("a long enough password")
+    hashing = time.perf_counter() - started
 
     assert response.status_code == 504
     body = response.json()
     assert body["data"] is None
     assert [error["extensions"]["code"] for error in body["errors"]] == ["GATEWAY_TIMEOUT"]
-    assert took < 0.05 + MARGIN, took
+    # Answered at the deadline, not when the work would have ended: within the margin on a
+    # quiet machine, and before the hashing in any case (it ran on in the background).
+    assert took < max(0.05 + MARGIN, min(hashing, 0.05 + 5 * MARGIN)), (took, hashing)
     assert await sources.users.db["users"].count_documents({"email": "late@example.com"}) == 0
