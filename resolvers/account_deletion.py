@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.core.auth import verify_password
 from gateway.core.errors import Unauthenticated
+from resolvers.accounts import password_matches
 from resolvers.context import Context
 from resolvers.deletion import delete_account
 
@@ -16,7 +16,7 @@ async def delete_own_account(ctx: Context, *, password: str) -> bool:
     unavailable source answers again.
     """
     viewer = ctx.checked_viewer
-    if not await verify_password(viewer.user.password_hash, password):
+    if not await password_matches(ctx, viewer.user, password):
         raise Unauthenticated("The password is not correct.")
     deleted = await delete_account(
         ctx.sources, viewer.id, settle_seconds=ctx.settings.deletion_settle_seconds

@@ -181,6 +181,21 @@ async def login(ctx: Context, *, email: str, password: str) -> SignedIn:
     return await _sign_in(ctx, user, events=[outbox.event(user.id, "SIGNED_IN")])
 
 
+async def password_matches(ctx: Context, user: UserRecord, password: str) -> bool:
+    """Whether `password` is the signed-in user's own, counted as a sign-in: a wrong one is
+    a failed sign-in (gateway/core/ratelimit.py), and while failures lock this address out
+    of the account, it is RATE_LIMITED before any hashing. For the mutations that ask for
+    the password again (changePassword, deleteAccount), so a stolen token cannot be used
+    to guess it any faster than `login` allows."""
+    account = normalize_email(user.email)
+    await ctx.limits.check_sign_in(account)
+    if not await verify_password(user.password_hash, password):
+        await ctx.limits.sign_in_failed(account)
+        return False
+    await ctx.limits.signed_in(account)
+    return True
+
+
 async def refresh(ctx: Context, *, refresh_token: str) -> SignedIn:
     """Exchange a refresh token for a new access token and a new refresh token.
 
@@ -302,7 +317,7 @@ async def change_password(ctx: Context, *, current_password: str, new_password: 
     viewer = ctx.checked_viewer
     user = viewer.user
     _check_password(new_password, user.email, field="newPassword")
-    if not await verify_password(user.password_hash, current_password):
+    if not await password_matches(ctx, user, current_password):
         raise Unauthenticated("The current password is not correct.")
     if new_password == current_password:
         raise BadUserInput(

@@ -380,3 +380,11 @@ async def test_ordinary_queries_report_no_limit(client, sources, settings, query
     response = await post(client, query, Authorization=f"Bearer {token_for(settings, user)}")
 
     admitted(response)
+
+
+async def test_a_document_too_broken_to_validate_whole_is_too_complex(client):
+    response = await post(client, "{ " + " ".join(["nope"] * 150) + " }")
+
+    codes = error_codes(response.json())
+    assert response.status_code == 400
+    assert codes[-1] == "QUERY_TOO_COMPLEX"  # graphql-core stopped at its error limit

@@ -18,7 +18,7 @@ from gateway.core.auth import verify_password
 from gateway.core.settings import Settings
 from resolvers import accounts
 from tests.faults import FaultProxy
-from tests.helpers import PASSWORD, body_of, make_user
+from tests.helpers import PASSWORD, body_of, make_user, token_for
 from tests.unit.test_ratelimit import REDIS_URL, closed_port_url, delete_prefix
 
 LOGIN = """
@@ -248,3 +248,26 @@ async def test_the_limiter_returns_to_redis_once_it_answers_again(limited):
 
     assert down["ok"] is False
     assert up == {"ok": True}
+
+
+async def test_a_wrong_current_password_counts_as_a_failed_sign_in(limited, sources, settings):
+    user = await make_user(sources, email="grace@example.com")
+    change = """mutation($p: String!) { changePassword(currentPassword: $p,
+      newPassword: "an entirely new password") { accessToken } }"""
+    headers = {"Authorization": f"Bearer {token_for(settings, user)}"}
+    async with limited(rate_limit_sensitive_burst=100, signin_account_free_failures=2) as client:
+        answers = [
+            await client.post(
+                "/graphql",
+                json={"query": change, "variables": {"p": "wrong password!"}},
+                headers=headers,
+            )
+            for _ in range(4)
+        ]
+        # The lock holds for `login` from this address too: one count for both.
+        locked_login = await login(client, "grace@example.com", PASSWORD)
+
+    codes = [error_of(answer)["code"] for answer in answers]
+    assert codes[:3] == ["UNAUTHENTICATED"] * 3
+    assert codes[3] == "RATE_LIMITED"
+    assert error_of(locked_login)["code"] == "RATE_LIMITED"
