@@ -344,33 +344,41 @@ async def test_the_issues_million_ids_query_stops_at_the_object_cap(sources, set
     assert len(response.content) < 1000
 
 
+# The dearest query the default budget admits (cost 4,801 of 5,000): 100 trades, each with
+# its strategy and 22 of that strategy's trades.
+WORST_ALLOWED = (
+    "{ trades(first: 100) { edges { node { id strategy { trades(first: 22) { edges { node {"
+    " id } } } } } } } }"
+)
+
+
 async def test_healthz_answers_within_100_ms_while_the_worst_allowed_request_runs(
-    sources, settings
+    app, sources, settings
 ):
     user = await make_user(sources)
     strategy = await make_strategy(sources, user)
     await make_trades(sources, [trade_row(strategy) for _ in range(100)])
     auth = f"Bearer {token_for(settings, user)}"
-    # The worst the object cap allows, with the cost limit out of the way.
-    application = create_app(settings.model_copy(update={"max_query_cost": 10**9}))
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with (
-            httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as attacker,
-            httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as prober,
-        ):
-            worst = asyncio.ensure_future(post(attacker, WORST, Authorization=auth))
-            latencies = []
-            while not worst.done():
-                started = time.perf_counter()
-                assert (await prober.get("/healthz")).status_code == 200
-                latencies.append(time.perf_counter() - started)
-                await asyncio.sleep(0.02)
-            response = await worst
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as attacker,
+        httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as prober,
+    ):
+        worst = asyncio.ensure_future(post(attacker, WORST_ALLOWED, Authorization=auth))
+        latencies = []
+        while not worst.done():
+            started = time.perf_counter()
+            assert (await prober.get("/healthz")).status_code == 200
+            latencies.append(time.perf_counter() - started)
+            await asyncio.sleep(0.005)
+        response = await worst
 
-    assert error_codes(response.json()) == ["RESPONSE_TOO_LARGE"]
-    assert len(latencies) >= 3
+    body = response.json()
+    assert "errors" not in body, body.get("errors")
+    assert body["extensions"]["cost"]["requested"] <= body["extensions"]["cost"]["budget"]
+    assert latencies
     assert max(latencies) < 0.1, latencies
+    print(f"{len(latencies)} probes, slowest {max(latencies) * 1000:.1f} ms")  # noqa: T201
 
 
 @pytest.mark.parametrize("query", ["{ me { id } }", "{ dashboard { user { id } } }"])
