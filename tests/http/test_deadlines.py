@@ -9,21 +9,19 @@ the real servers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from gateway.app import create_app
 from gateway.core.auth import hash_password
 from gateway.core.settings import Settings
-from tests.faults import FaultProxy, Mode
+from tests.faults import Mode
 from tests.helpers import every_source_timeout, gql, make_user, token_for
+from tests.http.proxied import URL_SETTINGS, Proxied, client_of, proxied_app
 
 SOURCE_TIMEOUT = 3.0
 REQUEST_TIMEOUT = 1.5
@@ -32,53 +30,28 @@ READY_TIMEOUT = 0.5
 MARGIN = 0.1
 # Dashboards sent at once per case.
 LOAD = 8
-URL_SETTINGS = {
-    "users": "mongo_user_uri",
-    "strategies": "mongo_strategy_uri",
-    "credentials": "mongo_credentials_uri",
-    "trades": "trades_database_url",
-    "analytics": "analytics_database_url",
-}
 DASHBOARD = """{ dashboard { strategyCounts { total } recentTrades { id } pnl { allTime }
   credentialsConfigured recentActivity { kind } } }"""
 
 
-@dataclass
-class Proxied:
-    app: FastAPI
-    proxies: dict[str, FaultProxy]
-
-
 @pytest.fixture(scope="module")
 async def proxied(settings: Settings) -> AsyncIterator[Proxied]:
-    """The app with every source behind a proxy of its own (so Mongo sources do not share
-    a client here: each can fail alone)."""
-    proxies: dict[str, FaultProxy] = {}
-    stack = contextlib.AsyncExitStack()
-    update: dict[str, object] = {
+    """The app with every source behind a proxy of its own."""
+    update = {
         **every_source_timeout(SOURCE_TIMEOUT),
         "request_timeout_seconds": REQUEST_TIMEOUT,
         "ready_timeout_seconds": READY_TIMEOUT,
         # Deadlines alone: breakers (tests/http/test_breakers.py) would fail calls at once.
         "source_breaker_failures": 10_000,
     }
-    for source, name in URL_SETTINGS.items():
-        url = getattr(settings, name)
-        proxies[source] = await stack.enter_async_context(FaultProxy.in_front_of(url))
-        update[name] = proxies[source].url_through(url)
-    async with stack:
-        app = create_app(settings.model_copy(update=update))
-        async with app.router.lifespan_context(app):
-            yield Proxied(app, proxies)
+    async with proxied_app(settings, update) as app:
+        yield app
 
 
 @pytest.fixture
 async def http(proxied: Proxied) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=proxied.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+    async with client_of(proxied) as client:
         yield client
-    for proxy in proxied.proxies.values():
-        await proxy.set("pass")
 
 
 @pytest.mark.slow

@@ -13,22 +13,18 @@ transition, one event each, nothing of another user touched.
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from bson import ObjectId
-from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from datasources import Sources
 from datasources.analytics import activity_events
 from datasources.users import UserRecord
-from gateway.app import create_app
 from gateway.core.settings import Settings
 from resolvers.activity import relay_pending
 from resolvers.deletion import finish_deletions
@@ -42,59 +38,32 @@ from tests.helpers import (
     make_user,
     token_for,
 )
+from tests.http.proxied import Proxied, client_of, proxied_app
 from tests.schema.strategies.ops import create, delete, transition
 
-URL_SETTINGS = {
-    "users": "mongo_user_uri",
-    "strategies": "mongo_strategy_uri",
-    "credentials": "mongo_credentials_uri",
-    "trades": "trades_database_url",
-    "analytics": "analytics_database_url",
-}
 SAVE = """mutation Save($input: SaveCredentialsInput!) {
   saveCredentials(input: $input) { broker apiKeyHint } }"""
 LOSSES: list[Lost] = ["request", "answer"]
 RETRIES = 4
 
 
-@dataclass
-class Proxied:
-    app: FastAPI
-    proxies: dict[str, FaultProxy]
-
-    @property
-    def sources(self) -> Sources:
-        opened: Sources = self.app.state.sources
-        return opened
-
-
 @pytest.fixture(scope="module")
 async def proxied(settings: Settings) -> AsyncIterator[Proxied]:
     """The app with every source behind a proxy of its own."""
-    proxies: dict[str, FaultProxy] = {}
-    update: dict[str, object] = {
+    update = {
         **every_source_timeout(2.0),
         "request_timeout_seconds": 5.0,
         # Every fault here is one command: no breaker may turn it into an outage.
         "source_breaker_failures": 10_000,
     }
-    async with contextlib.AsyncExitStack() as stack:
-        for source, name in URL_SETTINGS.items():
-            url = getattr(settings, name)
-            proxies[source] = await stack.enter_async_context(FaultProxy.in_front_of(url))
-            update[name] = proxies[source].url_through(url)
-        app = create_app(settings.model_copy(update=update))
-        async with app.router.lifespan_context(app):
-            yield Proxied(app, proxies)
+    async with proxied_app(settings, update) as app:
+        yield app
 
 
 @pytest.fixture
 async def http(proxied: Proxied) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=proxied.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+    async with client_of(proxied) as client:
         yield client
-    for proxy in proxied.proxies.values():
-        await proxy.set("pass")
 
 
 Send = Callable[[], Awaitable[dict[str, Any]]]
