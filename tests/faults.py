@@ -226,6 +226,13 @@ class FaultProxy:
             asyncio.create_task(self._pipe(link, upstream_reader, writer, answers=True)),
         ]
 
+    async def _forward(self, sink: asyncio.StreamWriter, data: bytes) -> None:
+        await self._flowing.wait()  # a link that stalls mid-stream stops forwarding
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        sink.write(data)
+        await sink.drain()
+
     async def _pipe_commands(
         self, link: _Link, source: asyncio.StreamReader, sink: asyncio.StreamWriter
     ) -> None:
@@ -238,11 +245,7 @@ class FaultProxy:
                 if lost == "request":
                     return  # the link is reset (finally) before the request reaches the server
                 link.lose_answer = lost == "answer"
-                await self._flowing.wait()
-                if self.latency:
-                    await asyncio.sleep(self.latency)
-                sink.write(frame)
-                await sink.drain()
+                await self._forward(sink, frame)
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -261,11 +264,7 @@ class FaultProxy:
             while chunk := await source.read(_CHUNK):
                 if answers and link.lose_answer:
                     return  # the server ran it; the link is reset (finally) instead of answering
-                await self._flowing.wait()  # a link that stalls mid-stream stops forwarding
-                if self.latency:
-                    await asyncio.sleep(self.latency)
-                sink.write(chunk)
-                await sink.drain()
+                await self._forward(sink, chunk)
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
