@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,6 +18,7 @@ from typing import Any
 import httpx
 import jwt
 from argon2 import PasswordHasher
+from fastapi import FastAPI
 from pymongo import monitoring
 from sqlalchemy import event
 
@@ -27,6 +30,7 @@ from datasources import users as users_source
 from datasources.analytics import refresh_daily_metrics
 from datasources.strategies import StrategyRecord
 from datasources.users import UserRecord
+from gateway.app import create_app
 from gateway.core.auth import TokenService, key_id
 from gateway.core.crypto import SecretBox
 from gateway.core.settings import Settings
@@ -356,3 +360,20 @@ def every_source_timeout(seconds: float) -> dict[str, float]:
 def every_source_timeout_env(seconds: float) -> dict[str, str]:
     """The environment of `every_source_timeout`, for a served gateway."""
     return {name.upper(): str(value) for name, value in every_source_timeout(seconds).items()}
+
+
+class AppClient(httpx.AsyncClient):
+    """A client of an app in-process (ASGI); `app` is that app."""
+
+    def __init__(self, app: FastAPI) -> None:
+        super().__init__(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test")
+        self.app = app
+
+
+@asynccontextmanager
+async def app_client(settings: Settings, **overrides: Any) -> AsyncIterator[AppClient]:
+    """A client of an app built with these settings changed (its own source clients), its
+    lifespan running."""
+    application = create_app(settings.model_copy(update=overrides))
+    async with application.router.lifespan_context(application), AppClient(application) as http:
+        yield http

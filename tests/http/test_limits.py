@@ -6,15 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 
-from gateway.app import create_app
-from gateway.core.settings import Settings
 from tests.helpers import (
+    app_client,
     body_of,
     error_codes,
     make_strategy,
@@ -54,16 +52,6 @@ def admitted(response: httpx.Response) -> None:
     assert "QUERY_TOO_COMPLEX" not in codes
     assert "RESPONSE_TOO_LARGE" not in codes
     assert response.status_code == 200, response.text
-
-
-@asynccontextmanager
-async def app_client(settings: Settings, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of an app built with these settings changed (its own source clients)."""
-    application = create_app(settings.model_copy(update=overrides))
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
-            yield http
 
 
 # --- Depth --------------------------------------------------------------------------------------

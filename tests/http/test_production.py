@@ -8,7 +8,6 @@ import base64
 import hashlib
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -17,25 +16,12 @@ import uvicorn
 from fastapi.routing import APIRoute
 
 from gateway import cli
-from gateway.app import create_app
-from gateway.core.settings import Settings
-from tests.helpers import body_of, error_codes, make_user, token_for
+from tests.helpers import app_client, body_of, error_codes, make_user, token_for
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 INTROSPECTION = "{ __schema { queryType { name } } }"
 TYPE = '{ __type(name: "User") { name } }'
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
-
-
-@asynccontextmanager
-async def app_client(settings: Settings, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of an app built with these settings changed (its own source clients)."""
-    application = create_app(settings.model_copy(update=overrides))
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
-            http.app = application  # type: ignore[attr-defined]
-            yield http
 
 
 @pytest.fixture
