@@ -144,3 +144,32 @@ async def test_the_budget_is_a_setting(settings, sources):
     async with app_client(settings, max_query_cost=10) as http:
         body = (await post(http, DASHBOARD, token_for(settings, user))).json()
     assert body["errors"][0]["extensions"]["budget"] == 10
+
+
+def test_a_page_size_sent_as_an_integral_float_counts_as_the_integer() -> None:
+    query = "query($n: Int) { strategies(first: $n) { edges { node { id } } } }"
+    assert cost_of(query, {"n": 100.0}) == cost_of(query, {"n": 100})
+
+
+def doubling_fragments(levels: int, leaf: str = "__typename") -> str:
+    """Fragments each spreading the next twice: 2**levels spreads from ~30 characters each."""
+    fragments = " ".join(
+        f"fragment F{n} on Query {{ ...F{n + 1} ...F{n + 1} }}" for n in range(levels)
+    )
+    return f"query {{ ...F0 }} {fragments} fragment F{levels} on Query {{ {leaf} }}"
+
+
+def test_fragments_spread_twice_over_are_priced_once_each() -> None:
+    started = time.perf_counter()
+    cost = cost_of(doubling_fragments(40, "strategies(first: 1) { edges { node { id } } }"))
+    assert cost == 2**40 * (1 + 2)
+    assert time.perf_counter() - started < 0.1
+
+
+async def test_a_document_of_fragments_spread_twice_over_is_answered_at_once(client):
+    started = time.perf_counter()
+    response = await client.post("/graphql", json={"query": doubling_fragments(40)})
+    took = time.perf_counter() - started
+
+    assert response.status_code == 200
+    assert took < 0.5, took  # the depth, alias and cost walks each see a fragment once
