@@ -21,7 +21,7 @@ import pytest
 from gateway.core.settings import Settings
 from tests.faults import FaultProxy, Mode
 from tests.helpers import every_source_timeout_env, make_user, token_for
-from tests.http.test_server_process import (
+from tests.serving import (
     free_port,
     settings_env,
     start_serve,

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.core.settings import Settings
-from tests.http.test_server_process import (
+from tests.serving import (
     Server,
     free_port,
     settings_env,

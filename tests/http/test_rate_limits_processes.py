@@ -12,7 +12,7 @@ import pytest
 
 from gateway.core.settings import Settings
 from tests.helpers import body_of
-from tests.http.test_server_process import (
+from tests.serving import (
     Server,
     free_port,
     settings_env,
