@@ -44,6 +44,11 @@ class RateLimitSettings(BaseSettings):
     # to the maximum. The count is forgotten a window after the last failure.
     signin_account_free_failures: int = Field(default=5, ge=0)
     signin_ip_free_failures: int = Field(default=20, ge=0)
+    # Failed sign-ins of one account from every address it was not signed in from within
+    # SIGNIN_KNOWN_ADDRESS_DAYS: past this many, the account locks for such addresses (a
+    # botnet's guesses slow down; its owner's known addresses are never locked by it).
+    signin_account_wide_free_failures: int = Field(default=20, ge=0)
+    signin_known_address_days: float = Field(default=30.0, gt=0)
     signin_lockout_base_seconds: float = Field(default=2.0, gt=0)
     signin_lockout_max_seconds: float = Field(default=300.0, gt=0)
     signin_failure_window_seconds: float = Field(default=900.0, gt=0)

@@ -2,10 +2,12 @@
 
 Requests are limited by GCRA (the generic cell rate algorithm, a token bucket that keeps
 one timestamp per key): a key may spend `burst` requests at once, then one per
-`1 / per_second` seconds. Failed sign-ins are counted per account and per client IP:
-past a few free ones, each further failure locks the key for a window that doubles up
-to a cap, and the count is forgotten a while after the last failure, so nobody is locked
-out for long. The same two algorithms run in memory (one process) and in Redis as Lua
+`1 / per_second` seconds. Failed sign-ins are counted per account and client IP, per
+client IP, and per account across addresses: past a few free ones, each further failure
+locks the key for a window that doubles up to a cap, and the count is forgotten a while
+after the last failure. The account-wide count slows down guessing from many addresses;
+it never locks out an address the account signed in from before, so an attacker cannot
+keep the owner out. The same two algorithms run in memory (one process) and in Redis as Lua
 scripts (atomic, on Redis's own clock, shared by every process).
 
 When Redis does not answer, the limiter does what RATE_LIMIT_REDIS_DOWN says (memory,
@@ -30,6 +32,7 @@ from redis.exceptions import RedisError
 
 from gateway.core.errors import RateLimited
 from gateway.core.rate_settings import IPNetwork, RateLimitSettings
+from gateway.core.telemetry import RATE_LIMITED
 
 log = logging.getLogger("gateway.ratelimit")
 
@@ -101,6 +104,8 @@ class MemoryBackend:
         self._tat: dict[str, int] = {}
         # key -> (failures, locked until, forgotten at)
         self._failures: dict[str, tuple[int, int, int]] = {}
+        # key -> forgotten at
+        self._known: dict[str, int] = {}
 
     async def acquire(self, key: str, rate: Rate) -> int:
         """Spend one request of `key`: 0, or the microseconds to wait (nothing spent)."""
@@ -138,11 +143,21 @@ class MemoryBackend:
         """Forget the failures of `key` (its owner signed in)."""
         self._failures.pop(key, None)
 
+    async def remember(self, key: str, ttl_us: int) -> None:
+        """Mark `key` known for `ttl_us` microseconds."""
+        self._known[key] = _now_us() + ttl_us
+
+    async def is_known(self, key: str) -> bool:
+        """Whether `key` was marked known and has not expired."""
+        return self._known.get(key, 0) > _now_us()
+
     def _sweep(self, now: int) -> None:
         if len(self._tat) > _SWEEP_AT:
             self._tat = {key: tat for key, tat in self._tat.items() if tat > now}
         if len(self._failures) > _SWEEP_AT:
             self._failures = {k: v for k, v in self._failures.items() if v[2] > now}
+        if len(self._known) > _SWEEP_AT:
+            self._known = {k: until for k, until in self._known.items() if until > now}
 
 
 # KEYS[1]: the key; ARGV: interval (µs), burst. Returns 0, or the µs to wait.
@@ -221,6 +236,14 @@ class RedisBackend:
         """Forget the failures of `key` (its owner signed in)."""
         await self.client.delete(key)
 
+    async def remember(self, key: str, ttl_us: int) -> None:
+        """Mark `key` known for `ttl_us` microseconds."""
+        await self.client.set(key, b"1", px=max(1, ttl_us // 1000))
+
+    async def is_known(self, key: str) -> bool:
+        """Whether `key` was marked known and has not expired."""
+        return bool(await self.client.exists(key))
+
 
 Backend = MemoryBackend | RedisBackend
 
@@ -278,6 +301,8 @@ class Limiter:
 
         self.account_lockout = lockout(settings.signin_account_free_failures)
         self.ip_lockout = lockout(settings.signin_ip_free_failures)
+        self.account_wide_lockout = lockout(settings.signin_account_wide_free_failures)
+        self.known_address_us = round(settings.signin_known_address_days * 86_400e6)
 
     @property
     def backend(self) -> str:
@@ -286,35 +311,55 @@ class Limiter:
 
     async def check_request(self, ip: str) -> None:
         """Spend one whole request of a client IP; RATE_LIMITED when it has none left."""
-        await self._acquire(f"ip:{ip}", self.ip_rate)
+        await self._acquire(f"ip:{ip}", self.ip_rate, limit="ip")
 
     async def check(self, bucket: Bucket, operation: str, subject: str) -> None:
         """Spend one call of a root field (`operation`) for a user or IP (`subject`)."""
-        await self._acquire(f"{bucket}:{operation}:{subject}", self.rates[bucket])
+        await self._acquire(f"{bucket}:{operation}:{subject}", self.rates[bucket], limit=bucket)
 
     async def check_sign_in(self, *, account: str, ip: str) -> None:
-        """RATE_LIMITED while the account or the IP is locked by failed sign-ins."""
+        """RATE_LIMITED while failed sign-ins lock the account from this IP, the IP, or
+        (for an address the account never signed in from) the account everywhere."""
         if not self.enabled:
             return
-        keys = [self._account_key(account, ip), self._key(f"signin:ip:{ip}")]
-        wait = await self._run(lambda backend: backend.locked_for(keys), 0)
+        keys = await self._sign_in_keys(account, ip)
+        wait = await self._run(lambda backend: backend.locked_for(keys), 0, limit="signin")
         if wait > 0:
+            RATE_LIMITED.labels("signin").inc()
             raise refuse(wait, "Too many failed sign-ins; try again later.")
 
     async def sign_in_failed(self, *, account: str, ip: str) -> None:
-        """Count a failed sign-in against the account and the IP."""
+        """Count a failed sign-in against the account from this IP, the IP, and (from an
+        address the account never signed in from) the account everywhere."""
         if not self.enabled:
             return
-        keys = [self._account_key(account, ip), self._key(f"signin:ip:{ip}")]
-        lockouts = [self.account_lockout, self.ip_lockout]
-        await self._run(lambda backend: backend.fail(keys, lockouts), None)
+        keys = await self._sign_in_keys(account, ip)
+        lockouts = [self.account_lockout, self.ip_lockout, self.account_wide_lockout]
+        await self._run(
+            lambda backend: backend.fail(keys, lockouts[: len(keys)]), None, limit="signin"
+        )
 
     async def signed_in(self, *, account: str, ip: str) -> None:
-        """Forget the account's failed sign-ins from this IP (the IP's own stay counted)."""
+        """Forget the account's failed sign-ins from this IP (the IP's own, and the
+        account-wide count, stay), and remember the IP as one the account signs in from."""
         if not self.enabled:
             return
-        key = self._account_key(account, ip)
-        await self._run(lambda backend: backend.forget(key), None)
+        failures, known = self._account_key(account, ip), self._known_key(account, ip)
+
+        async def signed_in(backend: Backend) -> None:
+            await backend.forget(failures)
+            await backend.remember(known, self.known_address_us)
+
+        await self._run(signed_in, None, limit="signin")
+
+    async def _sign_in_keys(self, account: str, ip: str) -> list[str]:
+        """The failure keys a sign-in of `account` from `ip` is checked and counted on: the
+        account-wide key last, and only for an address the account is not known from."""
+        keys = [self._account_key(account, ip), self._key(f"signin:ip:{ip}")]
+        known = self._known_key(account, ip)
+        if not await self._run(lambda backend: backend.is_known(known), True, limit="signin"):
+            keys.append(self._key(f"signin:account-wide:{_digest(account)}"))
+        return keys
 
     async def status(self) -> dict[str, Any]:
         """What `/readyz` shows: the backend, whether Redis answers, the fallback in use."""
@@ -352,19 +397,25 @@ class Limiter:
         # the account, never its owner signing in from elsewhere (an attacker could
         # otherwise keep a real user locked out for good by failing once per lock).
         # Hashed: bounded in length, and no email in Redis.
-        digest = hashlib.sha256(f"{account}\0{ip}".encode()).hexdigest()[:32]
-        return self._key(f"signin:account:{digest}")
+        return self._key(f"signin:account:{_digest(account, ip)}")
 
-    async def _acquire(self, name: str, rate: Rate) -> None:
+    def _known_key(self, account: str, ip: str) -> str:
+        return self._key(f"signin:known:{_digest(account, ip)}")
+
+    async def _acquire(self, name: str, rate: Rate, *, limit: str) -> None:
         if not self.enabled:
             return
         key = self._key(name)
-        wait = await self._run(lambda backend: backend.acquire(key, rate), 0)
+        wait = await self._run(lambda backend: backend.acquire(key, rate), 0, limit=limit)
         if wait > 0:
+            RATE_LIMITED.labels(limit).inc()
             raise refuse(wait)
 
-    async def _run(self, call: Callable[[Backend], Awaitable[T]], open_value: T) -> T:
-        """`call` on Redis, or on the fallback while Redis does not answer."""
+    async def _run(
+        self, call: Callable[[Backend], Awaitable[T]], open_value: T, *, limit: str
+    ) -> T:
+        """`call` on Redis, or on the fallback while Redis does not answer (`limit` names
+        what a refusal of the `closed` fallback is counted as)."""
         if self.redis is not None:
             if self._health.ok or time.monotonic() >= self._health.retry_at:
                 try:
@@ -380,6 +431,7 @@ class Limiter:
             if fallback == "open":
                 return open_value
             if fallback == "closed":
+                RATE_LIMITED.labels(limit).inc()
                 raise RateLimited(
                     "Rate limits are unavailable; try again later.",
                     retryAfter=math.ceil(REDIS_RETRY_SECONDS),
@@ -398,6 +450,10 @@ class Limiter:
             error=type(exc).__name__,
             retry_at=time.monotonic() + REDIS_RETRY_SECONDS,
         )
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
 def _per_minute(per_minute: float, burst: int) -> Rate:

@@ -138,6 +138,14 @@ BATCH_SIZE = Histogram(
     buckets=_BATCH_BUCKETS,
 )
 
+RATE_LIMITED = Counter(
+    "gateway_rate_limited",
+    "Calls refused with RATE_LIMITED, by the limit that refused them: ip (whole requests "
+    "per client IP, HTTP 429), query, mutation, auth or sensitive (a root field's bucket), "
+    "signin (failed sign-ins locked the account or address).",
+    ["limit"],
+)
+
 SOURCE_OUTCOMES = ("ok", "conflict", "timeout", "rejected", "error", "cancelled")
 _BREAKER_VALUES = {"closed": 0, "half-open": 1, "open": 2}
 # Operation names come from clients: past this many distinct ones (per process) the rest are

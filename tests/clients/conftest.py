@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from gateway.core.settings import Settings
+from tests.helpers import PASSWORD
 from tests.serving import Server, free_port, settings_env, start_serve, stop, wait_until_healthy
 
 HERE = Path(__file__).parent
@@ -105,7 +106,7 @@ async def served(
         stop(server.process)
 
 
-async def register(server: Server, email: str, password: str = "a long enough password") -> str:
+async def register(server: Server, email: str, password: str = PASSWORD) -> str:
     """Sign up a user through the served gateway; its access token."""
     mutation = (
         "mutation($e: String!, $p: String!) { register(email: $e, password: $p, "

@@ -146,6 +146,53 @@ async def test_an_account_is_locked_for_the_address_that_failed_never_for_its_ow
     await limiter.check_sign_in(account="ada@example.com", ip="10.0.0.3")
 
 
+async def test_guesses_from_many_addresses_lock_the_account_for_new_addresses_only(
+    make_limiter,
+):
+    limiter = make_limiter(signin_account_free_failures=5, signin_account_wide_free_failures=6)
+    await limiter.signed_in(account="ada@example.com", ip="192.0.2.7")  # the owner's address
+
+    # A botnet: two failures from each of three addresses, under every per-address lock.
+    for n in range(3):
+        for _ in range(2):
+            await limiter.check_sign_in(account="ada@example.com", ip=f"10.0.1.{n}")
+            await limiter.sign_in_failed(account="ada@example.com", ip=f"10.0.1.{n}")
+    await limiter.check_sign_in(account="ada@example.com", ip="10.0.1.9")  # six were free
+    await limiter.sign_in_failed(account="ada@example.com", ip="10.0.1.9")
+
+    # The seventh locked the account for every address it was never signed in from...
+    with pytest.raises(RateLimited) as refused:
+        await limiter.check_sign_in(account="ada@example.com", ip="10.0.1.10")
+    assert refused.value.extensions["retryAfter"] >= 1
+    # ...but not for its owner's address, nor other accounts from the botnet's addresses.
+    await limiter.check_sign_in(account="ada@example.com", ip="192.0.2.7")
+    await limiter.check_sign_in(account="bob@example.com", ip="10.0.1.10")
+
+
+async def test_failures_from_a_known_address_do_not_count_account_wide(make_limiter):
+    limiter = make_limiter(signin_account_free_failures=5, signin_account_wide_free_failures=1)
+    await limiter.signed_in(account="ada@example.com", ip="192.0.2.7")
+
+    for _ in range(3):  # the owner mistyping at home
+        await limiter.sign_in_failed(account="ada@example.com", ip="192.0.2.7")
+
+    await limiter.check_sign_in(account="ada@example.com", ip="198.51.100.1")  # not locked
+
+
+async def test_an_address_stops_being_known_after_the_setting(make_limiter):
+    limiter = make_limiter(
+        signin_account_wide_free_failures=0, signin_known_address_days=0.2 / 86_400
+    )
+    await limiter.signed_in(account="ada@example.com", ip="192.0.2.7")
+    await limiter.sign_in_failed(account="ada@example.com", ip="10.0.0.1")
+    await limiter.check_sign_in(account="ada@example.com", ip="192.0.2.7")
+
+    await asyncio.sleep(0.25)
+
+    with pytest.raises(RateLimited):
+        await limiter.check_sign_in(account="ada@example.com", ip="192.0.2.7")
+
+
 async def test_failed_sign_ins_lock_an_address_across_accounts(make_limiter):
     limiter = make_limiter(signin_ip_free_failures=3)
 
@@ -177,9 +224,11 @@ async def test_redis_keys_hold_no_email_and_expire():
     client = aioredis.Redis.from_url(REDIS_URL)
     try:
         await limiter.sign_in_failed(account="ada@example.com", ip="10.0.0.1")
+        await limiter.signed_in(account="ada@example.com", ip="10.0.0.2")
         await limiter.check(Bucket.QUERY, "me", "user:1")
         keys = sorted([key.decode() async for key in client.scan_iter(match=f"{prefix}*")])
-        assert len(keys) == 3
+        # per account and IP, per IP, account-wide, the known address, the query bucket
+        assert len(keys) == 5
         assert not any("@" in key or "example" in key for key in keys)
         assert all([await client.pttl(key) > 0 for key in keys])
     finally:
