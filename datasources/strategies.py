@@ -228,6 +228,14 @@ async def insert_strategy(
     return _record(doc)
 
 
+async def count_other_strategies(
+    *, db: AsyncDatabase[Document], user_id: str, besides: str, limit: int
+) -> int:
+    """How many strategies `user_id` holds other than `besides` (counted up to `limit`)."""
+    query = {**_owner_filter([user_id]), "_id": {"$ne": ObjectId(besides)}}
+    return await db[COLLECTION].count_documents(query, limit=limit)
+
+
 def _owned(strategy_id: str, user_id: str) -> dict[str, Any] | None:
     # An id that is not an ObjectId names no strategy: the filter matches nothing.
     oid, owner = to_object_id(strategy_id), to_object_id(user_id)

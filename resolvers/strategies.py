@@ -139,7 +139,12 @@ async def _insert(
 
     Its STRATEGY_CREATED event is written with it, so it is recorded exactly when the
     strategy exists (once: a retry finding the first insert writes nothing).
+
+    An account holding MAX_STRATEGIES_PER_USER others is refused (CONFLICT); requests
+    racing past the count can overshoot by as many as run at once, which the mutation
+    rate limit bounds.
     """
+    await _check_room(ctx, user_id=user_id, strategy_id=strategy_id)
     created = [
         outbox.event(
             user_id,
@@ -170,6 +175,18 @@ async def _insert(
         raise _name_taken() from exc
     await deliver(ctx.sources, ctx.sources.strategies, COLLECTION, record.id, created)
     return record
+
+
+async def _check_room(ctx: Context, *, user_id: str, strategy_id: str) -> None:
+    most = ctx.settings.max_strategies_per_user
+    held = await ctx.sources.strategies.run(
+        lambda db: strategies_source.count_other_strategies(
+            db=db, user_id=user_id, besides=strategy_id, limit=most
+        ),
+        kind="lookup",
+    )
+    if held >= most:
+        raise Conflict(f"An account may hold at most {most} strategies; delete one first.")
 
 
 async def _find(ctx: Context, *, user_id: str, strategy_id: str) -> StrategyRecord | None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry.scalars import JSON
 
-from gateway.core.settings import MAX_PAGE_SIZE
+from gateway.core.settings import MAX_STRATEGIES_PER_USER
 from resolvers.figures import DayFigures, Figures, daily_series, summarize
 from resolvers.records import ActivityEventRecord, DailyMetricRecord
 from resolvers.strategies import strategy_by_id
@@ -100,7 +100,7 @@ class Analytics(FigureFields):
     to: date | None
     daily: list[AnalyticsDay] = strawberry.field(directives=[ListSize(assumed_size=366)])
     by_strategy: list[StrategyBreakdown] = strawberry.field(
-        directives=[ListSize(assumed_size=MAX_PAGE_SIZE)]
+        directives=[ListSize(assumed_size=MAX_STRATEGIES_PER_USER)]
     )
 
     @classmethod

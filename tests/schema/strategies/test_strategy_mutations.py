@@ -229,6 +229,28 @@ async def test_create_strategy_refuses_a_name_the_user_already_has(client, sourc
     assert [(str(doc["_id"]), doc["code"]) for doc in docs] == [(first["id"], first["code"])]
 
 
+async def test_an_account_holds_at_most_the_setting_of_strategies(sources, settings):
+    from tests.helpers import app_client  # noqa: PLC0415
+
+    user, token = await signed_in(sources, settings)
+    async with app_client(settings, max_strategies_per_user=2) as client:
+        first = created(await create(client, token, name="One"))
+        second = created(await create(client, token, name="Two", clientMutationId="two"))
+
+        refused = await create(client, token, name="Three")
+        # A retry of a create that landed still answers with its strategy.
+        retried = created(await create(client, token, name="Two", clientMutationId="two"))
+        held = [str(doc["_id"]) for doc in await stored_of(sources, user)]
+        assert "errors" not in await delete(client, token, first["id"])
+        after_delete = created(await create(client, token, name="Three"))
+
+    error = rejected(refused, "CONFLICT")
+    assert error["message"] == "An account may hold at most 2 strategies; delete one first."
+    assert retried["id"] == second["id"]
+    assert sorted(held) == sorted([first["id"], second["id"]])  # the refusal wrote nothing
+    assert after_delete["name"] == "Three"
+
+
 async def test_two_users_may_use_the_same_name(client, sources, settings):
     _alice, alice_token = await signed_in(sources, settings)
     _bob, bob_token = await signed_in(sources, settings)
