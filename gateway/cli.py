@@ -244,6 +244,28 @@ def cmd_schema_print(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema_check(args: argparse.Namespace) -> int:
+    """Compare two SDL files: list breaking and dangerous changes; exit 1 on a breaking one."""
+    from gateway.schema_check import SchemaUnreadable, compare  # noqa: PLC0415
+
+    try:
+        changes = compare(Path(args.old).read_text(), Path(args.new).read_text())
+    except (OSError, SchemaUnreadable) as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
+        return 2
+    for line in changes.lines():
+        sys.stdout.write(line + "\n")
+    if changes.breaking:
+        console.print(
+            f"[red]{len(changes.breaking)} breaking change(s)[/red] from {escape(args.old)} "
+            f"to {escape(args.new)}",
+            highlight=False,
+        )
+        return 1
+    console.print(f"no breaking change ({len(changes.dangerous)} dangerous)", highlight=False)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start the embedded databases, seed them once, and serve with GraphiQL."""
     from gateway.demo import run_demo  # noqa: PLC0415 - keeps the embedded server out of serve
@@ -303,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     schema_commands = schema.add_subparsers(dest="schema_command", required=True)
     print_schema = schema_commands.add_parser("print", help=cmd_schema_print.__doc__)
     print_schema.set_defaults(handler=cmd_schema_print)
+    check_schema = schema_commands.add_parser("check", help=cmd_schema_check.__doc__)
+    check_schema.add_argument("old", help="the SDL clients were written against")
+    check_schema.add_argument("new", help="the SDL to be served")
+    check_schema.set_defaults(handler=cmd_schema_check)
     return parser
 
 
