@@ -69,7 +69,9 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
                 await _stopped(task)
             try:
                 async with asyncio.timeout(settings.shutdown_close_seconds):
-                    await asyncio.gather(sources.close(), app.state.limiter.close())
+                    await asyncio.gather(
+                        sources.close(), app.state.limiter.close(), app.state.graphql.close()
+                    )
             except TimeoutError:
                 # A database that does not answer must not keep the process alive.
                 log.warning(

@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, demo, migrate, analytics refresh, schema print."""
+"""The `gateway` command: serve, demo, migrate, analytics refresh, schema print, operations."""
 
 from __future__ import annotations
 
@@ -21,14 +21,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from datasources import Sources
+from datasources import Sources, persisted_operations
 from datasources import users as users_source
 from datasources.analytics import RefreshResult, refresh_daily_metrics
 from datasources.credentials import RotationResult, rotate_credentials
+from datasources.persisted_operations import PersistedOperation, SaveResult
 from datasources.users import UserRecord
 from gateway.core import logs, telemetry
 from gateway.core.crypto import SecretBox
 from gateway.core.settings import Settings
+from gateway.persisted import ManifestError, parse_manifest
 from resolvers.deletion import SweepResult, finish_deletions
 
 console = Console(stderr=True)
@@ -236,6 +238,91 @@ def cmd_credentials_rotate(_args: argparse.Namespace) -> int:
     return 1 if result.unreadable_secrets or result.documents_skipped else 0
 
 
+def _read_manifests(paths: Sequence[str]) -> list[PersistedOperation] | None:
+    """The operations of every manifest, one per id; None (the problems printed) when any
+    manifest cannot be read or is refused, or two give one id different bodies."""
+    operations: dict[str, PersistedOperation] = {}
+    problems: list[str] = []
+    for path in paths:
+        try:
+            found = parse_manifest(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            problems.append(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})")
+            continue
+        except (ManifestError, UnicodeDecodeError) as exc:
+            reasons = exc.problems if isinstance(exc, ManifestError) else ["not UTF-8 text"]
+            problems.extend(f"{path}: {reason}" for reason in reasons)
+            continue
+        for operation in found:
+            known = operations.setdefault(operation.id, operation)
+            if known.body != operation.body:
+                problems.append(f"{path}: operation {operation.id!r} differs from an earlier one")
+    if problems:
+        console.print("[red]refused; nothing was added[/red]:")
+        for problem in problems[:50]:
+            console.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
+        if len(problems) > 50:
+            console.print(f"  and {len(problems) - 50} more problems")
+        return None
+    return list(operations.values())
+
+
+async def _save_operations(settings: Settings, operations: list[PersistedOperation]) -> SaveResult:
+    async with Sources.open(settings) as sources:
+        await persisted_operations.ensure_indexes(db=sources.users.db)
+        return await persisted_operations.save_operations(
+            db=sources.users.db, operations=operations
+        )
+
+
+def cmd_operations_add(args: argparse.Namespace) -> int:
+    """Register the operations of manifests (Apollo's or graphql-codegen's) as trusted."""
+    settings = _settings()
+    operations = _read_manifests(args.manifests)
+    if operations is None:
+        return 1
+    result = asyncio.run(_save_operations(settings, operations))
+    if result.conflicts:
+        console.print(
+            "[red]refused; nothing was added[/red]: these ids are registered already with "
+            "another body (remove them first): " + ", ".join(result.conflicts),
+            highlight=False,
+        )
+        return 1
+    console.print(
+        f"[green]trusted operations[/green]: {len(result.added)} added, "
+        f"{len(result.unchanged)} already present",
+        highlight=False,
+    )
+    return 0
+
+
+async def _list_operations(settings: Settings) -> list[PersistedOperation]:
+    async with Sources.open(settings) as sources:
+        return await persisted_operations.list_operations(db=sources.users.db)
+
+
+def cmd_operations_list(_args: argparse.Namespace) -> int:
+    """Print the trusted operations: id, type and name, one per line."""
+    for operation in asyncio.run(_list_operations(_settings())):
+        sys.stdout.write(f"{operation.id}\t{operation.type or '-'}\t{operation.name or '-'}\n")
+    return 0
+
+
+async def _remove_operations(settings: Settings, ids: Sequence[str]) -> int:
+    async with Sources.open(settings) as sources:
+        return await persisted_operations.remove_operations(db=sources.users.db, ids=ids)
+
+
+def cmd_operations_remove(args: argparse.Namespace) -> int:
+    """Remove trusted operations by id (each process forgets them within
+    TRUSTED_OPERATIONS_CACHE_SECONDS)."""
+    ids = list(dict.fromkeys(args.ids))
+    removed = asyncio.run(_remove_operations(_settings(), ids))
+    console.print(f"removed {removed} of {len(ids)} operations", highlight=False)
+    return 0 if removed == len(ids) else 1
+
+
 def cmd_schema_print(_args: argparse.Namespace) -> int:
     """Print the schema in SDL."""
     from schema import build_schema  # noqa: PLC0415 - only this command needs it
@@ -320,6 +407,19 @@ def build_parser() -> argparse.ArgumentParser:
     credentials_commands = credentials.add_subparsers(dest="credentials_command", required=True)
     rotate = credentials_commands.add_parser("rotate", help=cmd_credentials_rotate.__doc__)
     rotate.set_defaults(handler=cmd_credentials_rotate)
+
+    operations = commands.add_parser(
+        "operations", help="Trusted operations (README, Persisted operations)."
+    )
+    operations_commands = operations.add_subparsers(dest="operations_command", required=True)
+    add = operations_commands.add_parser("add", help=cmd_operations_add.__doc__)
+    add.add_argument("manifests", nargs="+", metavar="MANIFEST")
+    add.set_defaults(handler=cmd_operations_add)
+    listing = operations_commands.add_parser("list", help=cmd_operations_list.__doc__)
+    listing.set_defaults(handler=cmd_operations_list)
+    remove = operations_commands.add_parser("remove", help=cmd_operations_remove.__doc__)
+    remove.add_argument("ids", nargs="+", metavar="ID")
+    remove.set_defaults(handler=cmd_operations_remove)
 
     schema = commands.add_parser("schema", help="Schema tools.")
     schema_commands = schema.add_subparsers(dest="schema_command", required=True)

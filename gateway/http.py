@@ -2,6 +2,9 @@
 
 - GET runs queries only (a mutation is 405 with `Allow: POST`); POST takes an
   `application/json` body.
+- Persisted operations (gateway/persisted.py): instead of its `query`, a request may name
+  a document by `extensions.persistedQuery` (Apollo's APQ) or `documentId`; the document
+  found runs as if sent, through every limit.
 - The response is `application/graphql-response+json` when the client accepts
   it, else `application/json`. With the former, a request that fails before
   execution (syntax, validation, variables) is a 400; with the latter, any
@@ -44,7 +47,12 @@ from strawberry.types.graphql import OperationType
 from datasources import Sources, deadline, observe
 from gateway.core.auth import TokenService
 from gateway.core.errors import (
+    BadUserInput,
     GatewayError,
+    OperationNotTrusted,
+    PersistedQueryMismatch,
+    PersistedQueryNotFound,
+    PersistedQueryNotSupported,
     QueryTooComplex,
     RequestTimedOut,
     ResponseTooLarge,
@@ -52,6 +60,7 @@ from gateway.core.errors import (
 )
 from gateway.core.settings import Settings
 from gateway.core.telemetry import response_extensions
+from gateway.persisted import PersistedOperations, Resolved, read_persisted_query
 from gateway.security import graphiql_page
 from resolvers.context import Context
 from schema import GatewaySchema, check_document
@@ -73,10 +82,12 @@ _ASSEMBLY_SECONDS = 0.1
 class GraphQLRequest:
     """The parameters of one GraphQL request, however they arrived."""
 
-    query: str
+    query: str | None  # None: the request names a persisted document instead
     variables: dict[str, Any] | None
     operation_name: str | None
     extensions: dict[str, Any] | None
+    persisted_hash: str | None = None  # extensions.persistedQuery.sha256Hash
+    document_id: str | None = None
 
 
 class RequestError(Exception):
@@ -142,7 +153,8 @@ def wants_graphiql(request: Request) -> bool:
     """Whether a GET is a browser asking for a page rather than a GraphQL result."""
     ranges = _media_ranges(request.headers.get("accept", ""))
     html = any(media == "text/html" and q > 0 for media, q in ranges)
-    return html and "query" not in request.query_params
+    named = ("query", "extensions", "documentId")  # a persisted query is a request too
+    return html and not any(name in request.query_params for name in named)
 
 
 def _json_param(value: Any, name: str) -> dict[str, Any] | None:
@@ -184,20 +196,40 @@ def _has_lone_surrogate(value: Any) -> bool:
 
 def _parse(params: Mapping[str, Any]) -> GraphQLRequest:
     query = params.get("query")
-    if not isinstance(query, str) or not query.strip():
-        raise RequestError(400, "The request has no GraphQL 'query'.")
+    if query is not None and not isinstance(query, str):
+        raise RequestError(400, "'query' must be a string.")
     operation_name = params.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
         raise RequestError(400, "'operationName' must be a string.")
+    document_id = params.get("documentId")
+    if document_id is not None and (not isinstance(document_id, str) or not document_id):
+        raise RequestError(400, "'documentId' must be a non-empty string.")
+    extensions = _json_param(params.get("extensions"), "extensions")
+    try:
+        persisted_hash = read_persisted_query(extensions)
+    except BadUserInput as exc:
+        raise RequestError(400, exc.message, extensions=exc.extensions) from exc
+    if not query or not query.strip():
+        if persisted_hash is None and document_id is None:
+            raise RequestError(400, "The request has no GraphQL 'query'.")
+        query = None  # a hash-only request: the document is looked up
     request = GraphQLRequest(
         query=query,
         variables=_json_param(params.get("variables"), "variables"),
         operation_name=operation_name or None,
-        extensions=_json_param(params.get("extensions"), "extensions"),
+        extensions=extensions,
+        persisted_hash=persisted_hash,
+        document_id=document_id,
     )
     # Refused once here, before anything runs, rather than by every resolver that encodes text.
     if _has_lone_surrogate(
-        [request.query, request.operation_name, request.variables, request.extensions]
+        [
+            request.query,
+            request.operation_name,
+            request.variables,
+            request.extensions,
+            request.document_id,
+        ]
     ):
         message = "The request holds a lone UTF-16 surrogate (such as '\\ud800'): not Unicode text."
         raise RequestError(400, message)
@@ -359,6 +391,18 @@ def _cut(cut: asyncio.Future[GatewayError], error: Callable[[], GatewayError]) -
         cut.set_result(error())
 
 
+# The HTTP status (and headers) of each refusal of a persisted operation, as Apollo Server
+# answers them: a miss is a 200 no cache may keep (its client is about to fill the store).
+# Any other GatewayError there is the database of trusted operations failing: 503.
+_UNCACHED = {"Cache-Control": "private, no-cache, must-revalidate"}
+_PERSISTED_ANSWERS: dict[type[GatewayError], tuple[int, dict[str, str]]] = {
+    PersistedQueryNotFound: (200, _UNCACHED),
+    PersistedQueryNotSupported: (200, _UNCACHED),
+    PersistedQueryMismatch: (400, {}),
+    OperationNotTrusted: (403, {}),
+}
+
+
 def _stopped(error: GatewayError, media_type: str) -> Response:
     """The answer to a request stopped before it finished: past its deadline (504), or by
     the shutdown (503, to be sent again, elsewhere)."""
@@ -380,6 +424,11 @@ class GraphQLEndpoint:
         self.tokens = tokens
         self.settings = settings
         self.in_flight = InFlight()
+        self.persisted = PersistedOperations(settings, sources.users)
+
+    async def close(self) -> None:
+        """Release what the endpoint holds (the persisted-query store's Redis client)."""
+        await self.persisted.close()
 
     async def __call__(self, request: Request) -> Response:
         if request.method == "GET" and wants_graphiql(request):
@@ -393,7 +442,11 @@ class GraphQLEndpoint:
             )
         try:
             graphql_request = await read_request(request, self.settings.max_body_bytes)
-            result = await self._execute(request, graphql_request)
+            document = await self._resolve(graphql_request)
+            result = await self._execute(request, graphql_request, document.query)
+            if document.register is not None and not failed_before_execution(result):
+                # Parsed and validated, every limit passed: worth keeping.
+                await self.persisted.register(document.register, document.query)
         except RequestError as exc:
             status = exc.status or (400 if media_type == GRAPHQL_RESPONSE else 200)
             return JSONResponse(
@@ -424,12 +477,28 @@ class GraphQLEndpoint:
             return JSONResponse(body, media_type=media_type)
         return response
 
-    async def _execute(self, request: Request, graphql: GraphQLRequest) -> ExecutionResult:
+    async def _resolve(self, graphql: GraphQLRequest) -> Resolved:
+        """The document the request runs: its query, or the persisted one it names."""
         try:
-            check_document(graphql.query, self.schema.limits)
+            return await self.persisted.resolve(
+                query=graphql.query, sha256=graphql.persisted_hash, document_id=graphql.document_id
+            )
+        except GatewayError as exc:
+            status, headers = _PERSISTED_ANSWERS.get(type(exc), (503, {}))
+            if isinstance(exc, PersistedQueryNotFound) and self.persisted.mode == "trusted":
+                status = 404  # as Apollo Router answers an unknown id of its safelist
+            raise RequestError(
+                status, exc.message, headers, code=exc.code, extensions=exc.extensions
+            ) from exc
+
+    async def _execute(
+        self, request: Request, graphql: GraphQLRequest, query: str
+    ) -> ExecutionResult:
+        try:
+            check_document(query, self.schema.limits)
         except QueryTooComplex as exc:  # refused before it is parsed
             raise RequestError(None, exc.message, code=exc.code, extensions=exc.extensions) from exc
-        if graphql.operation_name is None and _has_several_operations(self.schema, graphql.query):
+        if graphql.operation_name is None and _has_several_operations(self.schema, query):
             raise RequestError(400, "The document has several operations: send 'operationName'.")
         context = Context(
             sources=self.sources,
@@ -445,7 +514,7 @@ class GraphQLEndpoint:
             with deadline(seconds - min(_ASSEMBLY_SECONDS, seconds / 5)), observe():
                 return await self.in_flight.run(
                     self.schema.execute(
-                        graphql.query,
+                        query,
                         variable_values=graphql.variables,
                         context_value=context,
                         operation_name=graphql.operation_name,

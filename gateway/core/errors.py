@@ -12,6 +12,10 @@
     ├── ResponseTooLarge       RESPONSE_TOO_LARGE   (+ extensions.limit, maximum)
     ├── RequestTimedOut        GATEWAY_TIMEOUT      (the whole request, past its deadline)
     ├── ShuttingDown           SHUTTING_DOWN        (cut at shutdown; retry elsewhere)
+    ├── PersistedQueryNotFound PERSISTED_QUERY_NOT_FOUND   (send the query with its hash)
+    ├── PersistedQueryMismatch PERSISTED_QUERY_HASH_MISMATCH
+    ├── PersistedQueryNotSupported PERSISTED_QUERY_NOT_SUPPORTED
+    ├── OperationNotTrusted    PERSISTED_QUERY_NOT_IN_LIST (PERSISTED_OPERATIONS=trusted)
     └── InternalError          INTERNAL
 
 Anything raised during a request that is not a `GatewayError` is masked as
@@ -124,6 +128,50 @@ class ShuttingDown(GatewayError):
         super().__init__(
             "The gateway is shutting down and stopped this request; a mutation may have been "
             "applied in part. Send it again (a mutation with the same clientMutationId)."
+        )
+
+
+class PersistedQueryNotFound(GatewayError):
+    """Raised when a request names a persisted query (by hash or id) the gateway does not
+    hold; an Apollo client then sends the query with its hash. The message is the one
+    Apollo's clients look for."""
+
+    code = "PERSISTED_QUERY_NOT_FOUND"
+
+    def __init__(self) -> None:
+        super().__init__("PersistedQueryNotFound")
+
+
+class PersistedQueryMismatch(GatewayError):
+    """Raised when a query arrives with a persisted-query hash that is not its SHA-256:
+    it is neither run nor stored."""
+
+    code = "PERSISTED_QUERY_HASH_MISMATCH"
+
+    def __init__(self) -> None:
+        super().__init__("The persistedQuery sha256Hash is not the SHA-256 of the query.")
+
+
+class PersistedQueryNotSupported(GatewayError):
+    """Raised for a persisted query while PERSISTED_OPERATIONS=off; Apollo's clients then
+    stop sending hashes. The message is the one they look for."""
+
+    code = "PERSISTED_QUERY_NOT_SUPPORTED"
+
+    def __init__(self) -> None:
+        super().__init__("PersistedQueryNotSupported")
+
+
+class OperationNotTrusted(GatewayError):
+    """Raised, before parsing, for a document that is not a trusted operation while
+    PERSISTED_OPERATIONS=trusted (the code is Apollo Router's for its safelist)."""
+
+    code = "PERSISTED_QUERY_NOT_IN_LIST"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Only trusted operations are accepted here: send the id of one "
+            "(`gateway operations add` registers them)."
         )
 
 

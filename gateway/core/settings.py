@@ -123,6 +123,24 @@ class Settings(RateLimitSettings):
     # "Did you mean ...?" in errors; unset: off in production, else on.
     field_suggestions: bool | None = None
 
+    # --- Persisted operations (README "Persisted operations") ---
+    # apq: Apollo's automatic persisted queries, and trusted operations by id as well;
+    # trusted: only the trusted operations (`gateway operations add`), anything else refused
+    # before it is parsed; off: a persisted query is answered PersistedQueryNotSupported.
+    persisted_operations: Literal["apq", "trusted", "off"] = "apq"
+    # The APQ queries a process keeps in memory (alone, or in front of Redis): at most this
+    # many, of at most this many characters together (each within MAX_DOCUMENT_CHARS).
+    apq_cache_entries: int = Field(default=10_000, ge=0)
+    apq_cache_chars: int = Field(default=5_000_000, ge=0)
+    # With REDIS_URL, APQ queries are shared through Redis: kept this long after their last
+    # registration, under this key prefix; a Redis call taking longer counts as a miss.
+    apq_ttl_seconds: int = Field(default=7 * 86400, gt=0)
+    apq_redis_key_prefix: str = "gw:apq:"
+    apq_redis_timeout_seconds: float = Field(default=0.25, gt=0)
+    # How long a process trusts an operation it read from the database without reading it
+    # again: `gateway operations remove` takes effect within this time.
+    trusted_operations_cache_seconds: float = Field(default=10.0, ge=0)
+
     @property
     def graphiql_enabled(self) -> bool:
         """Whether GraphiQL is served: GRAPHIQL, else everywhere but production."""

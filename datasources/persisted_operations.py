@@ -1,0 +1,119 @@
+"""Trusted operations (`persisted_operations`, users database): the documents a client
+build registered with `gateway operations add`, by id and by the SHA-256 of their body.
+
+Kept in the database every `gateway serve` process (and worker) reads, so all of them see
+the same list and it survives restarts; Redis, being a cache that may evict, is no place
+for an allow-list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pymongo import ASCENDING, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+
+from datasources._mongo import Document, now, utc
+
+COLLECTION = "persisted_operations"
+
+
+@dataclass(frozen=True, slots=True)
+class PersistedOperation:
+    """One trusted operation: its id (as the client sends it), the SHA-256 of its body, the
+    body, and the operation's name and type when the manifest gave them."""
+
+    id: str
+    sha256: str
+    body: str
+    name: str | None = None
+    type: str | None = None
+    added_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SaveResult:
+    """What `save_operations` did: ids added and ids already present with the same body; or,
+    when any id is already present with another body, those ids and nothing saved."""
+
+    added: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
+
+
+def _operation(doc: Document) -> PersistedOperation:
+    return PersistedOperation(
+        id=str(doc["_id"]),
+        sha256=str(doc["sha256"]),
+        body=str(doc["body"]),
+        name=doc.get("name"),
+        type=doc.get("type"),
+        added_at=utc(doc.get("addedAt")),
+    )
+
+
+async def ensure_indexes(*, db: AsyncDatabase[Document]) -> None:
+    """Index the operations by the SHA-256 of their body (a full query is looked up by it)."""
+    await db[COLLECTION].create_index([("sha256", ASCENDING)], name="sha256")
+
+
+async def save_operations(
+    *, db: AsyncDatabase[Document], operations: Sequence[PersistedOperation]
+) -> SaveResult:
+    """Add `operations`; the same id with the same body again changes nothing. An id already
+    present with another body is a conflict: then nothing at all is saved (an id, once
+    shipped in a client, must keep meaning one document)."""
+    ids = [operation.id for operation in operations]
+    present = {
+        str(doc["_id"]): str(doc["body"])
+        async for doc in db[COLLECTION].find({"_id": {"$in": ids}}, {"body": 1})
+    }
+    conflicts = tuple(op.id for op in operations if op.id in present and present[op.id] != op.body)
+    if conflicts:
+        return SaveResult(conflicts=conflicts)
+    new = [operation for operation in operations if operation.id not in present]
+    if new:
+        moment = now()
+        await db[COLLECTION].bulk_write(
+            [
+                UpdateOne(
+                    {"_id": op.id},
+                    {
+                        "$setOnInsert": {
+                            "sha256": op.sha256,
+                            "body": op.body,
+                            "name": op.name,
+                            "type": op.type,
+                            "addedAt": moment,
+                        }
+                    },
+                    upsert=True,
+                )
+                for op in new
+            ],
+            ordered=False,
+        )
+    return SaveResult(
+        added=tuple(op.id for op in new),
+        unchanged=tuple(op.id for op in operations if op.id in present),
+    )
+
+
+async def find_operation_body(*, db: AsyncDatabase[Document], key: str) -> str | None:
+    """The body of the trusted operation whose id, or the SHA-256 of whose body, is `key`."""
+    doc = await db[COLLECTION].find_one({"$or": [{"_id": key}, {"sha256": key}]}, {"body": 1})
+    return str(doc["body"]) if doc else None
+
+
+async def list_operations(*, db: AsyncDatabase[Document]) -> list[PersistedOperation]:
+    """Every trusted operation, oldest first."""
+    cursor = db[COLLECTION].find({}).sort([("addedAt", ASCENDING), ("_id", ASCENDING)])
+    return [_operation(doc) async for doc in cursor]
+
+
+async def remove_operations(*, db: AsyncDatabase[Document], ids: Sequence[str]) -> int:
+    """Remove the trusted operations with these ids; how many there were."""
+    result = await db[COLLECTION].delete_many({"_id": {"$in": list(ids)}})
+    return result.deleted_count
