@@ -19,6 +19,8 @@ from gateway.core import telemetry
 from gateway.core.auth import TokenService
 from gateway.core.ratelimit import Limiter
 from gateway.core.settings import Settings
+from gateway.cors import Cors
+from gateway.graphiql import ASSETS_PATH, CACHE_FOREVER, assets, served_assets
 from gateway.http import GraphQLEndpoint
 from gateway.observability import RequestTelemetry
 from gateway.ratelimits import RateLimits
@@ -45,6 +47,8 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
     )
     if settings.tracing_enabled:
         telemetry.enable_tracing()
+    if settings.graphiql_enabled:
+        assets()  # checked against their manifest now: a damaged file stops the start
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,6 +97,14 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
     app.add_middleware(RateLimits)
     # Outermost but for Starlette's error handler: every request gets its id, span and line.
     app.add_middleware(RequestTelemetry, log_query_text=settings.log_query_text)
+    # Outside the rate limits and the request log: a preflight spends no bucket and is no
+    # GraphQL request; a 429 still carries the headers its page needs to read it.
+    app.add_middleware(
+        Cors,
+        origins=settings.allowed_origins,
+        allow_credentials=settings.cors_allow_credentials,
+        max_age_seconds=settings.cors_max_age_seconds,
+    )
     # Added last, so outermost: every response of every route carries the headers.
     app.add_middleware(SecurityHeaders)
 
@@ -104,6 +116,9 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
     async def graphql(request: Request) -> Response:
         endpoint: GraphQLEndpoint = request.app.state.graphql
         return await endpoint(request)
+
+    if settings.graphiql_enabled:
+        app.add_api_route(ASSETS_PATH + "/{name}", _graphiql_asset, include_in_schema=False)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -169,6 +184,16 @@ async def _readiness(request: Request, settings: Settings) -> JSONResponse:
         },
         status_code=200 if ready else 503,
     )
+
+
+async def _graphiql_asset(name: str) -> Response:
+    """GraphiQL's scripts and stylesheets (gateway/graphiql/), each named by its content."""
+    asset = served_assets().get(name)
+    if asset is None:
+        error = {"message": "No such GraphiQL asset.", "extensions": {"code": "NOT_FOUND"}}
+        return JSONResponse({"errors": [error]}, status_code=404)
+    headers = {"Cache-Control": CACHE_FOREVER}
+    return Response(asset.body, media_type=asset.media_type, headers=headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

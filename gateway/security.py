@@ -6,53 +6,28 @@ One ASGI middleware, outermost, adds to every response of every route:
 - `Cache-Control: no-store` (unless the route set its own): answers hold account data,
   and a token-bearing sign-in answer must never sit in a shared cache;
 - on HTML (the GraphiQL page) a Content-Security-Policy allowing only what the page
-  loads: its pinned scripts and stylesheets from unpkg.com (with subresource integrity),
-  its own inline script by hash, requests to this origin, and no framing.
+  loads: scripts, stylesheets and requests of this origin (the assets are the gateway's
+  own, gateway/graphiql/), `data:` images and fonts, and no framing.
 
 The `Server` header is uvicorn's own; `gateway serve` turns it off (`server_header=False`).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
-from functools import cache
-
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from strawberry.http.ides import get_graphql_ide_html
 
-_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+from gateway import graphiql
+
 HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
 
 
-@cache
 def graphiql_page() -> tuple[str, str]:
     """The GraphiQL page and the Content-Security-Policy that lets it run, and no more."""
-    html = get_graphql_ide_html("graphiql")
-    hashes = " ".join(
-        "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
-        for body in _INLINE_SCRIPT.findall(html)
-    )
-    policy = "; ".join(
-        (
-            "default-src 'none'",
-            f"script-src https://unpkg.com {hashes}",
-            # GraphiQL's editor sets styles at run time.
-            "style-src https://unpkg.com 'unsafe-inline'",
-            "img-src data:",
-            "font-src https://unpkg.com data:",
-            "connect-src 'self'",
-            "base-uri 'none'",
-            "form-action 'none'",
-            "frame-ancestors 'none'",
-        )
-    )
-    return html, policy
+    return graphiql.page(), graphiql.POLICY
 
 
 class SecurityHeaders:
@@ -73,7 +48,7 @@ class SecurityHeaders:
                     headers[name] = value
                 headers.setdefault("Cache-Control", "no-store")
                 if headers.get("content-type", "").startswith("text/html"):
-                    headers["Content-Security-Policy"] = graphiql_page()[1]
+                    headers["Content-Security-Policy"] = graphiql.POLICY
                     headers["X-Frame-Options"] = "DENY"
             await send(message)
 

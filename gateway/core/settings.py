@@ -141,6 +141,22 @@ class Settings(RateLimitSettings):
     # again: `gateway operations remove` takes effect within this time.
     trusted_operations_cache_seconds: float = Field(default=10.0, ge=0)
 
+    # --- Browsers on other origins (README "CORS") ---
+    # The origins whose pages may call /graphql, comma-separated, each exactly
+    # scheme://host[:port] ("https://app.example.com,http://localhost:5173"), or "*" for
+    # any; unset: none (same-origin pages and servers need no CORS).
+    cors_origins: str = ""
+    # Send Access-Control-Allow-Credentials (for cookies or HTTP auth); refused with "*".
+    # The gateway's tokens travel in the Authorization header, which needs none.
+    cors_allow_credentials: bool = False
+    # How long a browser may reuse a preflight's answer (Chromium keeps it 2 hours at most).
+    cors_max_age_seconds: int = Field(default=600, ge=0)
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        """CORS_ORIGINS, parsed: the exact origins, or ("*",) for any."""
+        return parse_cors_origins(self.cors_origins)
+
     @property
     def graphiql_enabled(self) -> bool:
         """Whether GraphiQL is served: GRAPHIQL, else everywhere but production."""
@@ -211,6 +227,11 @@ class Settings(RateLimitSettings):
     def _enforce_non_default_secrets(self) -> Self:
         self.encryption_keys  # noqa: B018 - parsed once here so a bad value fails at start
         parse_source_timeouts(self.source_timeouts)
+        if self.allowed_origins == ("*",) and self.cors_allow_credentials:
+            raise ValueError(
+                "CORS_ORIGINS=* with CORS_ALLOW_CREDENTIALS=true would let any site read "
+                "answers in its visitors' name: list the origins instead"
+            )
         if not self.brokers:
             raise ValueError("STRATEGY_BROKERS must name at least one broker")
         if self.log_query_text and self.gateway_env != "development":
@@ -234,6 +255,36 @@ class Settings(RateLimitSettings):
                     "CREDENTIALS_ENCRYPTION_KEYS must not hold the development key in production"
                 )
         return self
+
+
+_ORIGIN = re.compile(r"^(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?$")
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def parse_cors_origins(value: str) -> tuple[str, ...]:
+    """Parse CORS_ORIGINS: ("*",) for any origin, else each origin as a browser sends it
+    (lower case, no default port); a path, a trailing slash or a wildcard inside one fails."""
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    if "*" in entries:
+        if len(entries) > 1:
+            raise ValueError("CORS_ORIGINS: '*' allows every origin and must stand alone")
+        return ("*",)
+    origins: list[str] = []
+    for entry in entries:
+        match = _ORIGIN.match(entry.lower())
+        if match is None or (match.group(3) is not None and not 0 < int(match.group(3)) < 65536):
+            raise ValueError(
+                f"CORS_ORIGINS entry {entry!r} is not an origin: it must be exactly "
+                "scheme://host[:port] (such as 'https://app.example.com' or "
+                "'http://localhost:5173'), with no path, trailing slash or wildcard"
+            )
+        scheme, host, port = match.groups()
+        origin = f"{scheme}://{host}"
+        if port is not None and port != _DEFAULT_PORTS[scheme]:
+            origin += f":{int(port)}"
+        if origin not in origins:
+            origins.append(origin)
+    return tuple(origins)
 
 
 _SOURCE_TIMEOUT = re.compile(r"^([a-z][a-z0-9_]*)(?:\.(lookup|aggregate|write|bulk))?=([0-9.]+)$")
