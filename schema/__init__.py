@@ -26,6 +26,7 @@ from schema._bounds import (
     depth_limit_rule,
 )
 from schema._cost import CostLimit
+from schema._defaults import give_defaults_as_literals
 from schema._errors import CodedErrors
 from schema._observed import ObservedOperation
 from schema._production import Introspection, NoSuggestions, introspection_policy
@@ -120,6 +121,7 @@ def build_schema(
         config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR}),
         execution_context_class=bounded_executor(limits),
     )
+    give_defaults_as_literals(schema._schema)
     schema.limits = limits
     schema.documents = cache
     return schema
