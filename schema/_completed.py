@@ -1,4 +1,6 @@
-"""Defaults given to graphql-core as the literals the SDL prints, so introspection can show them.
+"""What Strawberry leaves out of the graphql-core schema it builds, filled in once at build.
+
+Defaults, given to graphql-core as the literals the SDL prints, so introspection can show them.
 
 Strawberry hands graphql-core each default as an internal value (`default_value`), which
 graphql-core's introspection turns back into a literal with `ast_from_value`: that works
@@ -8,6 +10,12 @@ fail. graphql-core 3.3 also takes a default as a literal (`GraphQLDefaultInput`)
 prints and coerces that literal instead. Each default is given as the very literal
 Strawberry's SDL printer writes, so `schema.graphql`, introspection and execution all
 read one value.
+
+Descriptions of schema directives' arguments (`@cost(weight:)`), which Strawberry drops.
+
+An order: every type's fields and every enum's values are served (introspection) and printed
+(`schema.graphql`) in name order, as schema linters expect and readers scan, whatever order
+the Python classes declare them in. Answers are unchanged: they follow the query's order.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from typing import TYPE_CHECKING, cast
 from graphql import (
     GraphQLArgument,
     GraphQLDefaultInput,
+    GraphQLEnumType,
     GraphQLInputField,
     GraphQLInputObjectType,
     GraphQLInterfaceType,
@@ -26,6 +35,8 @@ from graphql import (
     Undefined,
 )
 from strawberry.printer.ast_from_value import ast_from_value
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.schema_directive import StrawberrySchemaDirective
 
 if TYPE_CHECKING:
     from graphql.language import ConstValueNode
@@ -52,3 +63,27 @@ def give_defaults_as_literals(schema: GraphQLSchema) -> None:
             raise TypeError(f"a default of type {value.type} has no literal")
         # Built from a value, so it holds no variable: a constant literal.
         value.default = GraphQLDefaultInput(literal=cast("ConstValueNode", literal))
+
+
+def describe_directive_arguments(schema: GraphQLSchema) -> None:
+    """Give each argument of a Strawberry schema directive its field's description."""
+    for directive in schema.directives:
+        definition = directive.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+        if not isinstance(definition, StrawberrySchemaDirective):
+            continue
+        # Strawberry makes one argument per field, in field order.
+        for field, argument in zip(definition.fields, directive.args.values(), strict=True):
+            if argument.description is None:
+                argument.description = field.description
+
+
+def sort_fields_and_values(schema: GraphQLSchema) -> None:
+    """Order every type's fields and every enum's values by name (code point order, as
+    JavaScript's default sort and graphql-schema-linter's rules have it)."""
+    for name, type_ in schema.type_map.items():
+        if name.startswith("__"):
+            continue
+        if isinstance(type_, GraphQLObjectType | GraphQLInterfaceType | GraphQLInputObjectType):
+            type_.fields = dict(sorted(type_.fields.items()))
+        elif isinstance(type_, GraphQLEnumType):
+            type_.values = dict(sorted(type_.values.items()))
