@@ -133,6 +133,16 @@ def fingerprint(payload: Any) -> str:
     return hashlib.sha256(encoded.encode()).hexdigest()
 
 
+def check_key(key: str) -> str:
+    """A client mutation id: 1 to MAX_KEY_LENGTH characters (BAD_USER_INPUT otherwise)."""
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise BadUserInput(
+            f"'clientMutationId' must be 1 to {MAX_KEY_LENGTH} characters long.",
+            field="clientMutationId",
+        )
+    return key
+
+
 def _key_id(user_id: str, operation: str, key: str) -> str:
     return f"{user_id}:{operation}:{key}"
 
@@ -160,11 +170,7 @@ async def claim_key(
     with it (`_abandoned`) is taken over. The claim is held for `lease` seconds at
     most (by default, `lease_seconds()`) by `owner` (from `owning()`).
     """
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise BadUserInput(
-            f"'clientMutationId' must be 1 to {MAX_KEY_LENGTH} characters long.",
-            field="clientMutationId",
-        )
+    check_key(key)
     key_id = _key_id(user_id, operation, key)
     # A race lost to an expiring key or to a concurrent takeover is tried again.
     for _ in range(3):

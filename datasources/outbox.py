@@ -34,6 +34,22 @@ from pymongo.asynchronous.database import AsyncDatabase
 from datasources._mongo import Document, now, utc
 
 FIELD = "outbox"
+# Every kind of activity event the gateway records; the schema's ActivityKind shows them.
+ACTIVITY_KINDS = (
+    "ACCOUNT_CREATED",
+    "SIGNED_IN",
+    "PROFILE_UPDATED",
+    "PASSWORD_CHANGED",
+    "CREDENTIALS_SAVED",
+    "CREDENTIALS_DELETED",
+    "STRATEGY_CREATED",
+    "STRATEGY_UPDATED",
+    "STRATEGY_DELETED",
+    "STRATEGY_STARTED",
+    "STRATEGY_PAUSED",
+    "STRATEGY_RESUMED",
+    "STRATEGY_STOPPED",
+)
 TOMBSTONE = "tombstone"
 # An event's subject when it is the document carrying it, whose id a write that may
 # insert it does not know beforehand (an upsert): filled in on delivery (`about`).
@@ -96,6 +112,8 @@ def event(
 ) -> Event:
     """A new event. With `once_per`, its id is derived from `kind` and that key, so the same
     change written again (a retry under an idempotency key) is still recorded once."""
+    if kind not in ACTIVITY_KINDS:  # a new kind is added there, so the schema shows it
+        raise ValueError(f"unknown activity kind {kind!r}")
     if once_per is None:
         event_id = uuid.uuid4().hex
     else:

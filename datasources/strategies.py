@@ -38,8 +38,8 @@ class StrategyRecord:
     code: str
     status: str
     container_id: str | None
-    instrument: str | None
-    broker: str | None
+    instrument: str
+    broker: str
     environment: str
     config: Mapping[str, Any]
     last_action: str | None
@@ -78,6 +78,12 @@ def _object(value: Any) -> dict[str, Any]:
     return dict(value or {})
 
 
+def _text(value: Any) -> str:
+    # A strategy stored before instrument and broker were required has none (or a null):
+    # it reads as "" (not set), so the API's non-null fields hold for every document.
+    return "" if value is None else str(value)
+
+
 MAX_NAME = 100
 MAX_INSTRUMENT = 64
 MAX_CODE_BYTES = 256 * 1024
@@ -89,9 +95,16 @@ FIELDS: tuple[StoredField, ...] = (
     StoredField("status", "status", "STOPPED", load=upper, store=lower),
     StoredField("container_id", "containerId"),
     StoredField(
-        "instrument", "instrument", editable=True, runtime=True, rule="text", limit=MAX_INSTRUMENT
+        "instrument",
+        "instrument",
+        "",
+        load=_text,
+        editable=True,
+        runtime=True,
+        rule="text",
+        limit=MAX_INSTRUMENT,
     ),
-    StoredField("broker", "broker", editable=True, runtime=True, rule="broker"),
+    StoredField("broker", "broker", "", load=_text, editable=True, runtime=True, rule="broker"),
     StoredField(
         "environment",
         "environment",

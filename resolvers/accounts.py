@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import NoReturn
 
 from bson import ObjectId
@@ -28,7 +29,7 @@ from gateway.core.auth import (
 )
 from gateway.core.errors import BadUserInput, Conflict, Unauthenticated
 from resolvers.activity import deliver
-from resolvers.checks import check_text_field
+from resolvers.checks import Refusals, check_text_field
 from resolvers.context import Context
 
 log = logging.getLogger("gateway.accounts")
@@ -132,12 +133,19 @@ async def register(
     last_name: str,
     phone: str | None,
 ) -> SignedIn:
-    """Create an account and sign it in; every input is checked before anything is written."""
-    normalized = _check_email(email)
-    _check_password(password, normalized)
-    first = check_text_field(first_name, users_source.BY_ATTR["first_name"])
-    last = check_text_field(last_name, users_source.BY_ATTR["last_name"])
-    checked_phone = _check_phone(phone)
+    """Create an account and sign it in; every input is checked before anything is written,
+    and every bad one named."""
+    refusals = Refusals()
+    normalized = refusals.check(partial(_check_email, email), refused="")
+    refusals.check(partial(_check_password, password, normalized), refused=None)
+    first = refusals.check(
+        partial(check_text_field, first_name, users_source.BY_ATTR["first_name"]), refused=""
+    )
+    last = refusals.check(
+        partial(check_text_field, last_name, users_source.BY_ATTR["last_name"]), refused=""
+    )
+    checked_phone = refusals.check(partial(_check_phone, phone), refused=None)
+    refusals.raise_any()
     password_hash = await hash_password(password)
     user_id = str(ObjectId())
     created = [outbox.event(user_id, "ACCOUNT_CREATED", once_per=user_id)]
@@ -278,13 +286,17 @@ async def update_profile(ctx: Context, *, changes: Mapping[str, str | None]) -> 
 
     `changes` holds only the fields given (the user table's editable fields, by
     attribute); the names may not be null or blank, the phone may be cleared with
-    null. Every field is checked, in the table's order, before anything is written.
+    null. Every field is checked, in the table's order, before anything is written; every
+    bad one is named.
     """
     viewer = ctx.checked_viewer
     checked: dict[str, str | None] = {}
+    refusals = Refusals()
     for field in users_source.EDITABLE:
         if field.attr in changes:
-            checked[field.attr] = _PROFILE_RULES[str(field.rule)](changes[field.attr], field)
+            rule = partial(_PROFILE_RULES[str(field.rule)], changes[field.attr], field)
+            checked[field.attr] = refusals.check(rule, refused=None)
+    refusals.raise_any()
     if not checked:
         return viewer.user
     names = sorted(field.api for field in users_source.EDITABLE if field.attr in checked)

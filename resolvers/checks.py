@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from datasources import StoredField
-from gateway.core.errors import BadUserInput
+from gateway.core.errors import BadUserInput, InvalidFields
 
+T = TypeVar("T")
 INT64_MAX = 2**63 - 1
 _OBJECT_ID = re.compile(r"[0-9a-fA-F]{24}")
 
@@ -62,3 +65,33 @@ def in_utc(moment: datetime) -> datetime | None:
         return moment.astimezone(UTC)
     except OverflowError:
         return None
+
+
+class Refusals:
+    """The refusals of several input checks, collected so that one answer names every bad
+    field, not just the first: run each check through `check`, then `raise_any`."""
+
+    def __init__(self) -> None:
+        self.errors: list[BadUserInput] = []
+
+    def check(self, check: Callable[[], T], *, refused: T) -> T:
+        """`check()`'s value; `refused` when it refused (its refusal is kept, and
+        `raise_any` raises it before the value can be used)."""
+        try:
+            return check()
+        except InvalidFields as exc:
+            self.errors.extend(exc.errors)
+        except BadUserInput as exc:
+            self.errors.append(exc)
+        return refused
+
+    def refuse(self, error: BadUserInput) -> None:
+        """Keep a refusal found without a check function."""
+        self.errors.append(error)
+
+    def raise_any(self) -> None:
+        """Raise what was refused: the one error, or every one together (InvalidFields)."""
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise InvalidFields(self.errors)

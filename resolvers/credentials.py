@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from datasources import credentials as credentials_source
@@ -17,6 +18,7 @@ from datasources.credentials import CLIENT_ID, SECRET_FIELDS, CredentialsRecord
 from gateway.core.crypto import SecretBox
 from gateway.core.errors import BadUserInput, GatewayError, NotFound
 from resolvers.activity import deliver
+from resolvers.checks import Refusals
 from resolvers.context import Context
 
 log = logging.getLogger("gateway.credentials")
@@ -38,19 +40,23 @@ class CredentialsInput:
 def check_input(
     brokers: tuple[str, ...], *, broker: str, changes: Mapping[str, str | None]
 ) -> CredentialsInput:
-    """Validate a saveCredentials input, naming the first bad field; nothing is written here."""
+    """Validate a saveCredentials input, naming every bad field; nothing is written here."""
+    refusals = Refusals()
     known = {name.lower(): name for name in brokers}
-    chosen = known.get(broker.strip().lower())
-    if chosen is None:
-        raise BadUserInput(f"'broker' must be one of: {', '.join(brokers)}.", field="broker")
+    chosen = known.get(broker.strip().lower(), "")
+    if not chosen:
+        refusals.refuse(
+            BadUserInput(f"'broker' must be one of: {', '.join(brokers)}.", field="broker")
+        )
     checked: dict[str, str | None] = {}
     for name, value in changes.items():
         if name == CLIENT_ID:
-            checked[name] = _check_client_id(value)
+            checked[name] = refusals.check(partial(_check_client_id, value), refused=None)
         elif name in SECRET_FIELDS:
-            checked[name] = _check_secret(name, value)
+            checked[name] = refusals.check(partial(_check_secret, name, value), refused=None)
         else:  # the schema only sends known fields; anything else is a programming error
             raise ValueError(f"unknown credentials field {name!r}")
+    refusals.raise_any()
     return CredentialsInput(broker=chosen, changes=checked)
 
 
@@ -115,7 +121,13 @@ async def save_credentials(
     saving again; the same key with another input is a CONFLICT.
     """
     viewer = ctx.checked_viewer
-    checked = check_input(ctx.settings.brokers, broker=broker, changes=changes)
+    refusals = Refusals()
+    nothing = CredentialsInput(broker="", changes={})
+    check = partial(check_input, ctx.settings.brokers, broker=broker, changes=changes)
+    checked = refusals.check(check, refused=nothing)
+    if client_mutation_id is not None:
+        refusals.check(partial(idempotency.check_key, client_mutation_id), refused="")
+    refusals.raise_any()
     box = SecretBox.from_settings(ctx.settings)
     source = ctx.sources.credentials
     with idempotency.owning() as owner:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from enum import Enum
+from functools import partial
 from typing import Any
 
 from bson import ObjectId
@@ -18,6 +19,7 @@ from datasources import strategies as strategies_source
 from datasources.strategies import COLLECTION, EDITABLE, FIELDS, StrategyPageKey, StrategyRecord
 from gateway.core.errors import BadUserInput, Conflict, GatewayError, NotFound
 from resolvers.activity import deliver
+from resolvers.checks import Refusals
 from resolvers.context import Context
 from resolvers.pagination import Slice, check_first, parse_strategy_cursor, strategy_cursor
 from resolvers.strategy_input import api_name, check_fields
@@ -123,7 +125,14 @@ async def create_strategy(
     missing = [field.api for field in EDITABLE if field.attr not in fields]
     if missing:
         raise ValueError(f"createStrategy needs every field: {missing}")
-    checked = check_fields(fields, brokers=ctx.settings.brokers)
+    refusals = Refusals()
+    nothing: dict[str, Any] = {}
+    checked = refusals.check(
+        partial(check_fields, fields, brokers=ctx.settings.brokers), refused=nothing
+    )
+    if client_mutation_id is not None:
+        refusals.check(partial(idempotency.check_key, client_mutation_id), refused="")
+    refusals.raise_any()
     if client_mutation_id is None:
         record = await _insert(ctx, user_id=viewer.id, strategy_id=str(ObjectId()), fields=checked)
     else:

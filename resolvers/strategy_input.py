@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from datasources import StoredField
@@ -22,7 +23,7 @@ from datasources.strategies import (
     MAX_INSTRUMENT,
 )
 from gateway.core.errors import BadUserInput
-from resolvers.checks import check_text_field, utf8_length
+from resolvers.checks import Refusals, check_text_field, utf8_length
 
 __all__ = ["MAX_INSTRUMENT", "api_name", "check_config", "check_fields"]
 
@@ -124,17 +125,22 @@ RULES: dict[str, Callable[[Any, StoredField, Sequence[str]], Any]] = {
 def check_fields(given: Mapping[str, Any], *, brokers: Sequence[str]) -> dict[str, Any]:
     """The given fields, checked and normalized; a null is refused for every field.
 
-    Fields are checked in the table's order, so the first bad one is always the one named.
+    Every field is checked, in the table's order: each bad one is named, in that order
+    (InvalidFields when there are several).
     """
     unknown = set(given) - {field.attr for field in EDITABLE}
     if unknown:
         raise ValueError(f"unknown strategy fields: {sorted(unknown)}")
     checked: dict[str, Any] = {}
+    refusals = Refusals()
     for field in EDITABLE:
         if field.attr not in given:
             continue
         value = given[field.attr]
         if value is None:  # refused for every field, whatever its rule
-            raise BadUserInput(f"'{field.api}' cannot be null.", field=field.api)
-        checked[field.attr] = RULES[str(field.rule)](value, field, brokers)
+            refusals.refuse(BadUserInput(f"'{field.api}' cannot be null.", field=field.api))
+            continue
+        rule = partial(RULES[str(field.rule)], value, field, brokers)
+        checked[field.attr] = refusals.check(rule, refused=None)
+    refusals.raise_any()
     return checked

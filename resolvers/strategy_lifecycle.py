@@ -83,7 +83,7 @@ def _credentials_error(
     transition: Transition, strategy: StrategyRecord, credentials: CredentialsRecord | None
 ) -> BadUserInput:
     verb = "Starting" if transition.action == "start" else "Resuming"
-    if strategy.broker is None:
+    if not strategy.broker:  # "" for a strategy stored before the broker was required
         return BadUserInput(
             f"{verb} this strategy needs a broker: set its broker first.", field="broker"
         )

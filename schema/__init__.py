@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import Any
 
 import strawberry
@@ -15,7 +14,6 @@ from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRul
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import ExecutionContext
 
-from schema._base import DECIMAL_SCALAR
 from schema._bounds import (
     BoundedResponse,
     DocumentCache,
@@ -25,10 +23,16 @@ from schema._bounds import (
     check_document,
     depth_limit_rule,
 )
+from schema._completed import (
+    describe_directive_arguments,
+    give_defaults_as_literals,
+    sort_fields_and_values,
+)
 from schema._cost import CostLimit
 from schema._errors import CodedErrors
 from schema._observed import ObservedOperation
 from schema._production import Introspection, NoSuggestions, introspection_policy
+from schema._scalars import SCALAR_MAP
 from schema.root import Mutation, Query
 
 __all__ = ["GatewaySchema", "Limits", "build_schema", "check_document"]
@@ -117,9 +121,12 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
-        config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR}),
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
         execution_context_class=bounded_executor(limits),
     )
+    give_defaults_as_literals(schema._schema)
+    describe_directive_arguments(schema._schema)
+    sort_fields_and_values(schema._schema)
     schema.limits = limits
     schema.documents = cache
     return schema

@@ -1,93 +1,103 @@
-"""Shared schema pieces: the resolver `Info` type, scalars, enums and connections."""
+"""Shared schema pieces: the resolver `Info` type, enums and connections (scalars in
+`schema/_scalars.py`)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from decimal import Decimal, InvalidOperation
+from datetime import date
 from enum import Enum
-from typing import Any, Generic, Self, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar
 
 import strawberry
 
-from gateway.core.errors import BadUserInput
+from gateway.core.settings import MAX_PAGE_SIZE
 from resolvers.context import Context
-from resolvers.pagination import Slice
+from resolvers.pagination import DEFAULT_PAGE_SIZE, Slice
 from resolvers.records import StoredField
 from schema._cost import AGGREGATE
 
 Info = strawberry.Info[Context, None]
 
-
-def _serialize_decimal(value: Decimal) -> str:
-    # One spelling per amount ("2", never "2.0" or "2E+1"), whether it was read from a
-    # database or summed in Python; trimmed as text so no digit is ever rounded away.
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
-
-
-def _parse_decimal(value: Any) -> Decimal:
-    # Floats are refused: a binary float has already lost the amount's exact value.
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise BadUserInput('A Decimal must be given as a string, such as "12.50".')
-    try:
-        amount = Decimal(value)
-    except InvalidOperation as exc:
-        raise BadUserInput(f"{value!r} is not a decimal number.") from exc
-    if not amount.is_finite():
-        raise BadUserInput("A Decimal must be a finite number.")
-    return amount
-
-
-# Registered for `decimal.Decimal` through the schema's `scalar_map`.
-DECIMAL_SCALAR = strawberry.scalar(
-    name="Decimal",
-    description='An exact decimal number, serialized as a string ("1234.5").',
-    serialize=_serialize_decimal,
-    parse_value=_parse_decimal,
-)
+# The arguments several fields share, each described once.
+First = Annotated[
+    int | None,
+    strawberry.argument(
+        description=f"How many items: {DEFAULT_PAGE_SIZE} when left out, at most {MAX_PAGE_SIZE}."
+    ),
+]
+After = Annotated[
+    str | None,
+    strawberry.argument(
+        description="A cursor of this list (`pageInfo.endCursor`): the page starts after it."
+    ),
+]
+FromDay = Annotated[
+    date | None,
+    strawberry.argument(
+        name="from", description="The first UTC day counted; from the first trade when left out."
+    ),
+]
+ToDay = Annotated[
+    date | None,
+    strawberry.argument(description="The last UTC day counted; to the last trade when left out."),
+]
+StrategyIdFilter = Annotated[
+    strawberry.ID | None,
+    strawberry.argument(description="Only this strategy's figures."),
+]
 
 
 @strawberry.enum(description="What a user may do: USER sees its own data, ADMIN manages users.")
 class Role(Enum):
-    USER = "USER"
-    ADMIN = "ADMIN"
+    USER = strawberry.enum_value("USER", description="Sees and changes only its own data.")
+    ADMIN = strawberry.enum_value("ADMIN", description="Also reads every user (`user`, `users`).")
 
 
 @strawberry.enum(description="Where a strategy is in its lifecycle.")
 class StrategyStatus(Enum):
-    ACTIVE = "ACTIVE"
-    PAUSED = "PAUSED"
-    STOPPED = "STOPPED"
-    ERROR = "ERROR"
+    ACTIVE = strawberry.enum_value("ACTIVE", description="Running and trading.")
+    PAUSED = strawberry.enum_value("PAUSED", description="Running, but placing no orders.")
+    STOPPED = strawberry.enum_value("STOPPED", description="Not running; where a strategy starts.")
+    ERROR = strawberry.enum_value("ERROR", description="Stopped by a failure (see errorMessage).")
 
 
 @strawberry.enum(description="Whether a strategy trades real money (LIVE) or on a test network.")
 class Environment(Enum):
-    LIVE = "LIVE"
-    TESTNET = "TESTNET"
+    LIVE = strawberry.enum_value("LIVE", description="The broker's real market, real money.")
+    TESTNET = strawberry.enum_value("TESTNET", description="The broker's test network.")
 
 
-@strawberry.enum
+@strawberry.enum(description="Which way a trade opened.")
 class TradeSide(Enum):
-    BUY = "BUY"
-    SELL = "SELL"
+    BUY = strawberry.enum_value("BUY", description="Bought first (long).")
+    SELL = strawberry.enum_value("SELL", description="Sold first (short).")
 
 
-@strawberry.enum
+@strawberry.enum(description="Whether a trade's position is still open.")
 class TradeStatus(Enum):
-    OPEN = "OPEN"
-    CLOSED = "CLOSED"
+    OPEN = strawberry.enum_value("OPEN", description="Entered, not yet exited: no PnL yet.")
+    CLOSED = strawberry.enum_value("CLOSED", description="Exited; counts in every PnL figure.")
 
 
 @strawberry.type(description="Where a page of a connection sits in the whole list.")
 class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(description="Whether items follow this page.")
+    has_previous_page: bool = strawberry.field(
+        description="Whether items come before this page (it was asked for with `after`)."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="The cursor of the page's first item; null when the page is empty."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="The cursor of the page's last item, to pass as `after` for the next page; "
+        "null when the page is empty."
+    )
 
+
+StatusFilter = Annotated[
+    StrategyStatus | None,
+    strawberry.argument(description="Only the strategies in this status."),
+]
 
 E = TypeVar("E", bound=Enum)
 
@@ -123,18 +133,20 @@ NodeT = TypeVar("NodeT")
 RecordT = TypeVar("RecordT")
 
 
-@strawberry.type
+@strawberry.type(description="One item of a page, with its place in the list.")
 class Edge(Generic[NodeT]):
-    cursor: str
-    node: NodeT
+    cursor: str = strawberry.field(
+        description="Where this item sits: pass it as `after` to get the items that follow."
+    )
+    node: NodeT = strawberry.field(description="The item.")
 
 
 @strawberry.type
 class Connection(Generic[NodeT]):
     """A page of a list; subclassed per node type (`StrategyConnection`)."""
 
-    edges: list[Edge[NodeT]]
-    page_info: PageInfo
+    edges: list[Edge[NodeT]] = strawberry.field(description="The page's items, in list order.")
+    page_info: PageInfo = strawberry.field(description="Where the page sits in the whole list.")
     total: strawberry.Private[Callable[[], Awaitable[int]]]
 
     @strawberry.field(description="How many items the whole list holds.", directives=[AGGREGATE])

@@ -63,7 +63,7 @@ from resolvers.pagination import DEFAULT_PAGE_SIZE
     description="What resolving this field once costs, in the query budget's units.",
 )
 class Cost:
-    weight: int
+    weight: int = strawberry.field(description="The field's own cost, before any list size.")
 
 
 @strawberry.schema_directive(
@@ -76,9 +76,15 @@ class Cost:
 )
 class ListSize:
     # UNSET, not None: an argument left out is left out of the printed SDL too.
-    assumed_size: int | None = strawberry.UNSET
-    slicing_arguments: list[str] | None = strawberry.UNSET
-    sized_fields: list[str] | None = strawberry.UNSET
+    assumed_size: int | None = strawberry.field(
+        default=strawberry.UNSET, description="The size to assume when no argument gives it."
+    )
+    slicing_arguments: list[str] | None = strawberry.field(
+        default=strawberry.UNSET, description="The arguments whose value is the size."
+    )
+    sized_fields: list[str] | None = strawberry.field(
+        default=strawberry.UNSET, description="The fields of the result that are the list."
+    )
 
 
 # A connection of `first` items (DEFAULT_PAGE_SIZE when omitted): its edges are the list.

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from gateway.core.errors import GatewayError
+from gateway.core.errors import GatewayError, InvalidFields
 from gateway.core.telemetry import current_request
 
 log = logging.getLogger("gateway.errors")
@@ -65,6 +65,26 @@ def code_error(error: GraphQLError) -> GraphQLError:
     return error
 
 
+def coded_errors(error: GraphQLError) -> list[GraphQLError]:
+    """`code_error`, with several invalid fields (InvalidFields) spread into one error each,
+    at the same place in the answer, so a client can show each next to its field."""
+    cause = _root_cause(error)
+    if not isinstance(cause, InvalidFields):
+        return [code_error(error)]
+    return [
+        GraphQLError(
+            each.message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            original_error=each,
+            extensions=each.as_extensions(),
+        )
+        for each in cause.errors
+    ]
+
+
 def _once_unauthenticated(errors: list[GraphQLError]) -> list[GraphQLError]:
     # UNAUTHENTICATED is about the request, not a field: when several fields fail for
     # it (the dashboard's fields each wait on the viewer check), one error says it.
@@ -86,4 +106,6 @@ class CodedErrors(SchemaExtension):
         yield
         result = self.execution_context.result
         if result is not None and result.errors:
-            result.errors = _once_unauthenticated([code_error(error) for error in result.errors])
+            result.errors = _once_unauthenticated(
+                [coded for error in result.errors for coded in coded_errors(error)]
+            )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from resolvers.admin import get_user, user_page
-from schema._base import Connection, Info
+from schema._base import After, Connection, First, Info
 from schema._cost import PAGE
 from schema._limits import Bucket, limited
 from schema._permissions import IsAdmin
@@ -17,14 +19,20 @@ class UserConnection(Connection[User]):
     pass
 
 
-@strawberry.type
+@strawberry.type(description="What an ADMIN can read.")
 class AdminQueries:
     @limited(Bucket.QUERY)
     @strawberry.field(
         description="Any user by id (ADMIN only); NOT_FOUND when there is none.",
         permission_classes=[IsAdmin],
     )
-    async def user(self, info: Info, id: strawberry.ID) -> User | None:  # noqa: A002
+    async def user(
+        self,
+        info: Info,
+        id: Annotated[  # noqa: A002 - the argument's GraphQL name
+            strawberry.ID, strawberry.argument(description="The user's id.")
+        ],
+    ) -> User | None:
         return User.from_record(await get_user(info.context, id))
 
     @limited(Bucket.QUERY)
@@ -37,9 +45,12 @@ class AdminQueries:
     async def users(
         self,
         info: Info,
-        search: str | None = None,
-        first: int | None = None,
-        after: str | None = None,
+        search: Annotated[
+            str | None,
+            strawberry.argument(description="Only users whose email or name contains this."),
+        ] = None,
+        first: First = None,
+        after: After = None,
     ) -> UserConnection:
         page = await user_page(info.context, search=search, first=first, after=after)
         return UserConnection.of(page, User.from_record)

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from enum import Enum
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
@@ -15,7 +16,7 @@ from gateway.core.settings import MAX_STRATEGIES_PER_USER
 from resolvers.figures import DayFigures, Figures, daily_series, summarize
 from resolvers.records import ActivityEventRecord, DailyMetricRecord
 from resolvers.strategies import strategy_by_id
-from schema._base import Info
+from schema._base import Info, enum_value
 from schema._cost import ListSize
 
 if TYPE_CHECKING:
@@ -24,15 +25,15 @@ if TYPE_CHECKING:
 
 @strawberry.type(description="Totals over closed trades; net PnL is pnl - fees.")
 class FigureFields:
-    trades: int
-    wins: int
-    losses: int
+    trades: int = strawberry.field(description="How many trades closed.")
+    wins: int = strawberry.field(description="Closed trades with net PnL above zero.")
+    losses: int = strawberry.field(description="Closed trades with net PnL at or below zero.")
     win_rate: float | None = strawberry.field(
-        description="wins / closed trades; null when there were none."
+        description="Wins / closed trades; null when there were none."
     )
-    gross_pnl: Decimal
-    fees: Decimal
-    net_pnl: Decimal
+    gross_pnl: Decimal = strawberry.field(description="Sum of pnl, before fees.")
+    fees: Decimal = strawberry.field(description="Sum of fees.")
+    net_pnl: Decimal = strawberry.field(description="Sum of pnl - fees.")
     volume: Decimal = strawberry.field(description="Notional traded: quantity x entry price.")
     max_drawdown: Decimal = strawberry.field(
         description="Largest fall from a running peak of the cumulative daily net PnL."
@@ -51,7 +52,9 @@ class FigureFields:
 
 @strawberry.type(description="A strategy's lifetime figures.")
 class Performance(FigureFields):
-    last_trade_day: date | None
+    last_trade_day: date | None = strawberry.field(
+        description="The last UTC day it closed a trade; null before the first."
+    )
 
     @classmethod
     def from_rows(cls, rows: Sequence[DailyMetricRecord]) -> Performance:
@@ -64,15 +67,17 @@ class Performance(FigureFields):
 
 @strawberry.type(description="One UTC day of the figures, summed over strategies.")
 class AnalyticsDay:
-    day: date
-    trades: int
-    wins: int
-    losses: int
-    gross_pnl: Decimal
-    fees: Decimal
-    net_pnl: Decimal
-    volume: Decimal
-    cumulative_net_pnl: Decimal
+    day: date = strawberry.field(description="The UTC day.")
+    trades: int = strawberry.field(description="How many trades closed that day.")
+    wins: int = strawberry.field(description="Of them, with net PnL above zero.")
+    losses: int = strawberry.field(description="Of them, with net PnL at or below zero.")
+    gross_pnl: Decimal = strawberry.field(description="That day's pnl, before fees.")
+    fees: Decimal = strawberry.field(description="That day's fees.")
+    net_pnl: Decimal = strawberry.field(description="That day's pnl - fees.")
+    volume: Decimal = strawberry.field(description="That day's notional traded.")
+    cumulative_net_pnl: Decimal = strawberry.field(
+        description="Net PnL from the report's first day to this one."
+    )
 
     @classmethod
     def from_figures(cls, day: DayFigures) -> AnalyticsDay:
@@ -82,7 +87,7 @@ class AnalyticsDay:
 
 @strawberry.type(description="One strategy's share of an analytics report.")
 class StrategyBreakdown(FigureFields):
-    strategy_id: strawberry.ID
+    strategy_id: strawberry.ID = strawberry.field(description="The strategy's id.")
 
     @strawberry.field(description="The strategy itself (strategies source).")
     async def strategy(
@@ -96,11 +101,17 @@ class StrategyBreakdown(FigureFields):
 
 @strawberry.type(description="A user's figures between two UTC days, from the daily metrics.")
 class Analytics(FigureFields):
-    from_: date | None = strawberry.field(name="from")
-    to: date | None
-    daily: list[AnalyticsDay] = strawberry.field(directives=[ListSize(assumed_size=366)])
+    from_: date | None = strawberry.field(
+        name="from", description="The first day asked for; null when left out."
+    )
+    to: date | None = strawberry.field(description="The last day asked for; null when left out.")
+    daily: list[AnalyticsDay] = strawberry.field(
+        description="Each UTC day with closed trades, oldest first.",
+        directives=[ListSize(assumed_size=366)],
+    )
     by_strategy: list[StrategyBreakdown] = strawberry.field(
-        directives=[ListSize(assumed_size=MAX_STRATEGIES_PER_USER)]
+        description="The same figures per strategy.",
+        directives=[ListSize(assumed_size=MAX_STRATEGIES_PER_USER)],
     )
 
     @classmethod
@@ -127,20 +138,55 @@ class Analytics(FigureFields):
         )
 
 
+@strawberry.enum(description="What an activity event records.")
+class ActivityKind(Enum):
+    ACCOUNT_CREATED = strawberry.enum_value("ACCOUNT_CREATED", description="Signed up.")
+    SIGNED_IN = strawberry.enum_value("SIGNED_IN", description="Signed in with a password.")
+    PROFILE_UPDATED = strawberry.enum_value(
+        "PROFILE_UPDATED", description="Names or phone changed (`data.fields`)."
+    )
+    PASSWORD_CHANGED = strawberry.enum_value("PASSWORD_CHANGED", description="Password changed.")
+    CREDENTIALS_SAVED = strawberry.enum_value(
+        "CREDENTIALS_SAVED", description="Broker credentials stored or changed."
+    )
+    CREDENTIALS_DELETED = strawberry.enum_value(
+        "CREDENTIALS_DELETED", description="Broker credentials removed."
+    )
+    STRATEGY_CREATED = strawberry.enum_value("STRATEGY_CREATED", description="Strategy created.")
+    STRATEGY_UPDATED = strawberry.enum_value(
+        "STRATEGY_UPDATED", description="Strategy fields changed (`data.fields`)."
+    )
+    STRATEGY_DELETED = strawberry.enum_value(
+        "STRATEGY_DELETED", description="Strategy deleted (`data.name`)."
+    )
+    STRATEGY_STARTED = strawberry.enum_value("STRATEGY_STARTED", description="STOPPED to ACTIVE.")
+    STRATEGY_PAUSED = strawberry.enum_value("STRATEGY_PAUSED", description="ACTIVE to PAUSED.")
+    STRATEGY_RESUMED = strawberry.enum_value("STRATEGY_RESUMED", description="PAUSED to ACTIVE.")
+    STRATEGY_STOPPED = strawberry.enum_value("STRATEGY_STOPPED", description="Stopped.")
+    OTHER = strawberry.enum_value(
+        "OTHER", description="A kind this version of the gateway does not know (an old event)."
+    )
+
+
 @strawberry.type(description="Something that happened to the account or one of its strategies.")
 class ActivityEvent:
-    id: strawberry.ID
-    kind: str
-    subject_id: str | None
-    at: datetime
-    data: JSON
+    id: strawberry.ID = strawberry.field(description="The event's id.")
+    kind: ActivityKind = strawberry.field(description="What happened.")
+    subject_id: str | None = strawberry.field(
+        description="The id of what it concerns (a strategy, credentials); null for the account."
+    )
+    at: datetime = strawberry.field(description="When it happened.")
+    data: JSON = strawberry.field(
+        description="Details, a JSON object: a transition's `from` and `to`, the `fields` an "
+        "update changed, a deleted strategy's `name`."
+    )
 
     @classmethod
     def from_record(cls, record: ActivityEventRecord) -> ActivityEvent:
         """The schema view of a stored event."""
         return cls(
             id=strawberry.ID(record.id),
-            kind=record.kind,
+            kind=enum_value(ActivityKind, record.kind) or ActivityKind.OTHER,
             subject_id=record.subject_id,
             at=record.at,
             data=JSON(dict(record.data)),

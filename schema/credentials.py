@@ -18,12 +18,18 @@ from schema._permissions import IsSignedIn
 
 @strawberry.enum(description="A secret field of broker credentials.")
 class CredentialField(Enum):
-    ACCESS_TOKEN = "accessToken"
-    BROKER_USERNAME = "brokerUsername"
-    BROKER_PASSWORD = "brokerPassword"
-    TOTP_SECRET = "totpSecret"
-    API_KEY = "apiKey"
-    API_SECRET = "apiSecret"
+    ACCESS_TOKEN = strawberry.enum_value("accessToken", description="The broker session token.")
+    BROKER_USERNAME = strawberry.enum_value(
+        "brokerUsername", description="The broker account's user name."
+    )
+    BROKER_PASSWORD = strawberry.enum_value(
+        "brokerPassword", description="The broker account's password."
+    )
+    TOTP_SECRET = strawberry.enum_value(
+        "totpSecret", description="The seed of the broker's one-time codes."
+    )
+    API_KEY = strawberry.enum_value("apiKey", description="The broker API key.")
+    API_SECRET = strawberry.enum_value("apiSecret", description="The broker API secret.")
 
 
 @strawberry.type(
@@ -31,13 +37,18 @@ class CredentialField(Enum):
     "only whether each is configured, and a masked hint of the API key, can be read."
 )
 class Credentials:
-    broker: str | None
-    client_id: str | None
-    configured_fields: list[CredentialField] = strawberry.field(
-        directives=[ListSize(assumed_size=len(SECRET_FIELDS))]
+    broker: str | None = strawberry.field(description="The broker they are for.")
+    client_id: str | None = strawberry.field(
+        description="The broker account's client id (not a secret)."
     )
-    api_key_hint: str | None
-    updated_at: datetime | None
+    configured_fields: list[CredentialField] = strawberry.field(
+        description="Which secrets are stored (their values never leave the gateway).",
+        directives=[ListSize(assumed_size=len(SECRET_FIELDS))],
+    )
+    api_key_hint: str | None = strawberry.field(
+        description="The API key's last 4 characters, masked; null without an API key."
+    )
+    updated_at: datetime | None = strawberry.field(description="When they last changed.")
 
     @classmethod
     def from_record(cls, record: CredentialsRecord) -> Credentials:
@@ -102,7 +113,7 @@ def _attribute(stored: str) -> str:
     return "".join(f"_{char.lower()}" if char.isupper() else char for char in stored)
 
 
-@strawberry.type
+@strawberry.type(description="Storing broker credentials.")
 class CredentialMutations:
     @limited(Bucket.SENSITIVE)
     @strawberry.mutation(

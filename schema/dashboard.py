@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
+from typing import Annotated
 
 import strawberry
 
@@ -28,24 +29,24 @@ from schema.users import User
 
 @strawberry.type(description="How many strategies are in each status.")
 class StrategyCounts:
-    active: int
-    paused: int
-    stopped: int
-    error: int
-    total: int
+    active: int = strawberry.field(description="How many are ACTIVE.")
+    paused: int = strawberry.field(description="How many are PAUSED.")
+    stopped: int = strawberry.field(description="How many are STOPPED.")
+    error: int = strawberry.field(description="How many are in ERROR.")
+    total: int = strawberry.field(description="How many there are in all.")
 
 
 @strawberry.type(description="Net PnL over the last 1 / 7 / 30 UTC days including today.")
 class PnlSummary:
-    today: Decimal
-    seven_days: Decimal
-    thirty_days: Decimal
-    all_time: Decimal
+    today: Decimal = strawberry.field(description="Net PnL of trades closed today (UTC).")
+    seven_days: Decimal = strawberry.field(description="Over the last 7 UTC days.")
+    thirty_days: Decimal = strawberry.field(description="Over the last 30 UTC days.")
+    all_time: Decimal = strawberry.field(description="Over every closed trade.")
 
 
 @strawberry.type(description="One day of the equity curve.")
 class EquityPoint:
-    day: date
+    day: date = strawberry.field(description="The UTC day.")
     net_pnl: Decimal = strawberry.field(description="That day's net PnL.")
     equity: Decimal = strawberry.field(description="Cumulative net PnL at the day's end.")
 
@@ -59,8 +60,10 @@ class SourceState(Enum):
 
 @strawberry.type(description="What one source did for this request.")
 class SourceStatus:
-    name: str
-    status: SourceState
+    name: str = strawberry.field(
+        description="The source: users, strategies, credentials, trades or analytics."
+    )
+    status: SourceState = strawberry.field(description="How its calls fared.")
     latency_ms: float = strawberry.field(description="Its slowest call, in milliseconds.")
     calls: int = strawberry.field(description="How many calls the request made to it.")
 
@@ -79,6 +82,7 @@ async def _sources(info: Info) -> list[SourceStatus]:
 
 # A list of `first` items, 10 when omitted.
 FIRST_TEN = ListSize(slicing_arguments=["first"], assumed_size=10)
+FirstTen = Annotated[int, strawberry.argument(description="How many, newest first.")]
 _SOURCES_HELP = (
     "Each source this request read, whether it answered and how fast: resolved once every "
     "other call of the request has ended. A source that failed also has its coded errors."
@@ -94,11 +98,11 @@ class Profile:
     async def sources(self, info: Info) -> list[SourceStatus]:
         return await _sources(info)
 
-    @strawberry.field
+    @strawberry.field(description="The signed-in user (users source).")
     async def user(self, info: Info) -> User:
         return User.from_record((await info.context.viewer()).user)
 
-    @strawberry.field
+    @strawberry.field(description="When the account was created.")
     async def member_since(self, info: Info) -> datetime:
         return (await info.context.viewer()).user.created_at
 
@@ -135,7 +139,7 @@ class Dashboard:
     async def sources(self, info: Info) -> list[SourceStatus]:
         return await _sources(info)
 
-    @strawberry.field
+    @strawberry.field(description="The signed-in user (users source).")
     async def user(self, info: Info) -> User:
         return User.from_record((await info.context.viewer()).user)
 
@@ -155,14 +159,14 @@ class Dashboard:
     @strawberry.field(
         description="The newest ACTIVE strategies (strategies source).", directives=[FIRST_TEN]
     )
-    async def active_strategies(self, info: Info, first: int = 10) -> list[Strategy] | None:
+    async def active_strategies(self, info: Info, first: FirstTen = 10) -> list[Strategy] | None:
         records = await aggregates.active_strategies(info.context, self.user_id, first)
         return [Strategy.from_record(record) for record in records]
 
     @strawberry.field(
         description="The newest trades by entry time (trades source).", directives=[FIRST_TEN]
     )
-    async def recent_trades(self, info: Info, first: int = 10) -> list[Trade] | None:
+    async def recent_trades(self, info: Info, first: FirstTen = 10) -> list[Trade] | None:
         records = await aggregates.recent_trades(info.context, self.user_id, first)
         return [Trade.from_record(record) for record in records]
 
@@ -183,7 +187,13 @@ class Dashboard:
         description="Cumulative net PnL per UTC day (trades source).",
         directives=[AGGREGATE, ListSize(slicing_arguments=["days"], assumed_size=30)],
     )
-    async def equity_curve(self, info: Info, days: int = 30) -> list[EquityPoint] | None:
+    async def equity_curve(
+        self,
+        info: Info,
+        days: Annotated[
+            int, strawberry.argument(description="How many UTC days, ending today.")
+        ] = 30,
+    ) -> list[EquityPoint] | None:
         points = await aggregates.equity(info.context, self.user_id, days)
         return [EquityPoint(day=p.day, net_pnl=p.net_pnl, equity=p.equity) for p in points]
 
@@ -195,6 +205,6 @@ class Dashboard:
     @strawberry.field(
         description="The newest activity events (analytics source).", directives=[FIRST_TEN]
     )
-    async def recent_activity(self, info: Info, first: int = 10) -> list[ActivityEvent] | None:
+    async def recent_activity(self, info: Info, first: FirstTen = 10) -> list[ActivityEvent] | None:
         records = await aggregates.recent_activity(info.context, self.user_id, first)
         return [ActivityEvent.from_record(record) for record in records]

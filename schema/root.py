@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated
-
 import strawberry
 from strawberry.tools import merge_types
+from strawberry.types.base import get_object_definition
 
 from resolvers.analytics import analytics_rows
 from resolvers.strategies import get_strategy, strategy_page
-from schema._base import Info, StrategyStatus
+from schema._base import (
+    After,
+    First,
+    FromDay,
+    Info,
+    StatusFilter,
+    StrategyIdFilter,
+    ToDay,
+)
 from schema._cost import AGGREGATE, PAGE
 from schema._limits import Bucket, limited
 from schema._permissions import HasAccessToken, IsSignedIn
@@ -20,12 +26,12 @@ from schema.admin import AdminQueries
 from schema.analytics import Analytics
 from schema.credentials import CredentialMutations
 from schema.dashboard import Dashboard, Profile
-from schema.strategies import Strategy, StrategyConnection, StrategyMutations
+from schema.strategies import Strategy, StrategyConnection, StrategyId, StrategyMutations
 from schema.trades import trades_field
 from schema.users import User
 
 
-@strawberry.type
+@strawberry.type(description="What a client can read.")
 class ViewerQueries:
     @limited(Bucket.QUERY)
     @strawberry.field(
@@ -62,7 +68,7 @@ class ViewerQueries:
         description="One of the viewer's strategies; NOT_FOUND otherwise.",
         permission_classes=[IsSignedIn],
     )
-    async def strategy(self, info: Info, id: strawberry.ID) -> Strategy | None:  # noqa: A002
+    async def strategy(self, info: Info, id: StrategyId) -> Strategy | None:  # noqa: A002
         return Strategy.from_record(await get_strategy(info.context, id))
 
     @limited(Bucket.QUERY)
@@ -74,9 +80,9 @@ class ViewerQueries:
     async def strategies(
         self,
         info: Info,
-        status: StrategyStatus | None = None,
-        first: int | None = None,
-        after: str | None = None,
+        status: StatusFilter = None,
+        first: First = None,
+        after: After = None,
     ) -> StrategyConnection | None:
         viewer = info.context.checked_viewer
         page = await strategy_page(
@@ -102,9 +108,9 @@ class ViewerQueries:
     async def analytics(
         self,
         info: Info,
-        from_: Annotated[date | None, strawberry.argument(name="from")] = None,
-        to: date | None = None,
-        strategy_id: strawberry.ID | None = None,
+        from_: FromDay = None,
+        to: ToDay = None,
+        strategy_id: StrategyIdFilter = None,
     ) -> Analytics | None:
         viewer = info.context.checked_viewer
         rows = await analytics_rows(
@@ -114,9 +120,20 @@ class ViewerQueries:
 
 
 # Each domain declares its own queries and mutations; the schema shows them as one type each.
-Query = merge_types("Query", (ViewerQueries, AdminQueries))
-Mutation = merge_types(
+def _merged(name: str, description: str, types: tuple[type, ...]) -> type:
+    merged = merge_types(name, types)
+    get_object_definition(merged, strict=True).description = description
+    return merged
+
+
+Query = _merged(
+    "Query",
+    "Everything a client reads: the viewer's own data, and for an ADMIN the users.",
+    (ViewerQueries, AdminQueries),
+)
+Mutation = _merged(
     "Mutation",
+    "Every change: accounts and sessions, credentials, strategies and their lifecycle.",
     (
         AccountMutations,
         AccountDeletionMutations,

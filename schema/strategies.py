@@ -32,6 +32,8 @@ from schema.trades import trades_field
 
 T = TypeVar("T")
 
+StrategyId = Annotated[strawberry.ID, strawberry.argument(description="The strategy's id.")]
+
 if TYPE_CHECKING:
     from schema.analytics import Performance
     from schema.users import User
@@ -39,23 +41,43 @@ if TYPE_CHECKING:
 
 @strawberry.type(description="An algorithmic trading strategy and its run state.")
 class Strategy:
-    id: strawberry.ID
-    name: str
+    id: strawberry.ID = strawberry.field(description="The strategy's id.")
+    name: str = strawberry.field(description="Its name, unique among its owner's strategies.")
     # Up to 256 KiB each: a page of them is a large answer.
-    code: str = strawberry.field(directives=[Cost(weight=25)])
-    status: StrategyStatus
-    container_id: str | None
-    instrument: str | None
-    broker: str | None
-    environment: Environment
-    config: JSON = strawberry.field(directives=[Cost(weight=5)])  # up to 64 KiB
-    last_action: str | None
-    auto_reconnect: bool
-    error_message: str | None
-    error_count: int
-    last_heartbeat: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    code: str = strawberry.field(
+        description="The source the runner executes.", directives=[Cost(weight=25)]
+    )
+    status: StrategyStatus = strawberry.field(description="Where it is in its lifecycle.")
+    container_id: str | None = strawberry.field(
+        description="The runner's container for it, while the runner has one."
+    )
+    instrument: str = strawberry.field(
+        description="The symbol it trades (empty for a strategy stored before it was required)."
+    )
+    broker: str = strawberry.field(
+        description="The broker it trades through (empty for a strategy stored before it was "
+        "required)."
+    )
+    environment: Environment = strawberry.field(description="Real money or test network.")
+    config: JSON = strawberry.field(  # up to 64 KiB
+        description="The settings the strategy reads: a JSON object.", directives=[Cost(weight=5)]
+    )
+    last_action: str | None = strawberry.field(
+        description="The last lifecycle action applied (start, pause, resume, stop, or one the "
+        "runner records)."
+    )
+    auto_reconnect: bool = strawberry.field(
+        description="Whether the runner reconnects it after a broker disconnect."
+    )
+    error_message: str | None = strawberry.field(
+        description="Why it is in ERROR; cleared when it is stopped."
+    )
+    error_count: int = strawberry.field(description="How many errors the runner has recorded.")
+    last_heartbeat: datetime | None = strawberry.field(
+        description="When the runner last reported it alive."
+    )
+    created_at: datetime = strawberry.field(description="When it was created.")
+    updated_at: datetime = strawberry.field(description="When it last changed.")
     user_id: strawberry.Private[str]
 
     @classmethod
@@ -150,7 +172,7 @@ _UPDATE_DESCRIPTIONS: dict[str, str | None] = {
     "broker": "A configured broker.",
     "environment": "LIVE or TESTNET.",
     "config": "Replaces the whole config: a JSON object of at most 64 KiB.",
-    "auto_reconnect": None,
+    "auto_reconnect": "Whether the runner reconnects it after a broker disconnect.",
 }
 
 
@@ -185,14 +207,20 @@ class UpdateStrategyInput(StrategyFieldsInput):
     pass
 
 
-@strawberry.type
+@strawberry.type(description="The strategy mutations.")
 class StrategyMutations:
     @limited(Bucket.MUTATION)
     @strawberry.mutation(
         description="Create a strategy; it starts STOPPED.",
         permission_classes=[IsSignedIn],
     )
-    async def create_strategy(self, info: Info, input: CreateStrategyInput) -> Strategy:  # noqa: A002
+    async def create_strategy(
+        self,
+        info: Info,
+        input: Annotated[  # noqa: A002 - the argument's GraphQL name
+            CreateStrategyInput, strawberry.argument(description="The new strategy.")
+        ],
+    ) -> Strategy:
         record = await strategies.create_strategy(
             info.context, fields=input.fields(), client_mutation_id=input.client_mutation_id
         )
@@ -207,8 +235,10 @@ class StrategyMutations:
     async def update_strategy(
         self,
         info: Info,
-        id: strawberry.ID,  # noqa: A002 - the argument's GraphQL name
-        input: UpdateStrategyInput,  # noqa: A002
+        id: StrategyId,  # noqa: A002 - the argument's GraphQL name
+        input: Annotated[  # noqa: A002
+            UpdateStrategyInput, strawberry.argument(description="The fields to change.")
+        ],
     ) -> Strategy:
         record = await strategies.update_strategy(
             info.context, strategy_id=id, fields=input.fields()
@@ -221,7 +251,7 @@ class StrategyMutations:
         "its id. Its trades stay, under its name.",
         permission_classes=[IsSignedIn],
     )
-    async def delete_strategy(self, info: Info, id: strawberry.ID) -> strawberry.ID:  # noqa: A002
+    async def delete_strategy(self, info: Info, id: StrategyId) -> strawberry.ID:  # noqa: A002
         record = await strategies.delete_strategy(info.context, strategy_id=id)
         return strawberry.ID(record.id)
 
@@ -230,7 +260,7 @@ class StrategyMutations:
         description="STOPPED → ACTIVE. Needs your credentials for the strategy's broker.",
         permission_classes=[IsSignedIn],
     )
-    async def start_strategy(self, info: Info, id: strawberry.ID) -> Strategy:  # noqa: A002
+    async def start_strategy(self, info: Info, id: StrategyId) -> Strategy:  # noqa: A002
         return await _transition(info, id, "start")
 
     @limited(Bucket.MUTATION)
@@ -238,7 +268,7 @@ class StrategyMutations:
         description="ACTIVE, PAUSED or ERROR → STOPPED.",
         permission_classes=[IsSignedIn],
     )
-    async def stop_strategy(self, info: Info, id: strawberry.ID) -> Strategy:  # noqa: A002
+    async def stop_strategy(self, info: Info, id: StrategyId) -> Strategy:  # noqa: A002
         return await _transition(info, id, "stop")
 
     @limited(Bucket.MUTATION)
@@ -246,7 +276,7 @@ class StrategyMutations:
         description="ACTIVE → PAUSED.",
         permission_classes=[IsSignedIn],
     )
-    async def pause_strategy(self, info: Info, id: strawberry.ID) -> Strategy:  # noqa: A002
+    async def pause_strategy(self, info: Info, id: StrategyId) -> Strategy:  # noqa: A002
         return await _transition(info, id, "pause")
 
     @limited(Bucket.MUTATION)
@@ -254,7 +284,7 @@ class StrategyMutations:
         description="PAUSED → ACTIVE. Needs your credentials for the strategy's broker.",
         permission_classes=[IsSignedIn],
     )
-    async def resume_strategy(self, info: Info, id: strawberry.ID) -> Strategy:  # noqa: A002
+    async def resume_strategy(self, info: Info, id: StrategyId) -> Strategy:  # noqa: A002
         return await _transition(info, id, "resume")
 
 

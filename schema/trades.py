@@ -14,8 +14,10 @@ from resolvers.records import TRADE_FIELDS, Partition, TradeFilter, TradeRecord,
 from resolvers.strategies import strategy_by_id
 from resolvers.trades import trade_page
 from schema._base import (
+    After,
     Connection,
     Environment,
+    First,
     Info,
     TradeSide,
     TradeStatus,
@@ -30,18 +32,28 @@ if TYPE_CHECKING:
 
 @strawberry.input(description="Conditions on a trades list; times bound the entry time.")
 class TradeFilterInput:
-    strategy_id: strawberry.ID | None = None
-    instrument: str | None = None
-    status: TradeStatus | None = None
-    from_: datetime | None = strawberry.field(name="from", default=None)
-    to: datetime | None = None
+    strategy_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Only this strategy's trades."
+    )
+    instrument: str | None = strawberry.field(
+        default=None, description="Only trades of this symbol (exact match)."
+    )
+    status: TradeStatus | None = strawberry.field(
+        default=None, description="Only OPEN or only CLOSED trades."
+    )
+    from_: datetime | None = strawberry.field(
+        name="from", default=None, description="Only trades entered at or after this instant."
+    )
+    to: datetime | None = strawberry.field(
+        default=None, description="Only trades entered before this instant."
+    )
 
     def to_filter(self) -> TradeFilter:
         """The datasource's filter for these conditions."""
         return TradeFilter(
             strategy_id=self.strategy_id,
             instrument=self.instrument,
-            status=self.status.value if self.status else None,
+            status=self.status.name if self.status else None,  # its name is its value
             from_time=self.from_,
             to_time=self.to,
         )
@@ -49,21 +61,35 @@ class TradeFilterInput:
 
 @strawberry.type(description="One trade made by a strategy.")
 class Trade:
-    id: strawberry.ID
-    strategy_id: strawberry.ID
-    strategy_name: str
-    instrument: str
-    side: TradeSide
-    quantity: Decimal
-    entry_price: Decimal
-    exit_price: Decimal | None
-    entry_time: datetime
-    exit_time: datetime | None
-    pnl: Decimal | None
-    fees: Decimal
-    status: TradeStatus
-    broker: str | None
-    environment: Environment | None
+    id: strawberry.ID = strawberry.field(description="The trade's id.")
+    strategy_id: strawberry.ID = strawberry.field(
+        description="The id of the strategy that made it (it may since have been deleted)."
+    )
+    strategy_name: str = strawberry.field(
+        description="The strategy's name when it traded; kept after the strategy is deleted."
+    )
+    instrument: str = strawberry.field(description="The symbol traded.")
+    side: TradeSide = strawberry.field(description="Which way the position opened.")
+    quantity: Decimal = strawberry.field(description="How much was traded.")
+    entry_price: Decimal = strawberry.field(description="The price the position opened at.")
+    exit_price: Decimal | None = strawberry.field(
+        description="The price it closed at; null while open."
+    )
+    entry_time: datetime = strawberry.field(description="When the position opened.")
+    exit_time: datetime | None = strawberry.field(
+        description="When it closed (its UTC day is the trade's day); null while open."
+    )
+    pnl: Decimal | None = strawberry.field(
+        description="Gross profit or loss, before fees; null while open."
+    )
+    fees: Decimal = strawberry.field(description="What the broker charged.")
+    status: TradeStatus = strawberry.field(description="Whether the position is still open.")
+    broker: str | None = strawberry.field(
+        description="The broker it was placed with, as the trade recorder stored it."
+    )
+    environment: Environment | None = strawberry.field(
+        description="Real money or test network; null when the recorder did not say."
+    )
 
     @classmethod
     def from_record(cls, record: TradeRecord) -> Trade:
@@ -75,7 +101,7 @@ class Trade:
         values["environment"] = enum_value(Environment, record.environment)
         return cls(id=strawberry.ID(record.id), **values)
 
-    @strawberry.field(description="pnl - fees for a closed trade; null while open.")
+    @strawberry.field(description="Net PnL, pnl - fees, of a closed trade; null while open.")
     def net_pnl(self) -> Decimal | None:
         # The same figure the totals count (a closed trade without pnl nets -fees).
         if self.status is not TradeStatus.CLOSED or self.exit_time is None:
@@ -110,9 +136,12 @@ def trades_field(
     async def trades(
         self: Any,
         info: Info,
-        filter: TradeFilterInput | None = None,  # noqa: A002 - the argument's GraphQL name
-        first: int | None = None,
-        after: str | None = None,
+        filter: Annotated[  # noqa: A002 - the argument's GraphQL name
+            TradeFilterInput | None,
+            strawberry.argument(description="Only the trades that meet every condition given."),
+        ] = None,
+        first: First = None,
+        after: After = None,
     ) -> TradeConnection | None:
         page = await trade_page(
             info.context,

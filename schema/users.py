@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
@@ -11,7 +11,18 @@ from resolvers.analytics import analytics_rows
 from resolvers.credentials import credentials_of
 from resolvers.records import USER_FIELDS, UserRecord
 from resolvers.strategies import strategy_page
-from schema._base import Info, Role, StrategyStatus, enum_value, shown_values
+from schema._base import (
+    After,
+    First,
+    FromDay,
+    Info,
+    Role,
+    StatusFilter,
+    StrategyIdFilter,
+    ToDay,
+    enum_value,
+    shown_values,
+)
 from schema._cost import AGGREGATE, PAGE
 from schema.trades import trades_field
 
@@ -23,14 +34,14 @@ if TYPE_CHECKING:
 
 @strawberry.type(description="A person with an account on the platform.")
 class User:
-    id: strawberry.ID
-    email: str
-    first_name: str
-    last_name: str
-    phone: str | None
-    role: Role
-    created_at: datetime
-    updated_at: datetime
+    id: strawberry.ID = strawberry.field(description="The user's id.")
+    email: str = strawberry.field(description="The sign-in email, stored lower-case.")
+    first_name: str = strawberry.field(description="Given name, 1 to 100 characters.")
+    last_name: str = strawberry.field(description="Family name, 1 to 100 characters.")
+    phone: str | None = strawberry.field(description="Phone number, if one was given.")
+    role: Role = strawberry.field(description="What the user may do.")
+    created_at: datetime = strawberry.field(description="When the account was created.")
+    updated_at: datetime = strawberry.field(description="When the account last changed.")
 
     @classmethod
     def from_record(cls, record: UserRecord) -> User:
@@ -51,9 +62,9 @@ class User:
     async def strategies(
         self,
         info: Info,
-        status: StrategyStatus | None = None,
-        first: int | None = None,
-        after: str | None = None,
+        status: StatusFilter = None,
+        first: First = None,
+        after: After = None,
     ) -> Annotated[StrategyConnection, strawberry.lazy("schema.strategies")] | None:
         from schema.strategies import (  # noqa: PLC0415 - cyclic types
             Strategy,
@@ -87,9 +98,9 @@ class User:
     async def analytics(
         self,
         info: Info,
-        from_: Annotated[date | None, strawberry.argument(name="from")] = None,
-        to: date | None = None,
-        strategy_id: strawberry.ID | None = None,
+        from_: FromDay = None,
+        to: ToDay = None,
+        strategy_id: StrategyIdFilter = None,
     ) -> Annotated[Analytics, strawberry.lazy("schema.analytics")] | None:
         from schema.analytics import Analytics  # noqa: PLC0415 - cyclic types
 

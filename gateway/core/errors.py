@@ -5,6 +5,7 @@
     ├── Forbidden              FORBIDDEN
     ├── NotFound               NOT_FOUND
     ├── BadUserInput           BAD_USER_INPUT       (+ extensions.field)
+    │   └── InvalidFields      one BAD_USER_INPUT per bad field, all in one answer
     ├── Conflict               CONFLICT             (+ extensions.field)
     ├── SourceUnavailable      SOURCE_UNAVAILABLE   (+ extensions.source)
     ├── RateLimited            RATE_LIMITED
@@ -24,6 +25,7 @@ INTERNAL: its message, type and traceback go to the log, never to the client.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 
@@ -67,6 +69,16 @@ class BadUserInput(GatewayError):
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message, field=field)
+
+
+class InvalidFields(BadUserInput):
+    """Raised when several fields of one request are invalid: each becomes its own
+    BAD_USER_INPUT error naming its field (`extensions.field`), all in one answer; nothing
+    was changed."""
+
+    def __init__(self, errors: Sequence[BadUserInput]) -> None:
+        super().__init__(" ".join(error.message for error in errors))
+        self.errors = tuple(errors)
 
 
 class Conflict(GatewayError):

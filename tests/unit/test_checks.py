@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from datasources.trades import TradeFilter
-from gateway.core.errors import BadUserInput
+from gateway.core.errors import BadUserInput, InvalidFields
 from resolvers.checks import check_object_id, check_text, in_utc, utf8_length
 from resolvers.strategy_input import check_config, check_fields
 from resolvers.trades import check_filter
@@ -81,9 +81,18 @@ def test_a_bad_strategy_field_is_named_as_the_api_names_it(
     assert field_of(check_fields, {**VALID, field: value}, brokers=BROKERS) == named
 
 
-def test_the_first_bad_field_in_the_tables_order_is_the_one_named() -> None:
+def test_every_bad_field_is_named_in_the_tables_order() -> None:
     given = {**VALID, "config": [], "name": "", "broker": "nasdaq"}
-    assert field_of(check_fields, given, brokers=BROKERS) == "name"
+
+    with pytest.raises(InvalidFields) as raised:
+        check_fields(given, brokers=BROKERS)
+
+    assert [error.extensions["field"] for error in raised.value.errors] == [
+        "name",
+        "broker",
+        "config",
+    ]
+    assert all(error.code == "BAD_USER_INPUT" for error in raised.value.errors)
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,20 @@ async def test_register_creates_a_user_and_returns_a_working_token(client):
     assert me["data"]["me"] == {"id": payload["user"]["id"], "email": "trader@example.com"}
 
 
+async def test_register_names_every_bad_argument_in_one_answer(client, sources):
+    body = await gql(
+        client, REGISTER, registration(email="not an email", password="short", last="")
+    )
+
+    assert body["data"] is None
+    assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in body["errors"]] == [
+        ("BAD_USER_INPUT", "email"),
+        ("BAD_USER_INPUT", "password"),
+        ("BAD_USER_INPUT", "lastName"),
+    ]
+    assert await sources.users.db["users"].count_documents({}) == 0
+
+
 async def test_register_stores_an_argon2id_hash_never_the_password(client, sources):
     await gql(client, REGISTER, registration())
 

@@ -510,6 +510,17 @@ async def test_the_dashboard_lists_recent_activity_newest_first(client, sources,
     assert dashboard["latest"] == [{"kind": "STRATEGY_STARTED"}]
 
 
+async def test_an_activity_kind_this_version_does_not_know_reads_as_other(
+    client, sources, settings
+):
+    user, token = await signed_in(sources, settings)
+    await make_activity(sources, user, "STRATEGY_ARCHIVED", on_day(0))
+
+    body = await gql(client, "{ dashboard { recentActivity { kind } } }", token=token)
+
+    assert data_of(body)["dashboard"]["recentActivity"] == [{"kind": "OTHER"}]
+
+
 async def test_the_whole_dashboard_answers_from_all_five_sources_in_one_query(
     client, sources, settings
 ):

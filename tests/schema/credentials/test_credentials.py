@@ -153,6 +153,22 @@ async def test_save_credentials_stores_every_secret_and_returns_only_the_status_
         assert secret not in response.text
 
 
+async def test_save_credentials_names_every_bad_field_in_one_answer(
+    client, sources, settings, secrets_spy
+):
+    _user, token = await signed_in(sources, settings)
+
+    body = await save(client, token, secrets_spy, broker="nowhere", clientId="", apiKey="k" * 5000)
+
+    assert body["data"] is None
+    assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in body["errors"]] == [
+        ("BAD_USER_INPUT", "broker"),
+        ("BAD_USER_INPUT", "clientId"),
+        ("BAD_USER_INPUT", "apiKey"),
+    ]
+    assert await sources.credentials.db["credentials"].count_documents({}) == 0
+
+
 async def test_saved_credentials_read_back_as_the_viewers_credentials(
     client, sources, settings, secrets_spy
 ):

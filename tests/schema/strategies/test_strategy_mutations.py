@@ -251,6 +251,53 @@ async def test_an_account_holds_at_most_the_setting_of_strategies(sources, setti
     assert after_delete["name"] == "Three"
 
 
+async def test_every_bad_field_of_create_strategy_is_reported_in_one_answer(
+    client, sources, settings
+):
+    user, token = await signed_in(sources, settings)
+
+    body = await create(
+        client,
+        token,
+        name="   ",
+        broker="no-such-broker",
+        config={"blob": "x" * (64 * 1024)},
+        clientMutationId="k" * 129,
+    )
+
+    assert body["data"] is None
+    assert [
+        (error["extensions"]["code"], error["extensions"]["field"], error["path"])
+        for error in body["errors"]
+    ] == [
+        ("BAD_USER_INPUT", "name", ["createStrategy"]),
+        ("BAD_USER_INPUT", "broker", ["createStrategy"]),
+        ("BAD_USER_INPUT", "config", ["createStrategy"]),
+        ("BAD_USER_INPUT", "clientMutationId", ["createStrategy"]),
+    ]
+    assert "64 KiB" in body["errors"][2]["message"]
+    assert await stored_of(sources, user) == []
+    assert await strategy_events(sources, user) == []
+
+
+async def test_every_bad_field_of_update_strategy_is_reported_in_one_answer(
+    client, sources, settings
+):
+    user, token = await signed_in(sources, settings)
+    strategy = await make_strategy(sources, user, name="Before")
+
+    body = await update(client, token, strategy.id, name="", instrument="\x00", code=None)
+
+    assert body["data"] is None
+    assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in body["errors"]] == [
+        ("BAD_USER_INPUT", "name"),
+        ("BAD_USER_INPUT", "code"),
+        ("BAD_USER_INPUT", "instrument"),
+    ]
+    assert (await stored(sources, strategy.id) or {})["name"] == "Before"
+    assert await strategy_events(sources, user) == []
+
+
 async def test_two_users_may_use_the_same_name(client, sources, settings):
     _alice, alice_token = await signed_in(sources, settings)
     _bob, bob_token = await signed_in(sources, settings)

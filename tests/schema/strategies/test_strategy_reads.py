@@ -6,6 +6,7 @@ import base64
 from datetime import timedelta
 
 import pytest
+from bson import ObjectId
 
 from tests.helpers import (
     data_of,
@@ -67,6 +68,31 @@ async def test_strategy_by_id_returns_the_viewers_strategy_with_every_field(
         "updatedAt": strategy.updated_at.isoformat(),
     }
     assert body["data"]["strategy"]["createdAt"].endswith("+00:00")
+
+
+async def test_a_strategy_stored_without_instrument_or_broker_reads_them_as_empty(
+    client, sources, settings
+):
+    # Written by an older platform version: no instrument, a null broker.
+    user, token = await signed_in(sources, settings)
+    inserted = await sources.strategies.db["strategies"].insert_one(
+        {
+            "userId": ObjectId(user.id),
+            "name": "legacy",
+            "code": "",
+            "status": "stopped",
+            "broker": None,
+        }
+    )
+
+    body = await gql(
+        client, "{ strategies { edges { node { id instrument broker } } } }", token=token
+    )
+
+    assert "errors" not in body, body
+    assert data_of(body)["strategies"]["edges"] == [
+        {"node": {"id": str(inserted.inserted_id), "instrument": "", "broker": ""}}
+    ]
 
 
 async def test_a_user_never_sees_another_users_strategy_by_id(client, sources, settings):
