@@ -27,6 +27,7 @@ from schema._bounds import (
 )
 from schema._cost import CostLimit
 from schema._errors import CodedErrors
+from schema._ids import ID_SCALAR, GlobalIdInput
 from schema._observed import ObservedOperation
 from schema._production import Introspection, NoSuggestions, introspection_policy
 from schema.root import Mutation, Query
@@ -117,7 +118,7 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
-        config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR}),
+        config=StrawberryConfig(scalar_map={Decimal: DECIMAL_SCALAR, GlobalIdInput: ID_SCALAR}),
         execution_context_class=bounded_executor(limits),
     )
     schema.limits = limits

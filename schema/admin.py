@@ -7,6 +7,7 @@ import strawberry
 from resolvers.admin import get_user, user_page
 from schema._base import Connection, Info
 from schema._cost import PAGE
+from schema._ids import GlobalIdInput, key_of
 from schema._limits import Bucket, limited
 from schema._permissions import IsAdmin
 from schema.users import User
@@ -24,8 +25,8 @@ class AdminQueries:
         description="Any user by id (ADMIN only); NOT_FOUND when there is none.",
         permission_classes=[IsAdmin],
     )
-    async def user(self, info: Info, id: strawberry.ID) -> User | None:  # noqa: A002
-        return User.from_record(await get_user(info.context, id))
+    async def user(self, info: Info, id: GlobalIdInput) -> User | None:  # noqa: A002
+        return User.from_record(await get_user(info.context, key_of(id, "User", field="id")))
 
     @limited(Bucket.QUERY)
     @strawberry.field(

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
+from strawberry import relay
 from strawberry.scalars import JSON
 
 from gateway.core.settings import MAX_PAGE_SIZE
@@ -17,6 +18,7 @@ from resolvers.records import ActivityEventRecord, DailyMetricRecord
 from resolvers.strategies import strategy_by_id
 from schema._base import Info
 from schema._cost import ListSize
+from schema._ids import global_id
 
 if TYPE_CHECKING:
     from schema.strategies import Strategy
@@ -83,6 +85,7 @@ class AnalyticsDay:
 @strawberry.type(description="One strategy's share of an analytics report.")
 class StrategyBreakdown(FigureFields):
     strategy_id: strawberry.ID
+    strategy_key: strawberry.Private[str]
 
     @strawberry.field(description="The strategy itself (strategies source).")
     async def strategy(
@@ -90,7 +93,7 @@ class StrategyBreakdown(FigureFields):
     ) -> Annotated[Strategy, strawberry.lazy("schema.strategies")] | None:
         from schema.strategies import Strategy  # noqa: PLC0415 - cyclic types
 
-        record = await strategy_by_id(info.context, self.strategy_id)
+        record = await strategy_by_id(info.context, self.strategy_key)
         return Strategy.from_record(record) if record else None
 
 
@@ -113,7 +116,8 @@ class Analytics(FigureFields):
             per_strategy.setdefault(row.strategy_id, []).append(row)
         breakdown = [
             StrategyBreakdown(
-                strategy_id=strawberry.ID(strategy_id),
+                strategy_id=global_id("Strategy", strategy_id),
+                strategy_key=strategy_id,
                 **FigureFields.figure_values(summarize(strategy_rows)),  # type: ignore[arg-type]
             )
             for strategy_id, strategy_rows in sorted(per_strategy.items())
@@ -128,8 +132,8 @@ class Analytics(FigureFields):
 
 
 @strawberry.type(description="Something that happened to the account or one of its strategies.")
-class ActivityEvent:
-    id: strawberry.ID
+class ActivityEvent(relay.Node):
+    id: relay.NodeID[str]
     kind: str
     subject_id: str | None
     at: datetime
@@ -139,9 +143,16 @@ class ActivityEvent:
     def from_record(cls, record: ActivityEventRecord) -> ActivityEvent:
         """The schema view of a stored event."""
         return cls(
-            id=strawberry.ID(record.id),
+            id=record.id,
             kind=record.kind,
-            subject_id=record.subject_id,
+            subject_id=_subject_id(record),
             at=record.at,
             data=JSON(dict(record.data)),
         )
+
+
+def _subject_id(record: ActivityEventRecord) -> str | None:
+    # A strategy's events name it by its global id, the one every argument takes.
+    if record.subject_id is not None and record.kind.startswith("STRATEGY_"):
+        return global_id("Strategy", record.subject_id)
+    return record.subject_id

@@ -12,6 +12,7 @@ from resolvers.analytics import analytics_rows
 from resolvers.strategies import get_strategy, strategy_page
 from schema._base import Info, StrategyStatus
 from schema._cost import AGGREGATE, PAGE
+from schema._ids import GlobalIdInput, key_of, optional_key_of
 from schema._limits import Bucket, limited
 from schema._permissions import HasAccessToken, IsSignedIn
 from schema.account_deletion import AccountDeletionMutations
@@ -20,6 +21,7 @@ from schema.admin import AdminQueries
 from schema.analytics import Analytics
 from schema.credentials import CredentialMutations
 from schema.dashboard import Dashboard, Profile
+from schema.nodes import NodeQueries
 from schema.strategies import Strategy, StrategyConnection, StrategyMutations
 from schema.trades import trades_field
 from schema.users import User
@@ -62,8 +64,9 @@ class ViewerQueries:
         description="One of the viewer's strategies; NOT_FOUND otherwise.",
         permission_classes=[IsSignedIn],
     )
-    async def strategy(self, info: Info, id: strawberry.ID) -> Strategy | None:  # noqa: A002
-        return Strategy.from_record(await get_strategy(info.context, id))
+    async def strategy(self, info: Info, id: GlobalIdInput) -> Strategy | None:  # noqa: A002
+        record = await get_strategy(info.context, key_of(id, "Strategy", field="id"))
+        return Strategy.from_record(record)
 
     @limited(Bucket.QUERY)
     @strawberry.field(
@@ -104,17 +107,21 @@ class ViewerQueries:
         info: Info,
         from_: Annotated[date | None, strawberry.argument(name="from")] = None,
         to: date | None = None,
-        strategy_id: strawberry.ID | None = None,
+        strategy_id: GlobalIdInput | None = None,
     ) -> Analytics | None:
         viewer = info.context.checked_viewer
         rows = await analytics_rows(
-            info.context, user_id=viewer.id, from_day=from_, to_day=to, strategy_id=strategy_id
+            info.context,
+            user_id=viewer.id,
+            from_day=from_,
+            to_day=to,
+            strategy_id=optional_key_of(strategy_id, "Strategy", field="strategyId"),
         )
         return Analytics.from_rows(rows, from_day=from_, to_day=to)
 
 
 # Each domain declares its own queries and mutations; the schema shows them as one type each.
-Query = merge_types("Query", (ViewerQueries, AdminQueries))
+Query = merge_types("Query", (ViewerQueries, NodeQueries, AdminQueries))
 Mutation = merge_types(
     "Mutation",
     (

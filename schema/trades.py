@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from strawberry import relay
 from strawberry.permission import BasePermission
 
 from resolvers.records import TRADE_FIELDS, Partition, TradeFilter, TradeRecord, net_pnl
@@ -23,6 +24,7 @@ from schema._base import (
     shown_values,
 )
 from schema._cost import PAGE
+from schema._ids import GlobalIdInput, global_id, optional_key_of
 
 if TYPE_CHECKING:
     from schema.strategies import Strategy
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 
 @strawberry.input(description="Conditions on a trades list; times bound the entry time.")
 class TradeFilterInput:
-    strategy_id: strawberry.ID | None = None
+    strategy_id: GlobalIdInput | None = None
     instrument: str | None = None
     status: TradeStatus | None = None
     from_: datetime | None = strawberry.field(name="from", default=None)
@@ -39,7 +41,7 @@ class TradeFilterInput:
     def to_filter(self) -> TradeFilter:
         """The datasource's filter for these conditions."""
         return TradeFilter(
-            strategy_id=self.strategy_id,
+            strategy_id=optional_key_of(self.strategy_id, "Strategy", field="filter.strategyId"),
             instrument=self.instrument,
             status=self.status.value if self.status else None,
             from_time=self.from_,
@@ -48,8 +50,8 @@ class TradeFilterInput:
 
 
 @strawberry.type(description="One trade made by a strategy.")
-class Trade:
-    id: strawberry.ID
+class Trade(relay.Node):
+    id: relay.NodeID[str]
     strategy_id: strawberry.ID
     strategy_name: str
     instrument: str
@@ -64,6 +66,7 @@ class Trade:
     status: TradeStatus
     broker: str | None
     environment: Environment | None
+    strategy_key: strawberry.Private[str]
 
     @classmethod
     def from_record(cls, record: TradeRecord) -> Trade:
@@ -73,7 +76,8 @@ class Trade:
         values["side"] = enum_value(TradeSide, record.side) or TradeSide.BUY
         values["status"] = enum_value(TradeStatus, record.status) or TradeStatus.OPEN
         values["environment"] = enum_value(Environment, record.environment)
-        return cls(id=strawberry.ID(record.id), **values)
+        values["strategy_id"] = global_id("Strategy", record.strategy_id)
+        return cls(id=record.id, strategy_key=record.strategy_id, **values)
 
     @strawberry.field(description="pnl - fees for a closed trade; null while open.")
     def net_pnl(self) -> Decimal | None:
@@ -88,7 +92,7 @@ class Trade:
     ) -> Annotated[Strategy, strawberry.lazy("schema.strategies")] | None:
         from schema.strategies import Strategy  # noqa: PLC0415 - cyclic types
 
-        record = await strategy_by_id(info.context, self.strategy_id)
+        record = await strategy_by_id(info.context, self.strategy_key)
         return Strategy.from_record(record) if record else None
 
 

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
+from strawberry import relay
 
 from resolvers.analytics import analytics_rows
 from resolvers.credentials import credentials_of
@@ -13,6 +14,7 @@ from resolvers.records import USER_FIELDS, UserRecord
 from resolvers.strategies import strategy_page
 from schema._base import Info, Role, StrategyStatus, enum_value, shown_values
 from schema._cost import AGGREGATE, PAGE
+from schema._ids import GlobalIdInput, optional_key_of
 from schema.trades import trades_field
 
 if TYPE_CHECKING:
@@ -22,8 +24,8 @@ if TYPE_CHECKING:
 
 
 @strawberry.type(description="A person with an account on the platform.")
-class User:
-    id: strawberry.ID
+class User(relay.Node):
+    id: relay.NodeID[str]
     email: str
     first_name: str
     last_name: str
@@ -39,7 +41,7 @@ class User:
         values = shown_values(record, USER_FIELDS)
         values["role"] = enum_value(Role, record.role) or Role.USER
         return cls(
-            id=strawberry.ID(record.id),
+            id=record.id,
             created_at=record.created_at,
             updated_at=record.updated_at,
             **values,
@@ -89,11 +91,15 @@ class User:
         info: Info,
         from_: Annotated[date | None, strawberry.argument(name="from")] = None,
         to: date | None = None,
-        strategy_id: strawberry.ID | None = None,
+        strategy_id: GlobalIdInput | None = None,
     ) -> Annotated[Analytics, strawberry.lazy("schema.analytics")] | None:
         from schema.analytics import Analytics  # noqa: PLC0415 - cyclic types
 
         rows = await analytics_rows(
-            info.context, user_id=self.id, from_day=from_, to_day=to, strategy_id=strategy_id
+            info.context,
+            user_id=self.id,
+            from_day=from_,
+            to_day=to,
+            strategy_id=optional_key_of(strategy_id, "Strategy", field="strategyId"),
         )
         return Analytics.from_rows(rows, from_day=from_, to_day=to)

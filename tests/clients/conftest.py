@@ -105,7 +105,11 @@ async def served(
         stop(server.process)
 
 
-async def register(server: Server, email: str, password: str = "a long enough password") -> str:
+async def register(
+    server: Server,
+    email: str,
+    password: str = "a long enough password",  # noqa: S107 - a test account
+) -> str:
     """Sign up a user through the served gateway; its access token."""
     mutation = (
         "mutation($e: String!, $p: String!) { register(email: $e, password: $p, "
