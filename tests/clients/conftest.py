@@ -79,11 +79,14 @@ def run_node(
     return json.loads(lines[-1])
 
 
-def run_tool(*command: str, timeout: float = NODE_SECONDS) -> subprocess.CompletedProcess[str]:
-    """Run an npm package's command (`node_modules/.bin`) in this folder; output captured."""
+def run_tool(
+    *command: str, timeout: float = NODE_SECONDS, cwd: Path = HERE
+) -> subprocess.CompletedProcess[str]:
+    """Run an npm package's command (`node_modules/.bin`), in this folder unless `cwd` is
+    given; output captured."""
     return subprocess.run(
         [str(NODE_MODULES / ".bin" / command[0]), *command[1:]],
-        cwd=HERE,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
