@@ -125,3 +125,28 @@ async def register(
     response.raise_for_status()
     token: str = response.json()["data"]["register"]["accessToken"]
     return token
+
+
+CREATE_STRATEGY = """
+mutation($input: CreateStrategyInput!) { createStrategy(input: $input) { id } }
+"""
+
+
+async def make_strategies(server: Server, token: str, names: list[str]) -> None:
+    """Create a strategy per name, in order, through the served gateway."""
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as http:
+        for name in names:
+            variables = {
+                "input": {
+                    "name": name,
+                    "code": "pass",
+                    "instrument": "BTCUSDT",
+                    "broker": "binance",
+                }
+            }
+            response = await http.post(
+                "/graphql",
+                json={"query": CREATE_STRATEGY, "variables": variables},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert "errors" not in response.json(), response.text

@@ -9,15 +9,9 @@ import json
 import shutil
 from pathlib import Path
 
-import httpx
-
-from tests.clients.conftest import HERE, register, run_node, run_tool
+from tests.clients.conftest import HERE, make_strategies, register, run_node, run_tool
 from tests.helpers import ROOT
 from tests.serving import Server
-
-CREATE = """
-mutation($input: CreateStrategyInput!) { createStrategy(input: $input) { id } }
-"""
 
 
 def compile_relay(workdir: Path) -> Path:
@@ -37,25 +31,6 @@ def compile_relay(workdir: Path) -> Path:
     result = run_tool("relay-compiler", cwd=workdir)
     assert result.returncode == 0, result.stdout + result.stderr
     return generated
-
-
-async def make_strategies(server: Server, token: str, names: list[str]) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as http:
-        for name in names:
-            variables = {
-                "input": {
-                    "name": name,
-                    "code": "pass",
-                    "instrument": "BTCUSDT",
-                    "broker": "binance",
-                }
-            }
-            response = await http.post(
-                "/graphql",
-                json={"query": CREATE, "variables": variables},
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            assert "errors" not in response.json(), response.text
 
 
 async def test_relay_compiles_and_merges_pages_and_mutations_into_one_connection(
