@@ -64,6 +64,7 @@ from gateway.core.auth import TokenService
 from gateway.core.settings import Settings
 from gateway.embedded import EmbeddedMongo
 from gateway.seed import DEMO_EMAIL, seed_demo
+from schema._ids import global_id
 from tests.helpers import RoundTrips
 
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -260,7 +261,7 @@ async def floor_dashboard(sources: Sources, tokens: TokenService, token: str) ->
     return {
         "dashboard": {
             "user": {
-                "id": str(user["_id"]),
+                "id": global_id("User", str(user["_id"])),
                 "email": user["email"],
                 "firstName": user.get("firstName", ""),
                 "lastName": user.get("lastName", ""),
@@ -307,7 +308,7 @@ async def _active_strategies(sources: Sources, owner: ObjectId) -> list[dict[str
         created = _utc(doc.get("createdAt")) or doc["_id"].generation_time
         found.append(
             {
-                "id": str(doc["_id"]),
+                "id": global_id("Strategy", str(doc["_id"])),
                 "name": doc.get("name", ""),
                 "code": doc.get("code", ""),
                 "status": str(doc.get("status")).upper(),
@@ -346,8 +347,8 @@ async def _recent_trades(sources: Sources, user_id: str) -> list[dict[str, Any]]
         rows = (await conn.execute(query)).all()
     return [
         {
-            "id": str(row.id),
-            "strategyId": row.strategy_id,
+            "id": global_id("Trade", str(row.id)),
+            "strategyId": global_id("Strategy", row.strategy_id),
             "strategyName": row.strategy_name,
             "instrument": row.instrument,
             "side": row.side.upper(),
@@ -421,9 +422,12 @@ async def _recent_activity(sources: Sources, user_id: str) -> list[dict[str, Any
         rows = (await conn.execute(query)).all()
     return [
         {
-            "id": str(row.id),
+            "id": global_id("ActivityEvent", str(row.id)),
             "kind": row.kind,
-            "subjectId": row.subject_id,
+            # A strategy's events name it by its global id, as the gateway shows them.
+            "subjectId": global_id("Strategy", row.subject_id)
+            if row.subject_id is not None and row.kind.startswith("STRATEGY_")
+            else row.subject_id,
             "at": _iso(row.at),
             "data": row.data or {},
         }

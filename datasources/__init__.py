@@ -36,7 +36,7 @@ from datasources._source import (
     detached,
     observe,
 )
-from datasources._sql import SqlSource, create_engine
+from datasources._sql import SqlSource, create_engine, sql_ids
 from datasources.analytics import AnalyticsLoaders, AnalyticsSource
 from datasources.credentials import CredentialsLoaders, CredentialsSource
 from datasources.strategies import StrategiesSource, StrategyLoaders
@@ -71,6 +71,7 @@ __all__ = [
     "detached",
     "now",
     "observe",
+    "sql_ids",
 ]
 
 

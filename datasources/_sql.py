@@ -9,7 +9,7 @@ and summable in SQL) and times as naive UTC text.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
@@ -33,6 +33,15 @@ _FACTOR = 10**MONEY_SCALE
 
 # A bigint identity on PostgreSQL, SQLite's rowid alias on SQLite (only INTEGER autoincrements).
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+# The largest value of a bigint id: a larger key cannot name a row (and would overflow).
+MAX_BIGINT = 2**63 - 1
+
+
+def sql_ids(keys: Iterable[str]) -> list[int]:
+    """The keys that can name a row of a bigint-id table (the decimal spelling of a positive
+    id, as `str(id)` writes it), as integers, deduplicated; the others cannot match any row."""
+    ids = (int(key) for key in keys if key.isascii() and key.isdigit() and key == str(int(key)))
+    return list(dict.fromkeys(i for i in ids if 0 < i <= MAX_BIGINT))
 
 
 def canonical(amount: Decimal) -> Decimal:

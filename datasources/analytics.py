@@ -33,8 +33,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from datasources._batch import Scope, grouped
-from datasources._sql import BigIntId, Money, SqlSource, UtcDateTime
+from datasources._batch import Scope, grouped, in_key_order
+from datasources._sql import BigIntId, Money, SqlSource, UtcDateTime, sql_ids
 from datasources.outbox import Event
 from datasources.trades import COUNTED, net_pnl, trades
 
@@ -179,6 +179,17 @@ async def find_daily_metrics(
         conditions.append(table.c.day <= to_day)
     query = select(table).where(*conditions).order_by(table.c.day, table.c.strategy_id)
     return [_metric(row) for row in await conn.execute(query)]
+
+
+async def find_activity_events(
+    *, conn: AsyncConnection, ids: Sequence[int], user_ids: Sequence[str] | None
+) -> list[ActivityEventRecord]:
+    """The events with these ids owned by one of `user_ids` (None: any user's), in one query."""
+    table = activity_events
+    conditions: list[ColumnElement[bool]] = [table.c.id.in_(ids)]
+    if user_ids is not None:
+        conditions.append(table.c.user_id.in_(user_ids))
+    return [_event(row) for row in await conn.execute(select(table).where(*conditions))]
 
 
 async def find_recent_activity(
@@ -409,6 +420,9 @@ class AnalyticsLoaders:
         self.activity: DataLoader[ActivityKey, list[ActivityEventRecord]] = source.loader(
             self._load_activity
         )
+        self.event_by_id: DataLoader[str, ActivityEventRecord | None] = source.loader(
+            self._load_events_by_id
+        )
 
     async def _load_metrics(self, keys: list[MetricsKey]) -> list[list[DailyMetricRecord]]:
         groups = grouped(keys, lambda k: (k.from_day, k.to_day, k.strategy_id))
@@ -466,6 +480,18 @@ class AnalyticsLoaders:
 
         found = await self._source.read(fetch, kind="lookup")
         return [found[key] for key in keys]
+
+    async def _load_events_by_id(self, keys: list[str]) -> list[ActivityEventRecord | None]:
+        ids = sql_ids(keys)
+        rows = (
+            await self._source.read(
+                lambda conn: find_activity_events(conn=conn, ids=ids, user_ids=self._scope.owners),
+                kind="lookup",
+            )
+            if ids
+            else []
+        )
+        return in_key_order(keys, rows, lambda event: event.id)
 
 
 # Account deletion (see resolvers/deletion.py).

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from datasources._batch import Page, Scope, grouped, paginate
+from datasources._batch import Page, Scope, grouped, in_key_order, paginate
 from datasources._fields import (
     StoredField,
     lower,
@@ -37,7 +37,7 @@ from datasources._fields import (
     upper,
     upper_or_none,
 )
-from datasources._sql import BigIntId, Money, SqlSource, UtcDateTime, utc_day
+from datasources._sql import BigIntId, Money, SqlSource, UtcDateTime, sql_ids, utc_day
 
 metadata = MetaData()
 
@@ -256,6 +256,16 @@ async def find_trade_pages(
     return [_record(row) for row in await conn.execute(query)]
 
 
+async def find_trades(
+    *, conn: AsyncConnection, ids: Sequence[int], user_ids: Sequence[str] | None
+) -> list[TradeRecord]:
+    """The trades with these ids owned by one of `user_ids` (None: any user's), in one query."""
+    conditions: list[ColumnElement[bool]] = [trades.c.id.in_(ids)]
+    if user_ids is not None:
+        conditions.append(trades.c.user_id.in_(user_ids))
+    return [_record(row) for row in await conn.execute(select(trades).where(*conditions))]
+
+
 async def count_trades(
     *,
     conn: AsyncConnection,
@@ -368,10 +378,23 @@ class TradeLoaders:
     def __init__(self, source: SqlSource, scope: Scope) -> None:
         self._source = source
         self._scope = scope
+        self.by_id: DataLoader[str, TradeRecord | None] = source.loader(self._load_by_id)
         self.page: DataLoader[TradePageKey, Page[TradeRecord]] = source.loader(self._load_pages)
         self.count: DataLoader[TradeCountKey, int] = source.loader(self._load_counts)
         self.summary: DataLoader[str, TradeSummary] = source.loader(self._load_summaries)
         self.daily: DataLoader[str, list[DailyPnl]] = source.loader(self._load_daily)
+
+    async def _load_by_id(self, keys: list[str]) -> list[TradeRecord | None]:
+        ids = sql_ids(keys)
+        rows = (
+            await self._source.read(
+                lambda conn: find_trades(conn=conn, ids=ids, user_ids=self._scope.owners),
+                kind="lookup",
+            )
+            if ids
+            else []
+        )
+        return in_key_order(keys, rows, lambda trade: trade.id)
 
     async def _load_pages(self, keys: list[TradePageKey]) -> list[Page[TradeRecord]]:
         groups = grouped(keys, lambda k: (k.partition, k.filter, k.first, k.after))

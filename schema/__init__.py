@@ -30,6 +30,7 @@ from schema._completed import (
 )
 from schema._cost import CostLimit
 from schema._errors import CodedErrors
+from schema._ids import ID_SCALAR, GlobalIdInput
 from schema._observed import ObservedOperation
 from schema._production import Introspection, NoSuggestions, introspection_policy
 from schema._scalars import SCALAR_MAP
@@ -121,7 +122,7 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
-        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        config=StrawberryConfig(scalar_map={**SCALAR_MAP, GlobalIdInput: ID_SCALAR}),
         execution_context_class=bounded_executor(limits),
     )
     give_defaults_as_literals(schema._schema)

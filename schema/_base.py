@@ -15,6 +15,7 @@ from resolvers.context import Context
 from resolvers.pagination import DEFAULT_PAGE_SIZE, Slice
 from resolvers.records import StoredField
 from schema._cost import AGGREGATE
+from schema._ids import GlobalIdInput
 
 Info = strawberry.Info[Context, None]
 
@@ -42,8 +43,8 @@ ToDay = Annotated[
     strawberry.argument(description="The last UTC day counted; to the last trade when left out."),
 ]
 StrategyIdFilter = Annotated[
-    strawberry.ID | None,
-    strawberry.argument(description="Only this strategy's figures."),
+    GlobalIdInput | None,
+    strawberry.argument(description="Only this strategy's figures (its global id)."),
 ]
 
 

@@ -12,11 +12,14 @@ the model and a new field cannot drift from a separate table:
     @listSize(slicingArguments: ["first"], sizedFields: ["edges"])
                           a list, or a connection whose `edges` are, of `first` items: the
                           argument (a literal or a variable), its default when omitted,
-                          never more than the largest page.
+                          never more than the largest page. A list argument (`nodes(ids:)`)
+                          slices by its length.
 
 A field costs its weight plus its size times the cost of what is selected under it (for a
 connection, only its sized fields are multiplied); a selection costs the sum of its fields,
-fragments included. Every list field declares its size (`test_cost.py` walks the schema).
+fragments included, each fragment priced on its own type (under `node`, every `... on
+Strategy` counts, as if each type matched). Every list field declares its size
+(`test_cost.py` walks the schema).
 A query over the budget (MAX_QUERY_COST) is refused before any source is asked, with
 QUERY_TOO_COMPLEX, the cost and the budget in `extensions`; every query that runs reports
 its cost in the response's `extensions.cost`.
@@ -40,6 +43,8 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
+    NamedTypeNode,
     OperationDefinitionNode,
     SelectionSetNode,
     VariableNode,
@@ -215,7 +220,9 @@ class _Walk:
                     other += cost
                 continue
             if isinstance(node, InlineFragmentNode):
-                inner = self._split(node.selection_set, parent, sized_fields)
+                inner = self._split(
+                    node.selection_set, self._condition(node.type_condition, parent), sized_fields
+                )
             elif isinstance(node, FragmentSpreadNode):
                 inner = self._spread(node.name.value, parent, sized_fields)
             else:
@@ -233,10 +240,19 @@ class _Walk:
                 return 0, 0
             self._visiting.add(name)
             try:
-                self._known[key] = self._split(fragment.selection_set, parent, sized_fields)
+                self._known[key] = self._split(
+                    fragment.selection_set,
+                    self._condition(fragment.type_condition, parent),
+                    sized_fields,
+                )
             finally:
                 self._visiting.discard(name)
         return self._known[key]
+
+    def _condition(self, condition: NamedTypeNode | None, parent: GraphQLNamedType) -> Any:
+        # A fragment selects fields of its own type (an object type under an interface).
+        named = self.model.schema.get_type(condition.name.value) if condition else None
+        return named if named is not None else parent
 
     def field(self, node: FieldNode, parent: GraphQLNamedType) -> int:
         name = node.name.value
@@ -261,8 +277,12 @@ class _Walk:
             value: Any = None
             if isinstance(argument.value, IntValueNode):
                 value = int(argument.value.value)
+            elif isinstance(argument.value, ListValueNode):
+                value = len(argument.value.values)
             elif isinstance(argument.value, VariableNode):
                 value = self.variables.get(argument.value.name.value)
+                if isinstance(value, list):
+                    value = len(value)
             if isinstance(value, float) and value.is_integer():  # JSON 100.0 is Int 100
                 value = int(value)
             if isinstance(value, int) and not isinstance(value, bool):

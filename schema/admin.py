@@ -9,6 +9,7 @@ import strawberry
 from resolvers.admin import get_user, user_page
 from schema._base import After, Connection, First, Info
 from schema._cost import PAGE
+from schema._ids import GlobalIdInput, key_of
 from schema._limits import Bucket, limited
 from schema._permissions import IsAdmin
 from schema.users import User
@@ -30,10 +31,10 @@ class AdminQueries:
         self,
         info: Info,
         id: Annotated[  # noqa: A002 - the argument's GraphQL name
-            strawberry.ID, strawberry.argument(description="The user's id.")
+            GlobalIdInput, strawberry.argument(description="The user's id.")
         ],
     ) -> User | None:
-        return User.from_record(await get_user(info.context, id))
+        return User.from_record(await get_user(info.context, key_of(id, "User", field="id")))
 
     @limited(Bucket.QUERY)
     @strawberry.field(

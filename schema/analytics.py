@@ -10,6 +10,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
+from strawberry import relay
 from strawberry.scalars import JSON
 
 from gateway.core.settings import MAX_STRATEGIES_PER_USER
@@ -18,6 +19,7 @@ from resolvers.records import ActivityEventRecord, DailyMetricRecord
 from resolvers.strategies import strategy_by_id
 from schema._base import Info, enum_value
 from schema._cost import ListSize
+from schema._ids import global_id
 
 if TYPE_CHECKING:
     from schema.strategies import Strategy
@@ -88,6 +90,7 @@ class AnalyticsDay:
 @strawberry.type(description="One strategy's share of an analytics report.")
 class StrategyBreakdown(FigureFields):
     strategy_id: strawberry.ID = strawberry.field(description="The strategy's id.")
+    strategy_key: strawberry.Private[str]
 
     @strawberry.field(description="The strategy itself (strategies source).")
     async def strategy(
@@ -95,7 +98,7 @@ class StrategyBreakdown(FigureFields):
     ) -> Annotated[Strategy, strawberry.lazy("schema.strategies")] | None:
         from schema.strategies import Strategy  # noqa: PLC0415 - cyclic types
 
-        record = await strategy_by_id(info.context, self.strategy_id)
+        record = await strategy_by_id(info.context, self.strategy_key)
         return Strategy.from_record(record) if record else None
 
 
@@ -124,7 +127,8 @@ class Analytics(FigureFields):
             per_strategy.setdefault(row.strategy_id, []).append(row)
         breakdown = [
             StrategyBreakdown(
-                strategy_id=strawberry.ID(strategy_id),
+                strategy_id=global_id("Strategy", strategy_id),
+                strategy_key=strategy_id,
                 **FigureFields.figure_values(summarize(strategy_rows)),  # type: ignore[arg-type]
             )
             for strategy_id, strategy_rows in sorted(per_strategy.items())
@@ -169,11 +173,12 @@ class ActivityKind(Enum):
 
 
 @strawberry.type(description="Something that happened to the account or one of its strategies.")
-class ActivityEvent:
-    id: strawberry.ID = strawberry.field(description="The event's id.")
+class ActivityEvent(relay.Node):
+    id: relay.NodeID[str]
     kind: ActivityKind = strawberry.field(description="What happened.")
     subject_id: str | None = strawberry.field(
-        description="The id of what it concerns (a strategy, credentials); null for the account."
+        description="The id of what it concerns (a strategy's global id, credentials); null "
+        "for the account."
     )
     at: datetime = strawberry.field(description="When it happened.")
     data: JSON = strawberry.field(
@@ -185,9 +190,16 @@ class ActivityEvent:
     def from_record(cls, record: ActivityEventRecord) -> ActivityEvent:
         """The schema view of a stored event."""
         return cls(
-            id=strawberry.ID(record.id),
+            id=record.id,
             kind=enum_value(ActivityKind, record.kind) or ActivityKind.OTHER,
-            subject_id=record.subject_id,
+            subject_id=_subject_id(record),
             at=record.at,
             data=JSON(dict(record.data)),
         )
+
+
+def _subject_id(record: ActivityEventRecord) -> str | None:
+    # A strategy's events name it by its global id, the one every argument takes.
+    if record.subject_id is not None and record.kind.startswith("STRATEGY_"):
+        return global_id("Strategy", record.subject_id)
+    return record.subject_id

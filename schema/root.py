@@ -18,6 +18,7 @@ from schema._base import (
     ToDay,
 )
 from schema._cost import AGGREGATE, PAGE
+from schema._ids import key_of, optional_key_of
 from schema._limits import Bucket, limited
 from schema._permissions import HasAccessToken, IsSignedIn
 from schema.account_deletion import AccountDeletionMutations
@@ -26,6 +27,7 @@ from schema.admin import AdminQueries
 from schema.analytics import Analytics
 from schema.credentials import CredentialMutations
 from schema.dashboard import Dashboard, Profile
+from schema.nodes import NodeQueries
 from schema.strategies import Strategy, StrategyConnection, StrategyId, StrategyMutations
 from schema.trades import trades_field
 from schema.users import User
@@ -69,7 +71,8 @@ class ViewerQueries:
         permission_classes=[IsSignedIn],
     )
     async def strategy(self, info: Info, id: StrategyId) -> Strategy | None:  # noqa: A002
-        return Strategy.from_record(await get_strategy(info.context, id))
+        record = await get_strategy(info.context, key_of(id, "Strategy", field="id"))
+        return Strategy.from_record(record)
 
     @limited(Bucket.QUERY)
     @strawberry.field(
@@ -114,7 +117,11 @@ class ViewerQueries:
     ) -> Analytics | None:
         viewer = info.context.checked_viewer
         rows = await analytics_rows(
-            info.context, user_id=viewer.id, from_day=from_, to_day=to, strategy_id=strategy_id
+            info.context,
+            user_id=viewer.id,
+            from_day=from_,
+            to_day=to,
+            strategy_id=optional_key_of(strategy_id, "Strategy", field="strategyId"),
         )
         return Analytics.from_rows(rows, from_day=from_, to_day=to)
 
@@ -128,8 +135,9 @@ def _merged(name: str, description: str, types: tuple[type, ...]) -> type:
 
 Query = _merged(
     "Query",
-    "Everything a client reads: the viewer's own data, and for an ADMIN the users.",
-    (ViewerQueries, AdminQueries),
+    "Everything a client reads: the viewer's own data, any object by its global id, and for "
+    "an ADMIN the users.",
+    (ViewerQueries, NodeQueries, AdminQueries),
 )
 Mutation = _merged(
     "Mutation",

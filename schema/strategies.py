@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import strawberry
+from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types.base import get_object_definition
 
@@ -26,13 +27,14 @@ from schema._base import (
     shown_values,
 )
 from schema._cost import AGGREGATE, Cost
+from schema._ids import GlobalIdInput, global_id, key_of
 from schema._limits import Bucket, limited
 from schema._permissions import IsSignedIn
 from schema.trades import trades_field
 
 T = TypeVar("T")
 
-StrategyId = Annotated[strawberry.ID, strawberry.argument(description="The strategy's id.")]
+StrategyId = Annotated[GlobalIdInput, strawberry.argument(description="The strategy's global id.")]
 
 if TYPE_CHECKING:
     from schema.analytics import Performance
@@ -40,8 +42,8 @@ if TYPE_CHECKING:
 
 
 @strawberry.type(description="An algorithmic trading strategy and its run state.")
-class Strategy:
-    id: strawberry.ID = strawberry.field(description="The strategy's id.")
+class Strategy(relay.Node):
+    id: relay.NodeID[str]
     name: str = strawberry.field(description="Its name, unique among its owner's strategies.")
     # Up to 256 KiB each: a page of them is a large answer.
     code: str = strawberry.field(
@@ -89,7 +91,7 @@ class Strategy:
         values["environment"] = enum_value(Environment, record.environment) or Environment.TESTNET
         values["config"] = JSON(dict(record.config))
         return cls(
-            id=strawberry.ID(record.id),
+            id=record.id,
             created_at=record.created_at,
             updated_at=record.updated_at,
             user_id=record.user_id,
@@ -105,7 +107,7 @@ class Strategy:
 
     trades = trades_field(
         partition="strategy",
-        owner=lambda strategy, _info: str(strategy.id),
+        owner=lambda strategy, _info: strategy.id,
         description="The strategy's trades, newest entry first (trades source).",
     )
 
@@ -125,6 +127,17 @@ class Strategy:
 @strawberry.type(description="A page of strategies.")
 class StrategyConnection(Connection[Strategy]):
     pass
+
+
+@strawberry.type(description="What deleteStrategy deleted.")
+class DeleteStrategyPayload:
+    deleted_id: strawberry.ID = strawberry.field(
+        description="The deleted strategy's id: what a client cache drops (Relay: "
+        "`deletedId @deleteRecord`; Apollo Client: `cache.evict`)."
+    )
+    strategy: Strategy = strawberry.field(
+        description="The strategy as it was when it was deleted; it can no longer be read."
+    )
 
 
 class StrategyFieldsInput:
@@ -241,19 +254,22 @@ class StrategyMutations:
         ],
     ) -> Strategy:
         record = await strategies.update_strategy(
-            info.context, strategy_id=id, fields=input.fields()
+            info.context, strategy_id=_key(id), fields=input.fields()
         )
         return Strategy.from_record(record)
 
     @limited(Bucket.MUTATION)
     @strawberry.mutation(
-        description="Delete a STOPPED or ERROR strategy (stop a running one first) and return "
-        "its id. Its trades stay, under its name.",
+        description="Delete a STOPPED or ERROR strategy (stop a running one first). Its trades "
+        "stay, under its name. The payload names the deleted strategy, so a client cache can "
+        "drop it: `deletedId` (Relay's @deleteRecord) and `strategy` as it was.",
         permission_classes=[IsSignedIn],
     )
-    async def delete_strategy(self, info: Info, id: StrategyId) -> strawberry.ID:  # noqa: A002
-        record = await strategies.delete_strategy(info.context, strategy_id=id)
-        return strawberry.ID(record.id)
+    async def delete_strategy(self, info: Info, id: StrategyId) -> DeleteStrategyPayload:  # noqa: A002
+        record = await strategies.delete_strategy(info.context, strategy_id=_key(id))
+        return DeleteStrategyPayload(
+            deleted_id=global_id("Strategy", record.id), strategy=Strategy.from_record(record)
+        )
 
     @limited(Bucket.MUTATION)
     @strawberry.mutation(
@@ -288,8 +304,12 @@ class StrategyMutations:
         return await _transition(info, id, "resume")
 
 
-async def _transition(info: Info, strategy_id: str, action: str) -> Strategy:
+async def _transition(info: Info, strategy_id: GlobalIdInput, action: str) -> Strategy:
     record = await strategy_lifecycle.transition_strategy(
-        info.context, strategy_id=strategy_id, action=action
+        info.context, strategy_id=_key(strategy_id), action=action
     )
     return Strategy.from_record(record)
+
+
+def _key(strategy_id: GlobalIdInput) -> str:
+    return key_of(strategy_id, "Strategy", field="id")

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from strawberry import relay
 from strawberry.permission import BasePermission
 
 from resolvers.records import TRADE_FIELDS, Partition, TradeFilter, TradeRecord, net_pnl
@@ -25,6 +26,7 @@ from schema._base import (
     shown_values,
 )
 from schema._cost import PAGE
+from schema._ids import GlobalIdInput, global_id, optional_key_of
 
 if TYPE_CHECKING:
     from schema.strategies import Strategy
@@ -32,8 +34,8 @@ if TYPE_CHECKING:
 
 @strawberry.input(description="Conditions on a trades list; times bound the entry time.")
 class TradeFilterInput:
-    strategy_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Only this strategy's trades."
+    strategy_id: GlobalIdInput | None = strawberry.field(
+        default=None, description="Only this strategy's trades (its global id)."
     )
     instrument: str | None = strawberry.field(
         default=None, description="Only trades of this symbol (exact match)."
@@ -51,7 +53,7 @@ class TradeFilterInput:
     def to_filter(self) -> TradeFilter:
         """The datasource's filter for these conditions."""
         return TradeFilter(
-            strategy_id=self.strategy_id,
+            strategy_id=optional_key_of(self.strategy_id, "Strategy", field="filter.strategyId"),
             instrument=self.instrument,
             status=self.status.name if self.status else None,  # its name is its value
             from_time=self.from_,
@@ -60,10 +62,10 @@ class TradeFilterInput:
 
 
 @strawberry.type(description="One trade made by a strategy.")
-class Trade:
-    id: strawberry.ID = strawberry.field(description="The trade's id.")
+class Trade(relay.Node):
+    id: relay.NodeID[str]
     strategy_id: strawberry.ID = strawberry.field(
-        description="The id of the strategy that made it (it may since have been deleted)."
+        description="The global id of the strategy that made it (it may since have been deleted)."
     )
     strategy_name: str = strawberry.field(
         description="The strategy's name when it traded; kept after the strategy is deleted."
@@ -90,6 +92,7 @@ class Trade:
     environment: Environment | None = strawberry.field(
         description="Real money or test network; null when the recorder did not say."
     )
+    strategy_key: strawberry.Private[str]
 
     @classmethod
     def from_record(cls, record: TradeRecord) -> Trade:
@@ -99,7 +102,8 @@ class Trade:
         values["side"] = enum_value(TradeSide, record.side) or TradeSide.BUY
         values["status"] = enum_value(TradeStatus, record.status) or TradeStatus.OPEN
         values["environment"] = enum_value(Environment, record.environment)
-        return cls(id=strawberry.ID(record.id), **values)
+        values["strategy_id"] = global_id("Strategy", record.strategy_id)
+        return cls(id=record.id, strategy_key=record.strategy_id, **values)
 
     @strawberry.field(description="Net PnL, pnl - fees, of a closed trade; null while open.")
     def net_pnl(self) -> Decimal | None:
@@ -114,7 +118,7 @@ class Trade:
     ) -> Annotated[Strategy, strawberry.lazy("schema.strategies")] | None:
         from schema.strategies import Strategy  # noqa: PLC0415 - cyclic types
 
-        record = await strategy_by_id(info.context, self.strategy_id)
+        record = await strategy_by_id(info.context, self.strategy_key)
         return Strategy.from_record(record) if record else None
 
 

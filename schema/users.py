@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
+from strawberry import relay
 
 from resolvers.analytics import analytics_rows
 from resolvers.credentials import credentials_of
@@ -24,6 +25,7 @@ from schema._base import (
     shown_values,
 )
 from schema._cost import AGGREGATE, PAGE
+from schema._ids import optional_key_of
 from schema.trades import trades_field
 
 if TYPE_CHECKING:
@@ -33,8 +35,8 @@ if TYPE_CHECKING:
 
 
 @strawberry.type(description="A person with an account on the platform.")
-class User:
-    id: strawberry.ID = strawberry.field(description="The user's id.")
+class User(relay.Node):
+    id: relay.NodeID[str]
     email: str = strawberry.field(description="The sign-in email, stored lower-case.")
     first_name: str = strawberry.field(description="Given name, 1 to 100 characters.")
     last_name: str = strawberry.field(description="Family name, 1 to 100 characters.")
@@ -50,7 +52,7 @@ class User:
         values = shown_values(record, USER_FIELDS)
         values["role"] = enum_value(Role, record.role) or Role.USER
         return cls(
-            id=strawberry.ID(record.id),
+            id=record.id,
             created_at=record.created_at,
             updated_at=record.updated_at,
             **values,
@@ -105,6 +107,10 @@ class User:
         from schema.analytics import Analytics  # noqa: PLC0415 - cyclic types
 
         rows = await analytics_rows(
-            info.context, user_id=self.id, from_day=from_, to_day=to, strategy_id=strategy_id
+            info.context,
+            user_id=self.id,
+            from_day=from_,
+            to_day=to,
+            strategy_id=optional_key_of(strategy_id, "Strategy", field="strategyId"),
         )
         return Analytics.from_rows(rows, from_day=from_, to_day=to)

@@ -27,13 +27,15 @@ from datasources import credentials as credentials_source
 from datasources import strategies as strategies_source
 from datasources import trades as trades_source
 from datasources import users as users_source
-from datasources.analytics import refresh_daily_metrics
+from datasources.analytics import ActivityEventRecord, refresh_daily_metrics
 from datasources.strategies import StrategyRecord
+from datasources.trades import TradeRecord
 from datasources.users import UserRecord
 from gateway.app import create_app
 from gateway.core.auth import TokenService, key_id
 from gateway.core.crypto import SecretBox
 from gateway.core.settings import Settings
+from schema._ids import global_id, parse_global_id
 
 ROOT = Path(__file__).resolve().parents[1]
 GATEWAY = [sys.executable, "-m", "gateway.cli"]
@@ -152,6 +154,24 @@ class SecretsSpy:
 
     def assert_no_leak(self) -> None:
         assert not self.leaks, f"secrets leaked in responses: {sorted(set(self.leaks))}"
+
+
+def gid(record: Any) -> str:
+    """The global id the API shows for a stored record (a user, strategy, trade or event)."""
+    type_name = {
+        UserRecord: "User",
+        StrategyRecord: "Strategy",
+        TradeRecord: "Trade",
+        ActivityEventRecord: "ActivityEvent",
+    }[type(record)]
+    return str(global_id(type_name, record.id))
+
+
+def key(api_id: str) -> str:
+    """The database key of the object an API id names (the inverse of `gid`)."""
+    parsed = parse_global_id(api_id)
+    assert parsed is not None, f"not a global id: {api_id!r}"
+    return parsed[1]
 
 
 def token_for(settings: Settings, user: UserRecord) -> str:

@@ -80,11 +80,14 @@ def run_node(
     return json.loads(lines[-1])
 
 
-def run_tool(*command: str, timeout: float = NODE_SECONDS) -> subprocess.CompletedProcess[str]:
-    """Run an npm package's command (`node_modules/.bin`) in this folder; output captured."""
+def run_tool(
+    *command: str, timeout: float = NODE_SECONDS, cwd: Path = HERE
+) -> subprocess.CompletedProcess[str]:
+    """Run an npm package's command (`node_modules/.bin`), in this folder unless `cwd` is
+    given; output captured."""
     return subprocess.run(
         [str(NODE_MODULES / ".bin" / command[0]), *command[1:]],
-        cwd=HERE,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -119,3 +122,28 @@ async def register(server: Server, email: str, password: str = PASSWORD) -> str:
     response.raise_for_status()
     token: str = response.json()["data"]["register"]["accessToken"]
     return token
+
+
+CREATE_STRATEGY = """
+mutation($input: CreateStrategyInput!) { createStrategy(input: $input) { id } }
+"""
+
+
+async def make_strategies(server: Server, token: str, names: list[str]) -> None:
+    """Create a strategy per name, in order, through the served gateway."""
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as http:
+        for name in names:
+            variables = {
+                "input": {
+                    "name": name,
+                    "code": "pass",
+                    "instrument": "BTCUSDT",
+                    "broker": "binance",
+                }
+            }
+            response = await http.post(
+                "/graphql",
+                json={"query": CREATE_STRATEGY, "variables": variables},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert "errors" not in response.json(), response.text

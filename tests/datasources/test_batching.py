@@ -17,6 +17,7 @@ from datasources import Scope
 from tests.helpers import (
     NOW,
     Span,
+    gid,
     gql,
     make_credentials,
     make_strategy,
@@ -98,7 +99,7 @@ async def test_nested_strategies_cost_one_query_per_loader_whatever_their_number
     assert len(data["strategies"]["edges"]) == min(size, 100)
     assert data["strategies"]["totalCount"] == size
     first = data["strategies"]["edges"][0]["node"]
-    assert first["owner"]["id"] == user.id
+    assert first["owner"]["id"] == gid(user)
     assert first["trades"]["totalCount"] == 3
     assert first["trades"]["edges"][0]["node"]["strategy"]["id"] == first["id"]
     assert first["performance"]["trades"] == 3

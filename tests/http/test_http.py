@@ -9,7 +9,7 @@ import httpx
 import pytest
 from bson import ObjectId
 
-from tests.helpers import body_of, error_codes, make_strategy, make_user, token_for
+from tests.helpers import body_of, error_codes, gid, make_strategy, make_user, token_for
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -80,7 +80,7 @@ async def test_a_get_takes_query_variables_and_operation_name_from_the_query_str
     )
 
     assert response.status_code == 200
-    assert body_of(response) == {"data": {"me": {"id": user.id}}}
+    assert body_of(response) == {"data": {"me": {"id": gid(user)}}}
 
 
 async def test_a_mutation_over_get_is_405_allowing_post_and_writes_nothing(client, sources):

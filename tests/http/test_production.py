@@ -14,7 +14,7 @@ import uvicorn
 from fastapi.routing import APIRoute
 
 from gateway import cli
-from tests.helpers import app_client, body_of, error_codes, make_user, token_for
+from tests.helpers import app_client, body_of, error_codes, gid, make_user, token_for
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 INTROSPECTION = "{ __schema { queryType { name } } }"
@@ -241,4 +241,4 @@ async def test_one_authorization_header_still_signs_in(client, sources, settings
         headers={"Authorization": f"Bearer {token_for(settings, user)}"},
     )
 
-    assert body_of(response) == {"data": {"me": {"id": user.id}}}
+    assert body_of(response) == {"data": {"me": {"id": gid(user)}}}

@@ -32,7 +32,9 @@ from tests.faults import FaultProxy, Lost
 from tests.helpers import (
     PASSWORD,
     every_source_timeout,
+    gid,
     gql,
+    key,
     make_credentials,
     make_strategy,
     make_user,
@@ -234,13 +236,13 @@ async def test_a_transition_cut_at_every_step_moves_once_and_records_one_event(
         return codes(body) == ["BAD_USER_INPUT"] and end in body["errors"][0]["message"]
 
     clean = await make_strategy(sources, user, status=start)
-    steps = await steps_of(proxy, send(clean.id))
+    steps = await steps_of(proxy, send(gid(clean)))
     cut = []
     for command, nth in steps:
         strategy = await make_strategy(sources, user, status=start)
         cut.append(strategy.id)
-        await cut_once(proxy, command, nth, lose, send(strategy.id))
-        await retried(send(strategy.id), settled=moved_or_there)
+        await cut_once(proxy, command, nth, lose, send(gid(strategy)))
+        await retried(send(gid(strategy)), settled=moved_or_there)
     await relay_pending(proxied.sources)
 
     kind = {"start": "STRATEGY_STARTED", "stop": "STRATEGY_STOPPED"}[action]
@@ -341,6 +343,8 @@ async def test_with_analytics_down_every_write_stands_and_its_event_is_recorded_
     assert await pending_events(sources) == 0
     # The deleted strategy's tombstone went with its last event.
     assert (
-        await sources.strategies.db["strategies"].count_documents({"_id": ObjectId(strategy_id)})
+        await sources.strategies.db["strategies"].count_documents(
+            {"_id": ObjectId(key(strategy_id))}
+        )
         == 0
     )

@@ -17,6 +17,7 @@ from tests.helpers import (
     data_of,
     error_codes,
     gql,
+    key,
     make_strategy,
     make_trades,
     make_user,
@@ -73,8 +74,8 @@ TRADE_FIELDS = """
 
 
 def node_ids(connection: dict[str, Any]) -> list[str]:
-    """The node ids of a connection's edges, in order."""
-    return [edge["node"]["id"] for edge in connection["edges"]]
+    """The database keys of a connection's nodes, in order (their global ids decoded)."""
+    return [key(edge["node"]["id"]) for edge in connection["edges"]]
 
 
 def bad_input_field(body: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tests.helpers import (
     data_of,
+    gid,
     gql,
     make_strategy,
     make_trades,
@@ -49,14 +50,16 @@ async def test_another_users_trades_never_appear_in_the_list_or_its_count(
     body = await gql(client, TRADES, {"first": 100}, token=two.token)
 
     page = data_of(body)["trades"]
-    assert {edge["node"]["strategyId"] for edge in page["edges"]} == {s.id for s in two.mine}
+    assert {edge["node"]["strategyId"] for edge in page["edges"]} == {gid(s) for s in two.mine}
     assert page["totalCount"] == 2
 
 
 async def test_a_trades_filter_on_another_users_strategy_returns_nothing(client, sources, settings):
     two = await two_traders(sources, settings)
 
-    body = await gql(client, TRADES, {"filter": {"strategyId": two.theirs[0].id}}, token=two.token)
+    body = await gql(
+        client, TRADES, {"filter": {"strategyId": gid(two.theirs[0])}}, token=two.token
+    )
 
     page = data_of(body)["trades"]
     assert page["edges"] == []
@@ -94,7 +97,7 @@ async def test_a_trade_pointing_at_another_users_strategy_does_not_resolve_it(
     )
 
     node = data_of(body)["trades"]["edges"][0]["node"]
-    assert node == {"strategyId": theirs.id, "strategy": None}
+    assert node == {"strategyId": gid(theirs), "strategy": None}
 
 
 async def test_a_strategys_trades_never_include_another_users_rows(client, sources, settings):
@@ -104,7 +107,7 @@ async def test_a_strategys_trades_never_include_another_users_rows(client, sourc
     # A stray row: another user's trade that names the viewer's strategy.
     await make_trades(sources, [trade_row(mine), {**trade_row(mine), "user_id": other.id}])
 
-    body = await gql(client, STRATEGY_TRADES, {"id": mine.id}, token=token)
+    body = await gql(client, STRATEGY_TRADES, {"id": gid(mine)}, token=token)
 
     trades = data_of(body)["strategy"]["trades"]
     assert trades["totalCount"] == 1

@@ -28,6 +28,7 @@ from tests.helpers import (
     environment,
     error_codes,
     every_source_timeout,
+    gid,
     gql,
     make_credentials,
     make_strategy,
@@ -157,7 +158,7 @@ async def test_delete_account_with_a_wrong_password_changes_nothing(
     assert error_codes(body) == ["UNAUTHENTICATED"]
     assert await remains(sources, victim) == before
     me = await gql(client, "{ me { id } }", token=token_for(settings, victim))
-    assert me["data"]["me"]["id"] == victim.id
+    assert me["data"]["me"]["id"] == gid(victim)
 
 
 async def test_delete_account_needs_a_token(client, sources, victim_and_bystander):

@@ -10,7 +10,7 @@ import pytest
 from jwt.utils import base64url_encode
 
 from gateway.core.auth import key_id
-from tests.helpers import PASSWORD, error_codes, gql, make_user, signed_token, token_for
+from tests.helpers import PASSWORD, error_codes, gid, gql, make_user, signed_token, token_for
 
 REGISTER = """
 mutation Register($email: String!, $password: String!, $first: String!, $last: String!,
@@ -130,9 +130,9 @@ async def test_login_with_the_right_password_signs_in(client, sources):
 
     body = await gql(client, LOGIN, {"email": "LOGIN@example.com", "password": PASSWORD})
 
-    assert body["data"]["login"]["user"]["id"] == user.id
+    assert body["data"]["login"]["user"]["id"] == gid(user)
     me = await gql(client, ME, token=body["data"]["login"]["accessToken"])
-    assert me["data"]["me"]["id"] == user.id
+    assert me["data"]["me"]["id"] == gid(user)
 
 
 async def test_login_fails_the_same_way_for_a_wrong_password_and_an_unknown_email(client, sources):

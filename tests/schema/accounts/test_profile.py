@@ -7,7 +7,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from bson import ObjectId
 
-from tests.helpers import PASSWORD, error_codes, gql, make_user, token_for
+from tests.helpers import PASSWORD, error_codes, gid, gql, make_user, token_for
 
 UPDATE = """
 mutation Update($input: UpdateProfileInput!) {
@@ -71,7 +71,7 @@ async def test_update_profile_sets_every_field_at_once(client, sources, settings
     )
 
     assert body["data"]["updateProfile"] == {
-        "id": user.id,
+        "id": gid(user),
         "email": user.email,
         "firstName": "Grace",
         "lastName": "Hopper",
@@ -80,7 +80,7 @@ async def test_update_profile_sets_every_field_at_once(client, sources, settings
     }
     me = await gql(client, ME, token=token_for(settings, user))
     assert me["data"]["me"] == {
-        "id": user.id,
+        "id": gid(user),
         "firstName": "Grace",
         "lastName": "Hopper",
         "phone": "+1 555 0199",
@@ -195,14 +195,14 @@ async def test_change_password_stores_a_new_hash_and_returns_a_working_session(
 
     payload = body["data"]["changePassword"]
     assert payload["tokenType"] == "Bearer"
-    assert payload["user"] == {"id": user.id, "email": user.email}
+    assert payload["user"] == {"id": gid(user), "email": user.email}
     after = await stored_user(sources, user)
     assert after["password"].startswith("$argon2id$")
     assert PasswordHasher().verify(after["password"], NEW_PASSWORD)
     assert NEW_PASSWORD not in str(after)
     assert after["tokenVersion"] == before["tokenVersion"] + 1
     me = await gql(client, ME, token=payload["accessToken"])
-    assert me["data"]["me"]["id"] == user.id
+    assert me["data"]["me"]["id"] == gid(user)
     refreshed = await gql(client, REFRESH, {"t": payload["refreshToken"]})
     assert refreshed["data"]["refreshToken"]["accessToken"]
 
@@ -253,7 +253,7 @@ async def test_a_wrong_current_password_is_unauthenticated_and_changes_nothing(
     assert error_codes(body) == ["UNAUTHENTICATED"]
     assert body["data"] is None
     assert await stored_user(sources, user) == before
-    assert (await gql(client, ME, token=token))["data"]["me"]["id"] == user.id
+    assert (await gql(client, ME, token=token))["data"]["me"]["id"] == gid(user)
     refreshed = await gql(client, REFRESH, {"t": session["data"]["login"]["refreshToken"]})
     assert refreshed["data"]["refreshToken"]["accessToken"]
 
@@ -296,7 +296,9 @@ async def test_a_password_change_leaves_other_users_signed_in(client, sources, s
     await change(client, token_for(settings, me))
 
     assert await stored_user(sources, other) == others_before
-    assert (await gql(client, ME, token=token_for(settings, other)))["data"]["me"]["id"] == other.id
+    assert (await gql(client, ME, token=token_for(settings, other)))["data"]["me"]["id"] == gid(
+        other
+    )
     refreshed = await gql(client, REFRESH, {"t": others_session["data"]["login"]["refreshToken"]})
     assert refreshed["data"]["refreshToken"]["accessToken"]
 

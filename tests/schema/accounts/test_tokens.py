@@ -19,7 +19,7 @@ from gateway.app import create_app
 from gateway.core.auth import TokenService, key_id
 from gateway.core.errors import Unauthenticated
 from gateway.core.settings import Settings
-from tests.helpers import PASSWORD, error_codes, gql, make_user, signed_token, token_for
+from tests.helpers import PASSWORD, error_codes, gid, gql, key, make_user, signed_token, token_for
 
 LOGIN = """
 mutation Login($email: String!, $password: String!) {
@@ -111,7 +111,7 @@ async def test_a_token_signed_with_the_previous_secret_verifies_when_it_is_confi
         accepted = await gql(rotated_client, ME, token=token)
     refused = await gql(client, ME, token=token)
 
-    assert accepted["data"]["me"] == {"id": user.id}
+    assert accepted["data"]["me"] == {"id": gid(user)}
     assert error_codes(refused) == ["UNAUTHENTICATED"]
 
 
@@ -169,7 +169,7 @@ async def test_login_returns_an_opaque_refresh_token_stored_only_as_its_hash(
     assert "." not in token
     assert doc is not None
     assert token not in str(doc)
-    assert str(doc["userId"]) == session["user"]["id"]
+    assert str(doc["userId"]) == key(session["user"]["id"])
     assert doc["tokenVersion"] == 0
     assert doc["usedAt"] is None
     assert doc["revokedAt"] is None

@@ -9,8 +9,10 @@ import pytest
 from bson import ObjectId
 
 from gateway.seed import ADMIN_EMAIL, DEMO_PASSWORD, seed_demo
+from schema._ids import global_id
 from tests.helpers import (
     error_codes,
+    gid,
     gql,
     make_credentials,
     make_strategy,
@@ -65,7 +67,7 @@ async def test_a_user_who_is_not_an_admin_is_forbidden_and_learns_nothing(
     other = await make_user(sources)
     token = token_for(settings, viewer)
 
-    existing = await gql(client, USER, {"id": other.id}, token=token)
+    existing = await gql(client, USER, {"id": gid(other)}, token=token)
     missing = await gql(client, USER, {"id": MISSING_ID}, token=token)
     listing = await users(client, token)
 
@@ -81,7 +83,7 @@ async def test_a_user_who_is_not_an_admin_is_forbidden_and_learns_nothing(
 async def test_without_a_token_the_admin_queries_are_unauthenticated(client, sources):
     other = await make_user(sources)
 
-    single = await gql(client, USER, {"id": other.id})
+    single = await gql(client, USER, {"id": gid(other)})
     listing = await gql(client, USERS)
 
     assert error_codes(single) == error_codes(listing) == ["UNAUTHENTICATED"]
@@ -150,7 +152,7 @@ async def test_an_admin_reads_any_user_with_their_strategies_trades_and_credenti
 
     response = await client.post(
         "/graphql",
-        json={"query": USER, "variables": {"id": trader.id}},
+        json={"query": USER, "variables": {"id": gid(trader)}},
         headers={"Authorization": f"Bearer {token_for(settings, admin)}"},
     )
 
@@ -159,7 +161,7 @@ async def test_an_admin_reads_any_user_with_their_strategies_trades_and_credenti
     assert found["role"] == "USER"
     assert found["strategies"] == {
         "totalCount": 1,
-        "edges": [{"node": {"name": "alpha", "owner": {"id": trader.id}}}],
+        "edges": [{"node": {"name": "alpha", "owner": {"id": gid(trader)}}}],
     }
     assert found["trades"] == {"totalCount": 2}
     assert found["credentials"]["configured"] is True
@@ -173,23 +175,34 @@ async def test_user_lookups_are_batched_through_the_users_loader(
     admin = await make_admin(sources)
     others = [await make_user(sources) for _ in range(4)]
     query = (
-        "{ " + " ".join(f'u{i}: user(id: "{u.id}") {{ id }}' for i, u in enumerate(others)) + " }"
+        "{ " + " ".join(f'u{i}: user(id: "{gid(u)}") {{ id }}' for i, u in enumerate(others)) + " }"
     )
 
     round_trips.reset()
     body = await gql(client, query, token=token_for(settings, admin))
 
-    assert [body["data"][f"u{i}"]["id"] for i in range(4)] == [u.id for u in others]
+    assert [body["data"][f"u{i}"]["id"] for i in range(4)] == [gid(u) for u in others]
     # One for the viewer check, one for all four users.
     assert round_trips.counts["users"] == 2
 
 
-async def test_an_unknown_or_malformed_user_id_is_not_found(client, sources, settings):
+async def test_an_unknown_user_id_is_not_found(client, sources, settings):
     token = token_for(settings, await make_admin(sources))
 
-    for user_id in (MISSING_ID, "not-an-id"):
+    body = await gql(client, USER, {"id": str(global_id("User", MISSING_ID))}, token=token)
+
+    assert error_codes(body) == ["NOT_FOUND"]
+    assert body["data"] == {"user": None}
+
+
+async def test_an_id_that_is_not_a_users_is_bad_user_input(client, sources, settings):
+    admin = await make_admin(sources)
+    strategy = await make_strategy(sources, admin)
+    token = token_for(settings, admin)
+
+    for user_id in (MISSING_ID, "not-an-id", gid(strategy)):
         body = await gql(client, USER, {"id": user_id}, token=token)
-        assert error_codes(body) == ["NOT_FOUND"], user_id
+        assert body["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "id"}
         assert body["data"] == {"user": None}
 
 
@@ -200,7 +213,7 @@ async def test_a_user_being_deleted_is_invisible_to_admins(client, sources, sett
         {"_id": ObjectId(leaving.id)}, {"$set": {"deletingAt": datetime.now(UTC)}}
     )
 
-    single = await gql(client, USER, {"id": leaving.id}, token=token)
+    single = await gql(client, USER, {"id": gid(leaving)}, token=token)
     listing = await users(client, token)
     searched = await users(client, token, search="leaving")
 
@@ -221,14 +234,14 @@ async def test_an_admins_own_queries_stay_its_own(client, sources, settings):
     token = token_for(settings, admin)
 
     strategy = await gql(
-        client, "query S($id: ID!) { strategy(id: $id) { id } }", {"id": theirs.id}, token=token
+        client, "query S($id: ID!) { strategy(id: $id) { id } }", {"id": gid(theirs)}, token=token
     )
     strategies = await gql(client, "{ strategies { totalCount } }", token=token)
     me = await gql(client, "{ me { id role } }", token=token)
 
     assert error_codes(strategy) == ["NOT_FOUND"]
     assert strategies["data"]["strategies"]["totalCount"] == 0
-    assert me["data"]["me"] == {"id": admin.id, "role": "ADMIN"}
+    assert me["data"]["me"] == {"id": gid(admin), "role": "ADMIN"}
 
 
 # The users list

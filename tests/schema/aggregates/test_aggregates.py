@@ -22,6 +22,7 @@ from datasources.users import UserRecord
 from tests.helpers import (
     data_of,
     error_codes,
+    gid,
     gql,
     make_credentials,
     make_strategy,
@@ -158,7 +159,7 @@ async def test_profile_shows_the_account_and_when_it_was_created(client, sources
 
     profile = data_of(await gql(client, PROFILE, token=token))["profile"]
 
-    assert profile["user"] == {"id": user.id, "email": user.email}
+    assert profile["user"] == {"id": gid(user), "email": user.email}
     assert profile["memberSince"] == user.created_at.isoformat()
     assert profile["memberSince"].endswith("+00:00")
     assert profile["credentials"] == {"broker": "zerodha", "configured": True}
@@ -232,9 +233,9 @@ async def test_the_dashboard_lists_the_newest_active_strategies_only(client, sou
     )
 
     dashboard = data_of(body)["dashboard"]
-    assert [s["id"] for s in dashboard["all"]] == [s.id for s in reversed(active)]
+    assert [s["id"] for s in dashboard["all"]] == [gid(s) for s in reversed(active)]
     assert {s["status"] for s in dashboard["all"]} == {"ACTIVE"}
-    assert [s["id"] for s in dashboard["two"]] == [active[3].id, active[2].id]
+    assert [s["id"] for s in dashboard["two"]] == [gid(active[3]), gid(active[2])]
 
 
 # dashboard: trades and PnL -------------------------------------------------------------------
@@ -259,7 +260,7 @@ async def test_the_dashboard_lists_recent_trades_newest_entry_first(client, sour
     assert [t["entryTime"] for t in dashboard["recentTrades"]] == [
         entry.isoformat() for entry in newest_first
     ]
-    assert {t["strategyId"] for t in dashboard["recentTrades"]} == {strategy.id}
+    assert {t["strategyId"] for t in dashboard["recentTrades"]} == {gid(strategy)}
     assert [t["entryTime"] for t in dashboard["three"]] == [
         entry.isoformat() for entry in newest_first[:3]
     ]
@@ -500,7 +501,7 @@ async def test_the_dashboard_lists_recent_activity_newest_first(client, sources,
     assert dashboard["recentActivity"] == [
         {
             "kind": "STRATEGY_STARTED",
-            "subjectId": strategy.id,
+            "subjectId": gid(strategy),
             "at": on_day(0, hour=0, minute=2).isoformat(),
             "data": {"from": "STOPPED", "to": "ACTIVE"},
         },
@@ -554,10 +555,10 @@ async def test_the_whole_dashboard_answers_from_all_five_sources_in_one_query(
     )
 
     assert data_of(body)["dashboard"] == {
-        "user": {"id": user.id, "firstName": "Dana"},
+        "user": {"id": gid(user), "firstName": "Dana"},
         "strategyCounts": {"active": 1, "paused": 1, "total": 2},
-        "activeStrategies": [{"id": active.id}],
-        "recentTrades": [{"strategyId": active.id, "netPnl": "8"}],
+        "activeStrategies": [{"id": gid(active)}],
+        "recentTrades": [{"strategyId": gid(active), "netPnl": "8"}],
         "pnl": {"today": "8", "allTime": "8"},
         "equityCurve": [{"netPnl": "8", "equity": "8"}],
         "credentialsConfigured": True,
@@ -685,19 +686,19 @@ async def test_analytics_totals_the_viewers_closed_trades_by_day_and_by_strategy
     ]
     by_strategy = {row["strategyId"]: row for row in report["byStrategy"]}
     assert by_strategy == {
-        alpha.id: {
-            "strategyId": alpha.id,
+        gid(alpha): {
+            "strategyId": gid(alpha),
             "trades": 2,
             "netPnl": "4",
             "winRate": 0.5,
-            "strategy": {"id": alpha.id, "name": "alpha"},
+            "strategy": {"id": gid(alpha), "name": "alpha"},
         },
-        beta.id: {
-            "strategyId": beta.id,
+        gid(beta): {
+            "strategyId": gid(beta),
             "trades": 2,
             "netPnl": "0",
             "winRate": 0.5,
-            "strategy": {"id": beta.id, "name": "beta"},
+            "strategy": {"id": gid(beta), "name": "beta"},
         },
     }
 
@@ -730,11 +731,11 @@ async def test_analytics_of_one_strategy_counts_only_its_trades(client, sources,
     user, token = await signed_in(sources, settings)
     _alpha, beta = await analytics_history(sources, user)
 
-    body = await gql(client, ANALYTICS, {"strategyId": beta.id}, token=token)
+    body = await gql(client, ANALYTICS, {"strategyId": gid(beta)}, token=token)
 
     report = data_of(body)["analytics"]
     assert [report["trades"], report["wins"], report["netPnl"]] == [2, 1, "0"]
-    assert [row["strategyId"] for row in report["byStrategy"]] == [beta.id]
+    assert [row["strategyId"] for row in report["byStrategy"]] == [gid(beta)]
     assert [day["day"] for day in report["daily"]] == ["2026-01-05", "2026-01-08"]
 
 
@@ -771,7 +772,7 @@ async def test_analytics_of_another_users_strategy_is_empty(client, sources, set
     theirs, _ = await analytics_history(sources, other)
     _, token = await signed_in(sources, settings)
 
-    body = await gql(client, ANALYTICS, {"strategyId": theirs.id}, token=token)
+    body = await gql(client, ANALYTICS, {"strategyId": gid(theirs)}, token=token)
 
     report = data_of(body)["analytics"]
     assert [report["trades"], report["netPnl"], report["winRate"]] == [0, "0", None]
@@ -790,7 +791,7 @@ async def test_analytics_never_includes_another_users_metrics(client, sources, s
 
     report = data_of(body)["me"]["analytics"]
     assert [report["trades"], report["netPnl"]] == [4, "4"]
-    assert {row["strategyId"] for row in report["byStrategy"]} == {alpha.id, beta.id}
+    assert {row["strategyId"] for row in report["byStrategy"]} == {gid(alpha), gid(beta)}
 
 
 async def test_analytics_without_trades_has_zero_totals_and_no_win_rate(client, sources, settings):
@@ -828,7 +829,7 @@ async def test_a_breakdowns_strategy_is_null_once_the_strategy_is_deleted(
 
     rows = data_of(body)["analytics"]["byStrategy"]
     by_id = {row["strategyId"]: row["strategy"] for row in rows}
-    assert by_id[alpha.id] == {"name": "alpha"}
+    assert by_id[gid(alpha)] == {"name": "alpha"}
     assert [strategy for strategy in by_id.values() if strategy is None] == [None]
 
 

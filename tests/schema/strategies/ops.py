@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from datasources import Sources
 from datasources.analytics import activity_events
+from datasources.strategies import StrategyRecord
 from datasources.users import UserRecord
-from tests.helpers import gql
+from tests.helpers import gid, gql, key
 
 STRATEGY_FIELDS = """
 id name code status containerId instrument broker environment config
@@ -28,7 +29,7 @@ mutation Update($id: ID!, $input: UpdateStrategyInput!) {{
   updateStrategy(id: $id, input: $input) {{ {STRATEGY_FIELDS} }}
 }}
 """
-DELETE = "mutation Delete($id: ID!) { deleteStrategy(id: $id) }"
+DELETE = "mutation Delete($id: ID!) { deleteStrategy(id: $id) { deletedId strategy { id name } } }"
 ACTIONS = ("start", "stop", "pause", "resume")
 
 
@@ -61,27 +62,36 @@ async def create(client: httpx.AsyncClient, token: str, **overrides: Any) -> dic
     return await gql(client, CREATE, {"input": create_input(**overrides)}, token=token)
 
 
+Strategy = StrategyRecord | str
+
+
+def api_id(strategy: Strategy) -> str:
+    """The id to send for a stored strategy (its global id), or an id given as is."""
+    return strategy if isinstance(strategy, str) else gid(strategy)
+
+
 async def update(
-    client: httpx.AsyncClient, token: str, strategy_id: str, **changes: Any
+    client: httpx.AsyncClient, token: str, strategy: Strategy, **changes: Any
 ) -> dict[str, Any]:
     """Send updateStrategy with only `changes`; returns the response body."""
-    return await gql(client, UPDATE, {"id": strategy_id, "input": changes}, token=token)
+    return await gql(client, UPDATE, {"id": api_id(strategy), "input": changes}, token=token)
 
 
-async def delete(client: httpx.AsyncClient, token: str, strategy_id: str) -> dict[str, Any]:
+async def delete(client: httpx.AsyncClient, token: str, strategy: Strategy) -> dict[str, Any]:
     """Send deleteStrategy; returns the response body."""
-    return await gql(client, DELETE, {"id": strategy_id}, token=token)
+    return await gql(client, DELETE, {"id": api_id(strategy)}, token=token)
 
 
 async def transition(
-    client: httpx.AsyncClient, token: str, action: str, strategy_id: str
+    client: httpx.AsyncClient, token: str, action: str, strategy: Strategy
 ) -> dict[str, Any]:
     """Send one of startStrategy, stopStrategy, pauseStrategy, resumeStrategy."""
-    return await gql(client, transition_document(action), {"id": strategy_id}, token=token)
+    return await gql(client, transition_document(action), {"id": api_id(strategy)}, token=token)
 
 
-async def stored(sources: Sources, strategy_id: str) -> dict[str, Any] | None:
-    """The strategy's raw document, as the database holds it."""
+async def stored(sources: Sources, strategy: Strategy) -> dict[str, Any] | None:
+    """The strategy's raw document, as the database holds it (by record or API id)."""
+    strategy_id = strategy.id if isinstance(strategy, StrategyRecord) else key(strategy)
     return await sources.strategies.db["strategies"].find_one({"_id": ObjectId(strategy_id)})
 
 

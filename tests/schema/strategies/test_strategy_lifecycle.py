@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from tests.helpers import NOW, gql, make_credentials, make_strategy, make_user, token_for
+from schema._ids import global_id
+from tests.helpers import NOW, gid, gql, make_credentials, make_strategy, make_user, token_for
 from tests.schema.strategies.ops import ACTIONS, error_of, stored, strategy_events, transition
 
 STATUSES = ("STOPPED", "ACTIVE", "PAUSED", "ERROR")
@@ -80,11 +81,11 @@ async def test_each_legal_transition_moves_the_strategy_and_records_it(
     user, token = await trader(sources, settings)
     strategy = await strategy_in(sources, user, status)
 
-    result = moved(await transition(client, token, action, strategy.id), action)
+    result = moved(await transition(client, token, action, strategy), action)
 
     target = EDGES[(action, status)]
     assert (result["status"], result["lastAction"]) == (target, action)
-    doc = await stored(sources, strategy.id)
+    doc = await stored(sources, strategy)
     assert doc is not None
     assert (doc["status"], doc["lastAction"]) == (target.lower(), action)
     assert doc["updatedAt"] > strategy.updated_at
@@ -103,7 +104,7 @@ async def test_a_strategy_goes_round_its_whole_lifecycle(client, sources, settin
     strategy = await strategy_in(sources, user, "STOPPED")
 
     statuses = [
-        moved(await transition(client, token, action, strategy.id), action)["status"]
+        moved(await transition(client, token, action, strategy), action)["status"]
         for action in ("start", "pause", "resume", "pause", "stop", "start", "stop")
     ]
 
@@ -128,10 +129,10 @@ async def test_stopping_a_strategy_in_error_clears_its_message_and_keeps_its_cou
         sources, user, "ERROR", error_message="broker rejected order", error_count=3
     )
 
-    result = moved(await transition(client, token, "stop", strategy.id), "stop")
+    result = moved(await transition(client, token, "stop", strategy), "stop")
 
     assert (result["status"], result["errorMessage"], result["errorCount"]) == ("STOPPED", None, 3)
-    doc = await stored(sources, strategy.id)
+    doc = await stored(sources, strategy)
     assert doc is not None
     assert (doc["errorMessage"], doc["errorCount"]) == (None, 3)
 
@@ -141,11 +142,11 @@ async def test_a_transition_leaves_the_runners_fields_alone(client, sources, set
     strategy = await strategy_in(
         sources, user, "STOPPED", container_id="c-42", last_heartbeat=NOW - timedelta(minutes=1)
     )
-    before = await stored(sources, strategy.id)
+    before = await stored(sources, strategy)
 
-    moved(await transition(client, token, "start", strategy.id), "start")
+    moved(await transition(client, token, "start", strategy), "start")
 
-    after = await stored(sources, strategy.id)
+    after = await stored(sources, strategy)
     assert before is not None
     assert after is not None
     # (`outbox` held the transition's event until it was delivered: empty again.)
@@ -167,7 +168,7 @@ async def test_transitions_in_one_request_each_see_the_previous_one(client, sour
           resumeStrategy(id: $id) { status owner { strategies(status: PAUSED) { totalCount } } }
         }
         """,
-        {"id": strategy.id},
+        {"id": gid(strategy)},
         token=token,
     )
 
@@ -183,7 +184,7 @@ async def test_transitions_in_one_request_each_see_the_previous_one(client, sour
 async def test_lifecycle_events_reach_the_dashboard(client, sources, settings):
     user, token = await trader(sources, settings)
     strategy = await strategy_in(sources, user, "STOPPED")
-    await transition(client, token, "start", strategy.id)
+    await transition(client, token, "start", strategy)
 
     body = await gql(
         client, "{ dashboard { recentActivity { kind subjectId data } } }", token=token
@@ -192,7 +193,7 @@ async def test_lifecycle_events_reach_the_dashboard(client, sources, settings):
     assert body["data"]["dashboard"]["recentActivity"] == [
         {
             "kind": "STRATEGY_STARTED",
-            "subjectId": strategy.id,
+            "subjectId": gid(strategy),
             "data": {"from": "STOPPED", "to": "ACTIVE", "name": strategy.name},
         }
     ]
@@ -207,13 +208,13 @@ async def test_an_illegal_transition_names_the_current_state_and_changes_nothing
 ):
     user, token = await trader(sources, settings)
     strategy = await strategy_in(sources, user, status)
-    before = await stored(sources, strategy.id)
+    before = await stored(sources, strategy)
 
-    message = refused(await transition(client, token, action, strategy.id))
+    message = refused(await transition(client, token, action, strategy))
 
     named = "an" if status in ("ACTIVE", "ERROR") else "a"
     assert message == f"Cannot {action} {named} {status} strategy."
-    assert await stored(sources, strategy.id) == before
+    assert await stored(sources, strategy) == before
     assert await strategy_events(sources, user) == []
 
 
@@ -225,33 +226,49 @@ async def test_another_users_strategy_is_not_found_and_unchanged(
     owner, _ = await trader(sources, settings)
     status = "STOPPED" if action == "start" else "PAUSED"
     strategy = await strategy_in(sources, owner, status)
-    before = await stored(sources, strategy.id)
+    before = await stored(sources, strategy)
     _intruder, token = await trader(sources, settings, credentials=intruder_has_credentials)
 
-    message = refused(await transition(client, token, action, strategy.id), "NOT_FOUND")
+    message = refused(await transition(client, token, action, strategy), "NOT_FOUND")
 
     assert strategy.name not in message
     assert status not in message
-    assert await stored(sources, strategy.id) == before
+    assert await stored(sources, strategy) == before
     assert await strategy_events(sources, owner) == []
 
 
 @pytest.mark.parametrize("action", ACTIONS)
-@pytest.mark.parametrize("strategy_id", ["not-an-object-id", str(ObjectId())])
-async def test_an_unknown_strategy_is_not_found(client, sources, settings, action, strategy_id):
+async def test_an_unknown_strategy_is_not_found(client, sources, settings, action):
     _user, token = await trader(sources, settings)
+    missing = str(global_id("Strategy", str(ObjectId())))
 
-    refused(await transition(client, token, action, strategy_id), "NOT_FOUND")
+    refused(await transition(client, token, action, missing), "NOT_FOUND")
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+async def test_an_id_that_is_not_a_strategys_is_bad_input_and_changes_nothing(
+    client, sources, settings, action
+):
+    user, token = await trader(sources, settings)
+    strategy = await strategy_in(sources, user, "STOPPED" if action == "start" else "PAUSED")
+    before = await stored(sources, strategy)
+
+    # A raw database id, not base64 at all, a user's id, a Strategy id with a trade's key.
+    for bad in (strategy.id, "not-an-id", gid(user), str(global_id("Strategy", "42"))):
+        refused(await transition(client, token, action, bad), "BAD_USER_INPUT")
+
+    assert await stored(sources, strategy) == before
+    assert await strategy_events(sources, user) == []
 
 
 async def test_transitions_require_a_token(client, sources):
     owner = await make_user(sources)
     strategy = await strategy_in(sources, owner, "STOPPED")
 
-    body = await transition(client, "", "start", strategy.id)
+    body = await transition(client, "", "start", strategy)
 
     assert refused(body, "UNAUTHENTICATED")
-    doc = await stored(sources, strategy.id)
+    doc = await stored(sources, strategy)
     assert doc is not None
     assert doc["status"] == "stopped"
 
@@ -265,13 +282,13 @@ async def test_entering_active_without_credentials_is_refused(
 ):
     user, token = await trader(sources, settings, credentials=False)
     strategy = await strategy_in(sources, user, status)
-    before = await stored(sources, strategy.id)
+    before = await stored(sources, strategy)
 
-    message = refused(await transition(client, token, action, strategy.id))
+    message = refused(await transition(client, token, action, strategy))
 
     assert "credentials" in message
     assert "'binance'" in message
-    assert await stored(sources, strategy.id) == before
+    assert await stored(sources, strategy) == before
     assert await strategy_events(sources, user) == []
 
 
@@ -282,14 +299,14 @@ async def test_credentials_for_another_broker_do_not_start_it(
     user, token = await trader(sources, settings, credentials=False)
     await make_credentials(sources, user, broker="zerodha")
     strategy = await strategy_in(sources, user, status, broker="binance")
-    before = await stored(sources, strategy.id)
+    before = await stored(sources, strategy)
 
-    message = refused(await transition(client, token, action, strategy.id))
+    message = refused(await transition(client, token, action, strategy))
 
     assert "credentials" in message
     assert "'zerodha'" in message
     assert "'binance'" in message
-    assert await stored(sources, strategy.id) == before
+    assert await stored(sources, strategy) == before
 
 
 async def test_credentials_without_any_secret_do_not_start_it(client, sources, settings):
@@ -299,10 +316,10 @@ async def test_credentials_without_any_secret_do_not_start_it(client, sources, s
     )
     strategy = await strategy_in(sources, user, "STOPPED")
 
-    message = refused(await transition(client, token, "start", strategy.id))
+    message = refused(await transition(client, token, "start", strategy))
 
     assert "credentials" in message
-    doc = await stored(sources, strategy.id)
+    doc = await stored(sources, strategy)
     assert doc is not None
     assert doc["status"] == "stopped"
 
@@ -313,7 +330,7 @@ async def test_another_users_credentials_do_not_count(client, sources, settings)
     user, token = await trader(sources, settings, credentials=False)
     strategy = await strategy_in(sources, user, "STOPPED")
 
-    message = refused(await transition(client, token, "start", strategy.id))
+    message = refused(await transition(client, token, "start", strategy))
 
     assert "credentials" in message
 
@@ -322,7 +339,7 @@ async def test_a_strategy_without_a_broker_cannot_start(client, sources, setting
     user, token = await trader(sources, settings)
     strategy = await strategy_in(sources, user, "STOPPED", broker=None)
 
-    body = await transition(client, token, "start", strategy.id)
+    body = await transition(client, token, "start", strategy)
 
     assert "broker" in refused(body)
     assert error_of(body)["extensions"]["field"] == "broker"
@@ -333,7 +350,7 @@ async def test_pausing_and_stopping_need_no_credentials(client, sources, setting
     user, token = await trader(sources, settings, credentials=False)
     strategy = await strategy_in(sources, user, status)
 
-    result = moved(await transition(client, token, action, strategy.id), action)
+    result = moved(await transition(client, token, action, strategy), action)
 
     expected = {"pause": "PAUSED", "stop": "STOPPED"}[action]
     assert result["status"] == expected
@@ -346,7 +363,7 @@ async def test_an_illegal_state_is_reported_before_missing_credentials(client, s
     user, token = await trader(sources, settings, credentials=False)
     strategy = await strategy_in(sources, user, "ACTIVE")
 
-    message = refused(await transition(client, token, "start", strategy.id))
+    message = refused(await transition(client, token, "start", strategy))
 
     assert message == "Cannot start an ACTIVE strategy."
 
@@ -386,7 +403,7 @@ async def test_concurrent_transitions_only_ever_take_legal_edges(client, sources
     random.Random(seed).shuffle(actions)  # noqa: S311 - a reproducible order, not a secret
 
     bodies = await asyncio.gather(
-        *(transition(client, token, action, strategy.id) for action in actions)
+        *(transition(client, token, action, strategy) for action in actions)
     )
 
     succeeded: Counter[str] = Counter()
@@ -410,7 +427,7 @@ async def test_concurrent_transitions_only_ever_take_legal_edges(client, sources
         edge = (event["data"]["from"], event["data"]["to"])
         assert EDGES.get((action, edge[0])) == edge[1], event
         edges.append(edge)
-    doc = await stored(sources, strategy.id)
+    doc = await stored(sources, strategy)
     assert doc is not None
     final = str(doc["status"]).upper()
     assert final in STATUSES
@@ -423,7 +440,7 @@ async def test_of_many_concurrent_starts_exactly_one_wins(client, sources, setti
     strategy = await strategy_in(sources, user, "STOPPED")
 
     bodies = await asyncio.gather(
-        *(transition(client, token, "start", strategy.id) for _ in range(20))
+        *(transition(client, token, "start", strategy) for _ in range(20))
     )
 
     winners = [body for body in bodies if "errors" not in body]
@@ -443,15 +460,15 @@ async def test_an_update_racing_a_start_never_changes_a_running_strategys_code(
     """
 
     bodies = await asyncio.gather(
-        transition(client, token, "start", strategy.id),
+        transition(client, token, "start", strategy),
         *(
-            gql(client, update, {"id": strategy.id, "code": f"v{index}"}, token=token)
+            gql(client, update, {"id": gid(strategy), "code": f"v{index}"}, token=token)
             for index in range(10)
         ),
     )
 
     started = moved(bodies[0], "start")
-    doc = await stored(sources, strategy.id)
+    doc = await stored(sources, strategy)
     assert doc is not None
     # The start answered with the code it started with; no update may land after it.
     assert (doc["status"], doc["code"]) == ("active", started["code"])

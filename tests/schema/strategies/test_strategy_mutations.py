@@ -15,10 +15,13 @@ from sqlalchemy import select
 from datasources import idempotency
 from datasources.trades import trades as trades_table
 from gateway.core.errors import Conflict
+from schema._ids import global_id
 from tests.helpers import (
     NOW,
     error_codes,
+    gid,
     gql,
+    key,
     make_strategy,
     make_trades,
     make_user,
@@ -226,7 +229,7 @@ async def test_create_strategy_refuses_a_name_the_user_already_has(client, sourc
 
     rejected(body, "CONFLICT", "name")
     docs = await stored_of(sources, user)
-    assert [(str(doc["_id"]), doc["code"]) for doc in docs] == [(first["id"], first["code"])]
+    assert [(str(doc["_id"]), doc["code"]) for doc in docs] == [(key(first["id"]), first["code"])]
 
 
 async def test_an_account_holds_at_most_the_setting_of_strategies(sources, settings):
@@ -240,7 +243,7 @@ async def test_an_account_holds_at_most_the_setting_of_strategies(sources, setti
         refused = await create(client, token, name="Three")
         # A retry of a create that landed still answers with its strategy.
         retried = created(await create(client, token, name="Two", clientMutationId="two"))
-        held = [str(doc["_id"]) for doc in await stored_of(sources, user)]
+        held = [global_id("Strategy", str(doc["_id"])) for doc in await stored_of(sources, user)]
         assert "errors" not in await delete(client, token, first["id"])
         after_delete = created(await create(client, token, name="Three"))
 
@@ -286,7 +289,7 @@ async def test_every_bad_field_of_update_strategy_is_reported_in_one_answer(
     user, token = await signed_in(sources, settings)
     strategy = await make_strategy(sources, user, name="Before")
 
-    body = await update(client, token, strategy.id, name="", instrument="\x00", code=None)
+    body = await update(client, token, strategy, name="", instrument="\x00", code=None)
 
     assert body["data"] is None
     assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in body["errors"]] == [
@@ -294,7 +297,7 @@ async def test_every_bad_field_of_update_strategy_is_reported_in_one_answer(
         ("BAD_USER_INPUT", "code"),
         ("BAD_USER_INPUT", "instrument"),
     ]
-    assert (await stored(sources, strategy.id) or {})["name"] == "Before"
+    assert (await stored(sources, strategy) or {})["name"] == "Before"
     assert await strategy_events(sources, user) == []
 
 
@@ -350,7 +353,7 @@ async def test_the_same_key_with_another_input_is_a_conflict(client, sources, se
     body = await create(client, token, name="Two", clientMutationId="create-1")
 
     rejected(body, "CONFLICT", "clientMutationId")
-    assert [str(doc["_id"]) for doc in await stored_of(sources, user)] == [first["id"]]
+    assert [str(doc["_id"]) for doc in await stored_of(sources, user)] == [key(first["id"])]
 
 
 async def test_the_same_key_of_another_user_is_independent(client, sources, settings):
@@ -395,7 +398,7 @@ async def test_a_retry_after_the_first_request_died_before_inserting_creates_it_
     values = create_input(clientMutationId="create-1")
     first = created(await gql(client, CREATE, {"input": values}, token=token))
     # As if the first request had recorded its key and id, then died before its insert.
-    await sources.strategies.db["strategies"].delete_one({"_id": ObjectId(first["id"])})
+    await sources.strategies.db["strategies"].delete_one({"_id": ObjectId(key(first["id"]))})
 
     retried = created(await gql(client, CREATE, {"input": values}, token=token))
     again = created(await gql(client, CREATE, {"input": values}, token=token))
@@ -418,7 +421,7 @@ async def test_concurrent_requests_under_one_key_create_one_strategy(client, sou
         if "errors" in body:
             rejected(body, "CONFLICT", "clientMutationId")
         else:
-            assert created(body)["id"] == str(docs[0]["_id"])
+            assert key(created(body)["id"]) == str(docs[0]["_id"])
     assert any("errors" not in body for body in bodies)
 
 
@@ -455,7 +458,7 @@ async def test_a_claim_abandoned_before_binding_an_id_is_taken_over_once_its_lea
     again = created(await gql(client, CREATE, {"input": values}, token=token))
 
     assert again["id"] == retried["id"]
-    assert [str(doc["_id"]) for doc in await stored_of(sources, user)] == [retried["id"]]
+    assert [str(doc["_id"]) for doc in await stored_of(sources, user)] == [key(retried["id"])]
 
 
 async def test_a_claim_whose_owner_elsewhere_holds_its_lease_is_still_in_progress(
@@ -488,7 +491,7 @@ async def test_concurrent_retries_of_a_stale_claim_create_one_strategy(client, s
         if "errors" in body:
             rejected(body, "CONFLICT", "clientMutationId")
         else:
-            assert created(body)["id"] == str(docs[0]["_id"])
+            assert key(created(body)["id"]) == str(docs[0]["_id"])
     assert any("errors" not in body for body in bodies)
 
 
@@ -534,12 +537,13 @@ async def test_a_key_whose_strategy_was_deleted_creates_a_new_one(client, source
     user, token = await signed_in(sources, settings)
     values = create_input(clientMutationId="create-1")
     first = created(await gql(client, CREATE, {"input": values}, token=token))
-    assert await delete(client, token, first["id"]) == {"data": {"deleteStrategy": first["id"]}}
+    deleted = await delete(client, token, first["id"])
+    assert deleted["data"]["deleteStrategy"]["deletedId"] == first["id"]
 
     again = created(await gql(client, CREATE, {"input": values}, token=token))
 
     assert again["id"] != first["id"]
-    assert [str(doc["_id"]) for doc in await stored_of(sources, user)] == [again["id"]]
+    assert [str(doc["_id"]) for doc in await stored_of(sources, user)] == [key(again["id"])]
 
 
 @pytest.mark.parametrize("key", ["", "k" * 129])
@@ -560,15 +564,15 @@ async def test_update_strategy_changes_only_the_given_fields(client, sources, se
     strategy = await make_strategy(
         sources, user, config={"timeframe": "5m"}, created_at=NOW - timedelta(hours=1)
     )
-    before = await stored(sources, strategy.id)
+    before = await stored(sources, strategy)
 
     result = updated(
-        await update(client, token, strategy.id, code="print(1)", config={"timeframe": "1h"})
+        await update(client, token, strategy, code="print(1)", config={"timeframe": "1h"})
     )
 
     assert result["code"] == "print(1)"
     assert result["config"] == {"timeframe": "1h"}
-    after = await stored(sources, strategy.id)
+    after = await stored(sources, strategy)
     assert before is not None
     assert after is not None
     assert after["updatedAt"] > before["updatedAt"]
@@ -584,7 +588,7 @@ async def test_update_strategy_changes_every_editable_field(client, sources, set
         await update(
             client,
             token,
-            strategy.id,
+            strategy,
             name=" New name ",
             code="new code",
             instrument="ETHUSDT",
@@ -606,7 +610,7 @@ async def test_update_strategy_changes_every_editable_field(client, sources, set
         {"a": [1, 2]},
         True,
     )
-    doc = await stored(sources, strategy.id)
+    doc = await stored(sources, strategy)
     assert doc is not None
     assert (doc["environment"], doc["autoReconnect"]) == ("live", True)
 
@@ -615,7 +619,7 @@ async def test_update_strategy_records_which_fields_changed(client, sources, set
     user, token = await signed_in(sources, settings)
     strategy = await make_strategy(sources, user, name="Old")
 
-    updated(await update(client, token, strategy.id, name="New", autoReconnect=True))
+    updated(await update(client, token, strategy, name="New", autoReconnect=True))
 
     assert await strategy_events(sources, user) == [
         {
@@ -629,12 +633,12 @@ async def test_update_strategy_records_which_fields_changed(client, sources, set
 async def test_an_update_without_changes_writes_nothing(client, sources, settings):
     user, token = await signed_in(sources, settings)
     strategy = await make_strategy(sources, user)
-    before = await stored(sources, strategy.id)
+    before = await stored(sources, strategy)
 
-    result = updated(await update(client, token, strategy.id, name=strategy.name))
+    result = updated(await update(client, token, strategy, name=strategy.name))
 
     assert result["name"] == strategy.name
-    assert await stored(sources, strategy.id) == before
+    assert await stored(sources, strategy) == before
     assert await strategy_events(sources, user) == []
 
 
@@ -664,12 +668,12 @@ async def test_update_strategy_refuses_invalid_input_naming_the_field_and_change
 ):
     user, token = await signed_in(sources, settings)
     strategy = await make_strategy(sources, user)
-    before = await stored(sources, strategy.id)
+    before = await stored(sources, strategy)
 
-    body = await update(client, token, strategy.id, **changes)
+    body = await update(client, token, strategy, **changes)
 
     rejected(body, "BAD_USER_INPUT", field)
-    assert await stored(sources, strategy.id) == before
+    assert await stored(sources, strategy) == before
     assert await strategy_events(sources, user) == []
 
 
@@ -677,12 +681,12 @@ async def test_renaming_to_a_name_the_user_has_is_a_conflict(client, sources, se
     user, token = await signed_in(sources, settings)
     await make_strategy(sources, user, name="Taken")
     strategy = await make_strategy(sources, user, name="Mine")
-    before = await stored(sources, strategy.id)
+    before = await stored(sources, strategy)
 
-    body = await update(client, token, strategy.id, name="Taken", code="changed")
+    body = await update(client, token, strategy, name="Taken", code="changed")
 
     rejected(body, "CONFLICT", "name")
-    assert await stored(sources, strategy.id) == before
+    assert await stored(sources, strategy) == before
 
 
 @pytest.mark.parametrize("status", ["ACTIVE", "PAUSED"])
@@ -701,14 +705,14 @@ async def test_a_running_strategys_runtime_fields_do_not_change(
 ):
     user, token = await signed_in(sources, settings)
     strategy = await make_strategy(sources, user, status=status)
-    before = await stored(sources, strategy.id)
+    before = await stored(sources, strategy)
 
-    body = await update(client, token, strategy.id, **{field: value})
+    body = await update(client, token, strategy, **{field: value})
 
     error = rejected(body, "BAD_USER_INPUT", field)
     assert status in error["message"]
     assert "stop it first" in error["message"]
-    assert await stored(sources, strategy.id) == before
+    assert await stored(sources, strategy) == before
 
 
 async def test_a_running_strategy_may_be_renamed_and_change_auto_reconnect(
@@ -717,7 +721,7 @@ async def test_a_running_strategy_may_be_renamed_and_change_auto_reconnect(
     user, token = await signed_in(sources, settings)
     strategy = await make_strategy(sources, user, status="ACTIVE")
 
-    result = updated(await update(client, token, strategy.id, name="Renamed", autoReconnect=True))
+    result = updated(await update(client, token, strategy, name="Renamed", autoReconnect=True))
 
     assert (result["name"], result["autoReconnect"], result["status"]) == (
         "Renamed",
@@ -732,7 +736,7 @@ async def test_a_running_strategy_accepts_its_unchanged_runtime_fields_back(
     user, token = await signed_in(sources, settings)
     strategy = await make_strategy(sources, user, status="ACTIVE")
 
-    result = updated(await update(client, token, strategy.id, code=strategy.code, name="Renamed"))
+    result = updated(await update(client, token, strategy, code=strategy.code, name="Renamed"))
 
     assert result["name"] == "Renamed"
 
@@ -741,7 +745,7 @@ async def test_a_strategy_in_error_may_have_its_code_fixed(client, sources, sett
     user, token = await signed_in(sources, settings)
     strategy = await make_strategy(sources, user, status="ERROR", error_message="boom")
 
-    result = updated(await update(client, token, strategy.id, code="fixed"))
+    result = updated(await update(client, token, strategy, code="fixed"))
 
     assert (result["code"], result["status"]) == ("fixed", "ERROR")
 
@@ -751,24 +755,41 @@ async def test_updating_another_users_strategy_is_not_found_and_changes_nothing(
 ):
     owner = await make_user(sources)
     strategy = await make_strategy(sources, owner)
-    before = await stored(sources, strategy.id)
+    before = await stored(sources, strategy)
     _intruder, token = await signed_in(sources, settings)
 
-    body = await update(client, token, strategy.id, name="Mine now", code="x")
+    body = await update(client, token, strategy, name="Mine now", code="x")
 
     error = rejected(body, "NOT_FOUND")
     assert strategy.name not in error["message"]
-    assert await stored(sources, strategy.id) == before
+    assert await stored(sources, strategy) == before
     assert await strategy_events(sources, owner) == []
 
 
-@pytest.mark.parametrize("strategy_id", ["not-an-id", str(ObjectId())])
-async def test_updating_an_unknown_strategy_is_not_found(client, sources, settings, strategy_id):
+async def test_updating_an_unknown_strategy_is_not_found(client, sources, settings):
     _user, token = await signed_in(sources, settings)
 
-    body = await update(client, token, strategy_id, name="x")
+    body = await update(client, token, str(global_id("Strategy", str(ObjectId()))), name="x")
 
     rejected(body, "NOT_FOUND")
+
+
+async def test_an_id_that_is_not_a_strategys_is_bad_input_and_changes_nothing(
+    client, sources, settings
+):
+    user, token = await signed_in(sources, settings)
+    strategy = await make_strategy(sources, user)
+    before = await stored(sources, strategy)
+
+    # A raw database id, not base64 at all, a user's id, a Strategy id with a trade's key.
+    for bad in (strategy.id, "not-an-id", gid(user), str(global_id("Strategy", "42"))):
+        assert error_codes(await update(client, token, bad, name="x")) == ["BAD_USER_INPUT"]
+        assert error_codes(await delete(client, token, bad)) == ["BAD_USER_INPUT"]
+
+    wrong_type = await update(client, token, gid(user), name="x")
+    assert wrong_type["errors"][0]["extensions"]["field"] == "id"
+    assert await stored(sources, strategy) == before
+    assert await strategy_events(sources, user) == []
 
 
 # deleteStrategy ----------------------------------------------------------------------------
@@ -782,9 +803,17 @@ async def test_delete_strategy_removes_a_strategy_that_does_not_run(
     strategy = await make_strategy(sources, user, status=status)
     kept = await make_strategy(sources, user)
 
-    body = await delete(client, token, strategy.id)
+    body = await delete(client, token, strategy)
 
-    assert body == {"data": {"deleteStrategy": strategy.id}}
+    # The payload names what a client cache drops: the global id, and the strategy as it was.
+    assert body == {
+        "data": {
+            "deleteStrategy": {
+                "deletedId": gid(strategy),
+                "strategy": {"id": gid(strategy), "name": strategy.name},
+            }
+        }
+    }
     assert [str(doc["_id"]) for doc in await stored_of(sources, user)] == [kept.id]
     assert await strategy_events(sources, user) == [
         {"kind": "STRATEGY_DELETED", "subjectId": strategy.id, "data": {"name": strategy.name}}
@@ -796,7 +825,7 @@ async def test_a_deleted_strategys_trades_stay_under_its_name(client, sources, s
     strategy = await make_strategy(sources, user, name="Retired")
     await make_trades(sources, [trade_row(strategy), trade_row(strategy)])
 
-    await delete(client, token, strategy.id)
+    await delete(client, token, strategy)
 
     async with sources.trades.engine.connect() as conn:
         rows = list(await conn.execute(select(trades_table.c.strategy_name)))
@@ -809,14 +838,14 @@ async def test_a_deleted_strategys_trades_stay_under_its_name(client, sources, s
 async def test_deleting_a_running_strategy_asks_to_stop_it_first(client, sources, settings, status):
     user, token = await signed_in(sources, settings)
     strategy = await make_strategy(sources, user, status=status)
-    before = await stored(sources, strategy.id)
+    before = await stored(sources, strategy)
 
-    body = await delete(client, token, strategy.id)
+    body = await delete(client, token, strategy)
 
     error = rejected(body, "BAD_USER_INPUT")
     named = {"ACTIVE": "an ACTIVE", "PAUSED": "a PAUSED"}[status]
     assert error["message"] == f"Cannot delete {named} strategy: stop it first."
-    assert await stored(sources, strategy.id) == before
+    assert await stored(sources, strategy) == before
 
 
 async def test_deleting_another_users_strategy_is_not_found_and_keeps_it(client, sources, settings):
@@ -824,18 +853,18 @@ async def test_deleting_another_users_strategy_is_not_found_and_keeps_it(client,
     strategy = await make_strategy(sources, owner)
     _intruder, token = await signed_in(sources, settings)
 
-    body = await delete(client, token, strategy.id)
+    body = await delete(client, token, strategy)
 
     rejected(body, "NOT_FOUND")
-    assert await stored(sources, strategy.id) is not None
+    assert await stored(sources, strategy) is not None
 
 
 async def test_deleting_twice_is_not_found_the_second_time(client, sources, settings):
     user, token = await signed_in(sources, settings)
     strategy = await make_strategy(sources, user)
-    await delete(client, token, strategy.id)
+    await delete(client, token, strategy)
 
-    body = await delete(client, token, strategy.id)
+    body = await delete(client, token, strategy)
 
     rejected(body, "NOT_FOUND")
 

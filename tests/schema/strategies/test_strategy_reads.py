@@ -8,9 +8,11 @@ from datetime import timedelta
 import pytest
 from bson import ObjectId
 
+from schema._ids import global_id
 from tests.helpers import (
     data_of,
     error_codes,
+    gid,
     gql,
     make_strategy,
     make_trades,
@@ -30,6 +32,8 @@ from tests.schema.reads import (
 
 # strategy(id) ----------------------------------------------------------------------------
 
+MISSING = str(global_id("Strategy", "0" * 24))
+
 
 async def test_strategy_by_id_returns_the_viewers_strategy_with_every_field(
     client, sources, settings
@@ -47,10 +51,10 @@ async def test_strategy_by_id_returns_the_viewers_strategy_with_every_field(
         auto_reconnect=True,
     )
 
-    body = await gql(client, STRATEGY, {"id": strategy.id}, token=token)
+    body = await gql(client, STRATEGY, {"id": gid(strategy)}, token=token)
 
     assert data_of(body)["strategy"] == {
-        "id": strategy.id,
+        "id": gid(strategy),
         "name": "BTC momentum",
         "code": "def on_tick(ctx, tick): pass",
         "status": "ERROR",
@@ -91,7 +95,13 @@ async def test_a_strategy_stored_without_instrument_or_broker_reads_them_as_empt
 
     assert "errors" not in body, body
     assert data_of(body)["strategies"]["edges"] == [
-        {"node": {"id": str(inserted.inserted_id), "instrument": "", "broker": ""}}
+        {
+            "node": {
+                "id": global_id("Strategy", str(inserted.inserted_id)),
+                "instrument": "",
+                "broker": "",
+            }
+        }
     ]
 
 
@@ -100,26 +110,36 @@ async def test_a_user_never_sees_another_users_strategy_by_id(client, sources, s
     theirs = await make_strategy(sources, owner, name="not yours")
     _, token = await signed_in(sources, settings)
 
-    body = await gql(client, STRATEGY, {"id": theirs.id}, token=token)
+    body = await gql(client, STRATEGY, {"id": gid(theirs)}, token=token)
 
     assert error_codes(body) == ["NOT_FOUND"]
     assert body["data"] == {"strategy": None}
     assert "not yours" not in str(body)
 
 
-async def test_an_unknown_or_malformed_strategy_id_is_not_found(client, sources, settings):
+async def test_an_unknown_strategy_id_is_not_found(client, sources, settings):
     _, token = await signed_in(sources, settings)
 
-    for strategy_id in ("0123456789abcdef01234567", "not-an-object-id", ""):
+    body = await gql(client, STRATEGY, {"id": MISSING}, token=token)
+
+    assert error_codes(body) == ["NOT_FOUND"]
+    assert body["data"] == {"strategy": None}
+
+
+async def test_an_id_that_is_not_a_strategys_is_bad_user_input(client, sources, settings):
+    user, token = await signed_in(sources, settings)
+
+    # A raw ObjectId, not base64 at all, empty, the viewer's own (User) id.
+    for strategy_id in ("0123456789abcdef01234567", "not-an-object-id", "", gid(user)):
         body = await gql(client, STRATEGY, {"id": strategy_id}, token=token)
-        assert error_codes(body) == ["NOT_FOUND"], strategy_id
+        assert body["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "id"}
         assert body["data"] == {"strategy": None}, strategy_id
 
 
 @pytest.mark.parametrize(
     ("field", "code"),
     [
-        ('strategy(id: "000000000000000000000000") { id }', "NOT_FOUND"),
+        (f'strategy(id: "{MISSING}") {{ id }}', "NOT_FOUND"),
         ("strategies(first: 101) { totalCount }", "BAD_USER_INPUT"),
         ("trades(first: 101) { totalCount }", "BAD_USER_INPUT"),
         ('analytics(from: "2026-01-09", to: "2026-01-08") { netPnl }', "BAD_USER_INPUT"),
@@ -133,7 +153,7 @@ async def test_a_failing_root_field_of_another_source_nulls_only_itself(
 
     body = await gql(client, f"{{ me {{ id }} {field} }}", token=token)
 
-    assert body["data"] == {"me": {"id": user.id}, name: None}
+    assert body["data"] == {"me": {"id": gid(user)}, name: None}
     assert error_codes(body) == [code]
     assert body["errors"][0]["path"] == [name]
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests.helpers import (
     data_of,
+    gid,
     gql,
     make_credentials,
     make_strategy,
@@ -38,7 +39,7 @@ async def test_me_returns_the_viewers_own_account(client, sources, settings):
     body = await gql(client, ME, token=token)
 
     assert data_of(body)["me"] == {
-        "id": user.id,
+        "id": gid(user),
         "email": user.email,
         "firstName": "Grace",
         "lastName": "Hopper",
@@ -85,10 +86,10 @@ async def test_me_joins_the_viewers_strategies_credentials_trades_and_analytics(
     )
 
     me = data_of(body)["me"]
-    assert me["id"] == viewer.id
+    assert me["id"] == gid(viewer)
     assert me["strategies"] == {
         "totalCount": 1,
-        "edges": [{"node": {"id": strategy.id, "status": "ACTIVE"}}],
+        "edges": [{"node": {"id": gid(strategy), "status": "ACTIVE"}}],
     }
     assert me["credentials"] == {"broker": "binance", "configured": True}
     assert me["trades"]["totalCount"] == 2
@@ -145,12 +146,12 @@ async def test_strategy_owner_is_the_viewer(client, sources, settings):
     body = await gql(
         client,
         "query($id: ID!) { strategy(id: $id) { owner { id email firstName } } }",
-        {"id": strategy.id},
+        {"id": gid(strategy)},
         token=token,
     )
 
     assert data_of(body)["strategy"]["owner"] == {
-        "id": viewer.id,
+        "id": gid(viewer),
         "email": viewer.email,
         "firstName": "Owner",
     }
@@ -189,9 +190,9 @@ async def test_each_strategy_in_a_list_gets_only_its_own_trades(client, sources,
         edge["node"]["id"]: edge["node"]["trades"] for edge in data_of(body)["strategies"]["edges"]
     }
     for index, strategy in enumerate(made):
-        trades = by_strategy[strategy.id]
+        trades = by_strategy[gid(strategy)]
         assert trades["totalCount"] == index + 1
-        assert {edge["node"]["strategyId"] for edge in trades["edges"]} == {strategy.id}
+        assert {edge["node"]["strategyId"] for edge in trades["edges"]} == {gid(strategy)}
         assert len(trades["edges"]) == min(index + 1, 2)
         assert trades["pageInfo"]["hasNextPage"] is (index + 1 > 2)
         times = [edge["node"]["entryTime"] for edge in trades["edges"]]
@@ -220,7 +221,7 @@ async def test_a_strategys_trades_accept_a_filter(client, sources, settings):
           }
         }
         """,
-        {"id": strategy.id},
+        {"id": gid(strategy)},
         token=token,
     )
 
@@ -259,7 +260,7 @@ async def test_strategy_performance_summarizes_its_closed_trades_by_day(client, 
           }
         }
         """,
-        {"id": strategy.id},
+        {"id": gid(strategy)},
         token=token,
     )
 
@@ -299,7 +300,7 @@ async def test_a_strategys_performance_never_includes_another_users_rows(client,
     body = await gql(
         client,
         "query($id: ID!) { strategy(id: $id) { performance { trades netPnl lastTradeDay } } }",
-        {"id": mine.id},
+        {"id": gid(mine)},
         token=token,
     )
 
@@ -320,7 +321,7 @@ async def test_a_strategy_without_closed_trades_has_empty_performance(client, so
         client,
         "query($id: ID!) { strategy(id: $id) "
         "{ performance { trades winRate netPnl maxDrawdown lastTradeDay } } }",
-        {"id": strategy.id},
+        {"id": gid(strategy)},
         token=token,
     )
 
@@ -353,12 +354,12 @@ async def test_trade_strategy_resolves_the_strategy_that_made_it(client, sources
 
     assert [edge["node"] for edge in data_of(body)["trades"]["edges"]] == [
         {
-            "strategyId": second.id,
-            "strategy": {"id": second.id, "name": "beta", "owner": {"id": user.id}},
+            "strategyId": gid(second),
+            "strategy": {"id": gid(second), "name": "beta", "owner": {"id": gid(user)}},
         },
         {
-            "strategyId": first.id,
-            "strategy": {"id": first.id, "name": "alpha", "owner": {"id": user.id}},
+            "strategyId": gid(first),
+            "strategy": {"id": gid(first), "name": "alpha", "owner": {"id": gid(user)}},
         },
     ]
 
