@@ -166,6 +166,7 @@ async def register(
     except Conflict as exc:
         raise Conflict("This email cannot be registered.", field="email") from exc
     await deliver(ctx.sources, ctx.sources.users, users_source.COLLECTION, user.id, created)
+    await ctx.limits.signed_in(normalized)  # this address is now one the account is known at
     return await _sign_in(ctx, user)
 
 
@@ -226,6 +227,8 @@ async def refresh(ctx: Context, *, refresh_token: str) -> SignedIn:
     record, user = await ctx.sources.users.run(consume, kind="write")
     if user is None or user.deleting or user.token_version != record.token_version:
         raise Unauthenticated("The refresh token has been revoked.")
+    # A session kept alive by refresh tokens keeps its address known to the sign-in limits.
+    await ctx.limits.signed_in(normalize_email(user.email))
     signed_in = await _sign_in(ctx, user, family_id=record.family_id)
 
     async def settle(db: AsyncDatabase[Document]) -> None:

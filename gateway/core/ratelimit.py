@@ -139,6 +139,21 @@ class MemoryBackend:
             until = now + lock if lock else until
             self._failures[key] = (failures, until, now + max(lockout.window_us, lock))
 
+    async def enter(self, keys: Sequence[str], counted: str | None, lockout: Lockout) -> int:
+        """The longest lock left on any of `keys` (0: none); when there is none and
+        `counted` (one of `keys`) is given, one failure is counted on it at once, before
+        the password is checked, so that concurrent attempts cannot all pass one check."""
+        wait = await self.locked_for(keys)
+        if wait <= 0 and counted is not None:
+            await self.fail([counted], [lockout])
+        return wait
+
+    async def undo(self, key: str) -> None:
+        """Take back one failure counted on `key` by `enter` (the attempt succeeded)."""
+        entry = self._failures.get(key)
+        if entry is not None:
+            self._failures[key] = (max(0, entry[0] - 1), entry[1], entry[2])
+
     async def forget(self, key: str) -> None:
         """Forget the failures of `key` (its owner signed in)."""
         self._failures.pop(key, None)
@@ -186,12 +201,9 @@ for i, key in ipairs(KEYS) do
 end
 return wait
 """
-# KEYS: the keys; ARGV: per key, free, base (µs), max (µs), window (µs).
-_FAIL = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-for i, key in ipairs(KEYS) do
-  local j = (i - 1) * 4
+# One failure counted on `key` at `now`; ARGV from `j`: free, base (µs), max (µs), window (µs).
+_COUNT_FAILURE = """
+local function count_failure(key, now, j)
   local free = tonumber(ARGV[j + 1])
   local base = tonumber(ARGV[j + 2])
   local max = tonumber(ARGV[j + 3])
@@ -203,6 +215,43 @@ for i, key in ipairs(KEYS) do
     redis.call('HSET', key, 'until', string.format('%d', now + lock))
   end
   redis.call('PEXPIRE', key, math.floor(math.max(window, lock) / 1000) + 1)
+end
+"""
+# KEYS: the keys; ARGV: per key, free, base (µs), max (µs), window (µs).
+_FAIL = (
+    _COUNT_FAILURE
+    + """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+for i, key in ipairs(KEYS) do
+  count_failure(key, now, (i - 1) * 4)
+end
+return 0
+"""
+)
+# KEYS: the keys; ARGV: the index (1-based) of the key to count a failure on at once when
+# none is locked (0: none), then its free, base (µs), max (µs), window (µs).
+# Returns the longest lock left, in µs (0: none, and the failure was counted).
+_ENTER = (
+    _COUNT_FAILURE
+    + """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local left = tonumber(redis.call('HGET', key, 'until') or 0) - now
+  if left > wait then wait = left end
+end
+local counted = tonumber(ARGV[1])
+if wait <= 0 and counted > 0 then count_failure(KEYS[counted], now, 1) end
+return wait
+"""
+)
+# KEYS[1]: a key `_ENTER` counted a failure on. Takes it back (never below 0).
+_UNDO = """
+if redis.call('EXISTS', KEYS[1]) == 1 and
+   redis.call('HINCRBY', KEYS[1], 'failures', -1) < 0 then
+  redis.call('HSET', KEYS[1], 'failures', 0)
 end
 return 0
 """
@@ -216,6 +265,8 @@ class RedisBackend:
         self._gcra = client.register_script(_GCRA)
         self._locked_for = client.register_script(_LOCKED_FOR)
         self._fail = client.register_script(_FAIL)
+        self._enter = client.register_script(_ENTER)
+        self._undo = client.register_script(_UNDO)
 
     async def acquire(self, key: str, rate: Rate) -> int:
         """Spend one request of `key`: 0, or the microseconds to wait (nothing spent)."""
@@ -235,6 +286,17 @@ class RedisBackend:
     async def forget(self, key: str) -> None:
         """Forget the failures of `key` (its owner signed in)."""
         await self.client.delete(key)
+
+    async def enter(self, keys: Sequence[str], counted: str | None, lockout: Lockout) -> int:
+        """The longest lock left on any of `keys` (0: none); when there is none and
+        `counted` (one of `keys`) is given, one failure is counted on it at once."""
+        index = list(keys).index(counted) + 1 if counted is not None else 0
+        args = [index, lockout.free, lockout.base_us, lockout.max_us, lockout.window_us]
+        return int(await self._enter(keys=list(keys), args=args))
+
+    async def undo(self, key: str) -> None:
+        """Take back one failure counted on `key` by `enter` (the attempt succeeded)."""
+        await self._undo(keys=[key], args=[])
 
     async def remember(self, key: str, ttl_us: int) -> None:
         """Mark `key` known for `ttl_us` microseconds."""
@@ -317,38 +379,56 @@ class Limiter:
         """Spend one call of a root field (`operation`) for a user or IP (`subject`)."""
         await self._acquire(f"{bucket}:{operation}:{subject}", self.rates[bucket], limit=bucket)
 
-    async def check_sign_in(self, *, account: str, ip: str) -> None:
+    async def check_sign_in(self, *, account: str, ip: str) -> bool:
         """RATE_LIMITED while failed sign-ins lock the account from this IP, the IP, or
-        (for an address the account never signed in from) the account everywhere."""
+        (for an address the account never signed in from) the account everywhere.
+
+        From such an address the attempt is counted account-wide at once, in the same
+        atomic step as the check, before the password is: a botnet's concurrent attempts
+        cannot all pass one check. True when it was; `signed_in(counted=True)` takes it
+        back, and `sign_in_failed(counted=True)` does not count it again.
+        """
         if not self.enabled:
-            return
+            return False
         keys = await self._sign_in_keys(account, ip)
-        wait = await self._run(lambda backend: backend.locked_for(keys), 0, limit="signin")
+        counted = keys[2] if len(keys) > 2 else None
+        wide = self.account_wide_lockout
+        wait = await self._run(
+            lambda backend: backend.enter(keys, counted, wide), 0, limit="signin"
+        )
         if wait > 0:
             RATE_LIMITED.labels("signin").inc()
             raise refuse(wait, "Too many failed sign-ins; try again later.")
+        return counted is not None
 
-    async def sign_in_failed(self, *, account: str, ip: str) -> None:
+    async def sign_in_failed(self, *, account: str, ip: str, counted: bool = False) -> None:
         """Count a failed sign-in against the account from this IP, the IP, and (from an
-        address the account never signed in from) the account everywhere."""
+        address the account never signed in from, unless `check_sign_in` counted it
+        already) the account everywhere."""
         if not self.enabled:
             return
         keys = await self._sign_in_keys(account, ip)
+        if counted:
+            keys = keys[:2]
         lockouts = [self.account_lockout, self.ip_lockout, self.account_wide_lockout]
         await self._run(
             lambda backend: backend.fail(keys, lockouts[: len(keys)]), None, limit="signin"
         )
 
-    async def signed_in(self, *, account: str, ip: str) -> None:
+    async def signed_in(self, *, account: str, ip: str, counted: bool = False) -> None:
         """Forget the account's failed sign-ins from this IP (the IP's own, and the
-        account-wide count, stay), and remember the IP as one the account signs in from."""
+        account-wide count, stay; an attempt `check_sign_in` counted account-wide is taken
+        back), and remember the IP as one the account signs in from."""
         if not self.enabled:
             return
         failures, known = self._account_key(account, ip), self._known_key(account, ip)
+        wide = self._wide_key(account)
 
         async def signed_in(backend: Backend) -> None:
             await backend.forget(failures)
             await backend.remember(known, self.known_address_us)
+            if counted:
+                await backend.undo(wide)
 
         await self._run(signed_in, None, limit="signin")
 
@@ -358,8 +438,11 @@ class Limiter:
         keys = [self._account_key(account, ip), self._key(f"signin:ip:{ip}")]
         known = self._known_key(account, ip)
         if not await self._run(lambda backend: backend.is_known(known), True, limit="signin"):
-            keys.append(self._key(f"signin:account-wide:{_digest(account)}"))
+            keys.append(self._wide_key(account))
         return keys
+
+    def _wide_key(self, account: str) -> str:
+        return self._key(f"signin:account-wide:{_digest(account)}")
 
     async def status(self) -> dict[str, Any]:
         """What `/readyz` shows: the backend, whether Redis answers, the fallback in use."""
@@ -468,6 +551,8 @@ class RequestLimits:
     limiter: Limiter | None
     ip: str
     retry_after: int | None = field(default=None)
+    # Accounts whose sign-in attempt in this request was counted account-wide at once.
+    counted: set[str] = field(default_factory=set)
 
     async def check(self, bucket: Bucket, operation: str, subject: str | None) -> None:
         """Spend one call of `operation` for `subject` (the client IP when None)."""
@@ -480,11 +565,14 @@ class RequestLimits:
             raise
 
     async def check_sign_in(self, account: str) -> None:
-        """RATE_LIMITED while failed sign-ins lock the account (normalized email) or the IP."""
+        """RATE_LIMITED while failed sign-ins lock the account (normalized email) or the IP;
+        the attempt may be counted at once (`Limiter.check_sign_in`), which this request
+        remembers until its outcome is known."""
         if self.limiter is None:
             return
         try:
-            await self.limiter.check_sign_in(account=account, ip=self.ip)
+            if await self.limiter.check_sign_in(account=account, ip=self.ip):
+                self.counted.add(account)
         except RateLimited as exc:
             self.refused(exc)
             raise
@@ -492,12 +580,17 @@ class RequestLimits:
     async def sign_in_failed(self, account: str) -> None:
         """Count a failed sign-in against the account and this request's IP."""
         if self.limiter is not None:
-            await self.limiter.sign_in_failed(account=account, ip=self.ip)
+            counted = account in self.counted
+            self.counted.discard(account)
+            await self.limiter.sign_in_failed(account=account, ip=self.ip, counted=counted)
 
     async def signed_in(self, account: str) -> None:
-        """Forget the account's failed sign-ins."""
+        """Forget the account's failed sign-ins from this IP, remember the IP as one the
+        account signs in from, and take back an attempt counted at once."""
         if self.limiter is not None:
-            await self.limiter.signed_in(account=account, ip=self.ip)
+            counted = account in self.counted
+            self.counted.discard(account)
+            await self.limiter.signed_in(account=account, ip=self.ip, counted=counted)
 
     def refused(self, exc: RateLimited) -> None:
         """Remember a refusal, so the answer carries `Retry-After`."""

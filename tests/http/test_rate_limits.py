@@ -208,6 +208,51 @@ async def test_a_botnet_guessing_one_account_locks_new_addresses_never_the_owner
     assert body_of(owner_again)["data"]["login"]["user"]["id"]
 
 
+async def test_registering_and_refreshing_make_an_address_known(limited):
+    register = """mutation($email: String!, $password: String!) {
+      register(email: $email, password: $password, firstName: "Ada", lastName: "L") {
+        refreshToken } }"""
+    refresh = "mutation($t: String!) { refreshToken(refreshToken: $t) { refreshToken } }"
+
+    def post(client: httpx.AsyncClient, address: str, query: str, **variables: str) -> Any:
+        return client.post(
+            "/graphql",
+            json={"query": query, "variables": variables},
+            headers={"X-Forwarded-For": address},
+        )
+
+    async with limited(
+        trusted_proxies="127.0.0.1",
+        rate_limit_auth_burst=100,
+        signin_account_wide_free_failures=1,
+    ) as client:
+        registered = body_of(
+            await post(client, "192.0.2.7", register, email="ada@example.com", password=PASSWORD)
+        )
+        token = registered["data"]["register"]["refreshToken"]
+        # A session kept by refresh tokens from a second address makes it known too.
+        assert "errors" not in body_of(await post(client, "192.0.2.8", refresh, t=token))
+        for n in range(3):  # a botnet locks the account for new addresses
+            await login_from(client, f"203.0.113.{n}", "ada@example.com", "a wrong guess!")
+        newcomer = await login_from(client, "198.51.100.1", "ada@example.com", PASSWORD)
+        at_home = await login_from(client, "192.0.2.7", "ada@example.com", PASSWORD)
+        at_work = await login_from(client, "192.0.2.8", "ada@example.com", PASSWORD)
+
+    assert error_of(newcomer)["code"] == "RATE_LIMITED"
+    assert body_of(at_home)["data"]["login"]["user"]["id"]
+    assert body_of(at_work)["data"]["login"]["user"]["id"]
+
+
+async def login_from(
+    client: httpx.AsyncClient, address: str, email: str, password: str
+) -> httpx.Response:
+    return await client.post(
+        "/graphql",
+        json={"query": LOGIN, "variables": {"email": email, "password": password}},
+        headers={"X-Forwarded-For": address},
+    )
+
+
 async def test_refusals_are_counted_by_limit_in_the_metrics(limited, sources):
     from tests.http.test_observability import sample, scrape  # noqa: PLC0415
 

@@ -146,6 +146,41 @@ async def test_an_account_is_locked_for_the_address_that_failed_never_for_its_ow
     await limiter.check_sign_in(account="ada@example.com", ip="10.0.0.3")
 
 
+async def attempt_and_fail(limiter: Limiter, account: str, ip: str) -> None:
+    """A sign-in as `login` makes it: checked (maybe counted at once), then failed."""
+    counted = await limiter.check_sign_in(account=account, ip=ip)
+    await limiter.sign_in_failed(account=account, ip=ip, counted=counted)
+
+
+async def test_concurrent_guesses_from_many_addresses_cannot_pass_one_check_together(
+    make_limiter,
+):
+    limiter = make_limiter(signin_account_wide_free_failures=3)
+
+    async def guess(n: int) -> bool:
+        try:
+            counted = await limiter.check_sign_in(account="ada@example.com", ip=f"10.0.2.{n}")
+        except RateLimited:
+            return False
+        await asyncio.sleep(0.05)  # the password hash, while the others check
+        await limiter.sign_in_failed(account="ada@example.com", ip=f"10.0.2.{n}", counted=counted)
+        return True
+
+    passed = await asyncio.gather(*(guess(n) for n in range(50)))
+
+    # Three free guesses, and the fourth, which locked the account: no more got through.
+    assert sum(passed) == 4
+
+
+async def test_a_successful_attempt_takes_back_its_count(make_limiter):
+    limiter = make_limiter(signin_account_wide_free_failures=1)
+    for n in range(5):  # the owner from five new addresses, each time right
+        counted = await limiter.check_sign_in(account="ada@example.com", ip=f"10.0.3.{n}")
+        await limiter.signed_in(account="ada@example.com", ip=f"10.0.3.{n}", counted=counted)
+
+    await limiter.check_sign_in(account="ada@example.com", ip="10.0.3.9")  # not locked
+
+
 async def test_guesses_from_many_addresses_lock_the_account_for_new_addresses_only(
     make_limiter,
 ):
@@ -155,10 +190,8 @@ async def test_guesses_from_many_addresses_lock_the_account_for_new_addresses_on
     # A botnet: two failures from each of three addresses, under every per-address lock.
     for n in range(3):
         for _ in range(2):
-            await limiter.check_sign_in(account="ada@example.com", ip=f"10.0.1.{n}")
-            await limiter.sign_in_failed(account="ada@example.com", ip=f"10.0.1.{n}")
-    await limiter.check_sign_in(account="ada@example.com", ip="10.0.1.9")  # six were free
-    await limiter.sign_in_failed(account="ada@example.com", ip="10.0.1.9")
+            await attempt_and_fail(limiter, "ada@example.com", f"10.0.1.{n}")
+    await attempt_and_fail(limiter, "ada@example.com", "10.0.1.9")  # six were free
 
     # The seventh locked the account for every address it was never signed in from...
     with pytest.raises(RateLimited) as refused:
