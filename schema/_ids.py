@@ -46,6 +46,10 @@ def parse_global_id(value: str) -> tuple[str, str] | None:
         return None
     if not is_key(parsed.type_name, parsed.node_id):
         return None
+    # Only the spelling the API gives out: base64 decoding forgives extra padding and
+    # such, and two strings naming one object would be two records in a client cache.
+    if global_id(parsed.type_name, parsed.node_id) != value:
+        return None
     return parsed.type_name, parsed.node_id
 
 

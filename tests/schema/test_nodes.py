@@ -224,15 +224,17 @@ async def test_a_malformed_id_answers_null_with_bad_user_input_at_its_place(
     strategy = mine["ids"][1]
     raw = key(strategy)  # the database key itself is no id of the API
 
-    body = await gql(
-        client, NODES, {"ids": [strategy, raw, "%%%"]}, token=token_for(settings, mine["user"])
-    )
+    padded = strategy.rstrip("=") + "=" * 5  # decodes to the same key, but is no id we gave
+    ids = [strategy, raw, "%%%", padded]
+
+    body = await gql(client, NODES, {"ids": ids}, token=token_for(settings, mine["user"]))
 
     assert body["data"]["nodes"][0]["id"] == strategy
-    assert body["data"]["nodes"][1:] == [None, None]
+    assert body["data"]["nodes"][1:] == [None, None, None]
     assert [(e["path"], e["extensions"]) for e in body["errors"]] == [
         (["nodes", 1], {"code": "BAD_USER_INPUT", "field": "ids"}),
         (["nodes", 2], {"code": "BAD_USER_INPUT", "field": "ids"}),
+        (["nodes", 3], {"code": "BAD_USER_INPUT", "field": "ids"}),
     ]
     single = await gql(client, NODE, {"id": raw}, token=token_for(settings, mine["user"]))
     assert single["data"] == {"node": None}
