@@ -13,8 +13,9 @@ import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from gateway.core.settings import MAX_STRATEGIES_PER_USER
+from gateway.core.settings import MAX_PAGE_SIZE
 from resolvers.figures import DayFigures, Figures, daily_series, summarize
+from resolvers.pagination import check_first
 from resolvers.records import ActivityEventRecord, DailyMetricRecord
 from resolvers.strategies import strategy_by_id
 from schema._base import Info, enum_value
@@ -112,10 +113,25 @@ class Analytics(FigureFields):
         description="Each UTC day with closed trades, oldest first.",
         directives=[ListSize(assumed_size=366)],
     )
-    by_strategy: list[StrategyBreakdown] = strawberry.field(
-        description="The same figures per strategy.",
-        directives=[ListSize(assumed_size=MAX_STRATEGIES_PER_USER)],
+    breakdown: strawberry.Private[list[StrategyBreakdown]]
+
+    @strawberry.field(
+        description="The same figures per strategy that traded in the range (deleted ones "
+        "too), oldest strategy first.",
+        directives=[ListSize(slicing_arguments=["first"], assumed_size=MAX_PAGE_SIZE)],
     )
+    def by_strategy(
+        self,
+        first: Annotated[
+            int | None,
+            strawberry.argument(
+                description=f"How many strategies: at most {MAX_PAGE_SIZE}, all of them up "
+                "to that when left out."
+            ),
+        ] = None,
+    ) -> list[StrategyBreakdown]:
+        size = MAX_PAGE_SIZE if first is None else check_first(first)
+        return self.breakdown[:size]
 
     @classmethod
     def from_rows(
@@ -138,7 +154,7 @@ class Analytics(FigureFields):
             from_=from_day,
             to=to_day,
             daily=[AnalyticsDay.from_figures(day) for day in daily_series(rows)],
-            by_strategy=breakdown,
+            breakdown=breakdown,
         )
 
 

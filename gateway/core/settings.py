@@ -19,8 +19,7 @@ DEFAULT_BROKERS = "binance,zerodha,alpaca,interactive-brokers"
 _KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 MAX_PAGE_SIZE = 100
-# The most strategies one account may hold: what the cost model assumes of lists of a
-# user's strategies that take no page size (`Analytics.byStrategy`).
+# The default of MAX_STRATEGIES_PER_USER.
 MAX_STRATEGIES_PER_USER = 100
 # The default budget of one query, in the cost model's units (schema/_cost.py).
 MAX_QUERY_COST = 5000
@@ -65,11 +64,8 @@ class Settings(RateLimitSettings):
     # How often `gateway serve` delivers activity events a request could not deliver itself
     # (the analytics database was down, an answer was lost).
     outbox_relay_interval_seconds: float = Field(default=5.0, gt=0)
-    # The most strategies one account may hold (createStrategy refuses more); at most
-    # MAX_STRATEGIES_PER_USER, which the cost model assumes.
-    max_strategies_per_user: int = Field(
-        default=MAX_STRATEGIES_PER_USER, gt=0, le=MAX_STRATEGIES_PER_USER
-    )
+    # The most strategies one account may hold at once (createStrategy refuses more).
+    max_strategies_per_user: int = Field(default=MAX_STRATEGIES_PER_USER, gt=0, le=10_000)
     # How long an idempotency key remembers its first result.
     idempotency_ttl_seconds: int = Field(default=86400, gt=0)
 

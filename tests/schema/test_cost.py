@@ -173,3 +173,10 @@ async def test_a_document_of_fragments_spread_twice_over_is_answered_at_once(cli
 
     assert response.status_code == 200
     assert took < 0.5, took  # the depth, alias and cost walks each see a fragment once
+
+
+def test_by_strategy_is_priced_by_its_page_size():
+    query = "{ analytics { byStrategy(first: %s) { strategy { name } } } }"
+
+    assert cost_of(query % 5) - cost_of(query % 1) == 4  # four more strategy lookups
+    assert cost_of("{ analytics { byStrategy { strategy { name } } } }") == cost_of(query % 100)

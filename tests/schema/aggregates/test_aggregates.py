@@ -24,6 +24,7 @@ from tests.helpers import (
     error_codes,
     gid,
     gql,
+    key,
     make_credentials,
     make_strategy,
     make_trades,
@@ -792,6 +793,24 @@ async def test_analytics_never_includes_another_users_metrics(client, sources, s
     report = data_of(body)["me"]["analytics"]
     assert [report["trades"], report["netPnl"]] == [4, "4"]
     assert {row["strategyId"] for row in report["byStrategy"]} == {gid(alpha), gid(beta)}
+
+
+async def test_by_strategy_takes_a_page_size_and_refuses_one_beyond_the_maximum(
+    client, sources, settings
+):
+    user, token = await signed_in(sources, settings)
+    alpha, beta = await analytics_history(sources, user)
+
+    def page(first: int) -> str:
+        return f"{{ analytics {{ byStrategy(first: {first}) {{ strategyId }} }} }}"
+
+    one = data_of(await gql(client, page(1), token=token))["analytics"]["byStrategy"]
+    both = data_of(await gql(client, page(100), token=token))["analytics"]["byStrategy"]
+    beyond = await gql(client, page(101), token=token)
+
+    assert [row["strategyId"] for row in both] == sorted([gid(alpha), gid(beta)], key=key)
+    assert one == both[:1]
+    assert beyond["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "first"}
 
 
 async def test_analytics_without_trades_has_zero_totals_and_no_win_rate(client, sources, settings):
