@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.clients.conftest import make_strategies, register, run_node
 from tests.serving import Server
@@ -32,13 +33,11 @@ async def scrape(server: Server) -> str:
 
 
 def sample(metrics: str, name: str, **labels: str) -> float:
-    wanted = ",".join(f'{label}="{value}"' for label, value in sorted(labels.items()))
-    for line in metrics.splitlines():
-        if line.startswith(f"{name}{{") or line.startswith(f"{name} "):
-            metric, _, value = line.rpartition(" ")
-            found = metric[len(name) :].strip("{}").split(",")
-            if ",".join(sorted(part for part in found if part)) == wanted:
-                return float(value)
+    """The value of one sample of a Prometheus exposition (0 when absent)."""
+    for family in text_string_to_metric_families(metrics):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return float(found.value)
     return 0.0
 
 
