@@ -34,16 +34,33 @@ NODE_TYPES: dict[str, Callable[[Any], relay.Node]] = {
 _MALFORMED = "Not an id of this API: pass an `id` exactly as a field returned it."
 
 
-async def _resolve(info: Info, ids: list[GlobalIdInput], field: str) -> list[Any]:
+def check_id_count(ids: list[GlobalIdInput], *, field: str) -> None:
+    """BAD_USER_INPUT when a list of ids is longer than a page: one call reads at most
+    MAX_PAGE_SIZE objects, as the cost model assumes."""
+    if len(ids) > MAX_PAGE_SIZE:
+        raise BadUserInput(f"'{field}' may hold at most {MAX_PAGE_SIZE} ids.", field=field)
+
+
+def _wrong_type(of_type: str) -> str:
+    return f"Not the id of a {of_type}: pass a {of_type}'s `id` exactly as a field returned it."
+
+
+async def resolve_ids(
+    info: Info, ids: list[GlobalIdInput], *, field: str, of_type: str | None = None
+) -> list[Any]:
     """The objects, in order: a missing one, another user's, or one whose source failed is
-    null (the last two with their coded error); a malformed id is null with BAD_USER_INPUT."""
+    null (the last two with their coded error); a malformed id, or with `of_type` the id of
+    another type, is null with BAD_USER_INPUT. An item that failed is its exception."""
     parsed = [parse_global_id(value) for value in ids]
-    refs = [ref for ref in parsed if ref is not None]
+    refs = [ref for ref in parsed if ref is not None and of_type in (None, ref[0])]
     found = iter(await find_nodes(info.context, refs))
     answer: list[Any] = []
     for ref in parsed:
         if ref is None:
             answer.append(BadUserInput(_MALFORMED, field=field))
+            continue
+        if of_type is not None and ref[0] != of_type:
+            answer.append(BadUserInput(_wrong_type(of_type), field=field))
             continue
         record = next(found)
         if record is None or isinstance(record, Exception):
@@ -69,7 +86,7 @@ class NodeQueries:
             GlobalIdInput, strawberry.argument(description="A global id, as a field returned it.")
         ],
     ) -> relay.Node | None:
-        (answer,) = await _resolve(info, [id], "id")
+        (answer,) = await resolve_ids(info, [id], field="id")
         if isinstance(answer, Exception):
             raise answer
         node: relay.Node | None = answer
@@ -90,8 +107,7 @@ class NodeQueries:
             strawberry.argument(description="Global ids, as fields returned them."),
         ],
     ) -> list[relay.Node | None]:
-        if len(ids) > MAX_PAGE_SIZE:
-            raise BadUserInput(f"'ids' may hold at most {MAX_PAGE_SIZE} ids.", field="ids")
+        check_id_count(ids, field="ids")
         # An item that failed is returned as its exception: it is null, with its error.
-        nodes: list[relay.Node | None] = await _resolve(info, ids, "ids")
+        nodes: list[relay.Node | None] = await resolve_ids(info, ids, field="ids")
         return nodes

@@ -27,6 +27,7 @@ from schema.admin import AdminQueries
 from schema.analytics import Analytics
 from schema.credentials import CredentialMutations
 from schema.dashboard import Dashboard, Profile
+from schema.merging import MergeQueries
 from schema.nodes import NodeQueries
 from schema.strategies import Strategy, StrategyConnection, StrategyId, StrategyMutations
 from schema.trades import trades_field
@@ -135,9 +136,9 @@ def _merged(name: str, description: str, types: tuple[type, ...]) -> type:
 
 Query = _merged(
     "Query",
-    "Everything a client reads: the viewer's own data, any object by its global id, and for "
-    "an ADMIN the users.",
-    (ViewerQueries, NodeQueries, AdminQueries),
+    "Everything a client reads: the viewer's own data, any object by its global id (one or "
+    "many, of any type or of one type for stitching), and for an ADMIN the users.",
+    (ViewerQueries, NodeQueries, MergeQueries, AdminQueries),
 )
 Mutation = _merged(
     "Mutation",
