@@ -16,6 +16,7 @@ from graphql import (
     ObjectTypeDefinitionNode,
     TypeDefinitionNode,
     parse,
+    print_ast,
 )
 from sqlalchemy import select
 
@@ -107,8 +108,6 @@ def _definitions(sdl: str) -> dict[str, TypeDefinitionNode]:
 
 
 def _directives(node: TypeDefinitionNode) -> list[str]:
-    from graphql import print_ast  # noqa: PLC0415
-
     return [print_ast(directive) for directive in node.directives or ()]
 
 
