@@ -30,6 +30,7 @@ from schema.nodes import NODE_TYPES
 from tests.conftest import ROUND_TRIPS
 from tests.helpers import (
     ROOT,
+    app_client,
     error_codes,
     gid,
     gql,
@@ -338,3 +339,19 @@ async def test_a_huge_representations_list_is_refused_before_any_source_is_asked
     assert error_codes(body) == ["QUERY_TOO_COMPLEX"]
     assert body["errors"][0]["extensions"]["cost"] == 1 + MAX_QUERY_COST
     assert dict(round_trips.counts) == {}
+
+
+async def test_the_subgraph_sdl_is_shown_to_whom_introspection_is(settings, sources):
+    user, admin = await make_user(sources), await make_user(sources, role="ADMIN")
+    query = "{ _service { sdl } }"
+
+    async with app_client(settings, federation=True, introspection="admin") as http:
+        anonymous = await gql(http, query)
+        signed_in = await gql(http, query, token=token_for(settings, user))
+        allowed = await gql(http, query, token=token_for(settings, admin))
+    async with app_client(settings, federation=True, introspection="off") as http:
+        off = await gql(http, query, token=token_for(settings, admin))
+
+    assert error_codes(anonymous) == ["UNAUTHENTICATED"]
+    assert error_codes(signed_in) == error_codes(off) == ["FORBIDDEN"]
+    assert allowed == {"data": {"_service": {"sdl": FEDERATED.subgraph_sdl}}}
