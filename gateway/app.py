@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None, *, drain_on_signals: bool = Fal
         limits=limits_of(settings),
         introspection=settings.introspection_policy,
         suggestions=settings.suggestions_enabled,
+        federation=settings.federation,
     )
     if settings.tracing_enabled:
         telemetry.enable_tracing()

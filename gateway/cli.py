@@ -1,4 +1,5 @@
-"""The `gateway` command: serve, demo, migrate, analytics refresh, schema print, operations."""
+"""The `gateway` command: serve, demo, migrate, analytics refresh, schema print and check,
+operations."""
 
 from __future__ import annotations
 
@@ -323,11 +324,14 @@ def cmd_operations_remove(args: argparse.Namespace) -> int:
     return 0 if removed == len(ids) else 1
 
 
-def cmd_schema_print(_args: argparse.Namespace) -> int:
-    """Print the schema in SDL."""
+def cmd_schema_print(args: argparse.Namespace) -> int:
+    """Print the schema in SDL (schema.graphql); with --federation, the Apollo Federation 2
+    subgraph SDL (schema.federation.graphql)."""
     from schema import build_schema  # noqa: PLC0415 - only this command needs it
 
-    sys.stdout.write(build_schema().as_str() + "\n")
+    schema = build_schema(federation=args.federation)
+    sdl = schema.subgraph_sdl if schema.subgraph_sdl is not None else schema.as_str() + "\n"
+    sys.stdout.write(sdl)
     return 0
 
 
@@ -358,6 +362,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo  # noqa: PLC0415 - keeps the embedded server out of serve
 
     return run_demo(host=args.host, port=args.port, data_dir=Path(args.data_dir))
+
+
+def _add_schema_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """`gateway schema print` and `gateway schema check`."""
+    schema = commands.add_parser("schema", help="Schema tools.")
+    schema_commands = schema.add_subparsers(dest="schema_command", required=True)
+    print_schema = schema_commands.add_parser("print", help=cmd_schema_print.__doc__)
+    print_schema.add_argument(
+        "--federation",
+        action="store_true",
+        help="the Apollo Federation 2 subgraph SDL (what `_service { sdl }` answers)",
+    )
+    print_schema.set_defaults(handler=cmd_schema_print)
+    check_schema = schema_commands.add_parser("check", help=cmd_schema_check.__doc__)
+    check_schema.add_argument("old", help="the SDL clients were written against")
+    check_schema.add_argument("new", help="the SDL to be served")
+    check_schema.set_defaults(handler=cmd_schema_check)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -421,14 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("ids", nargs="+", metavar="ID")
     remove.set_defaults(handler=cmd_operations_remove)
 
-    schema = commands.add_parser("schema", help="Schema tools.")
-    schema_commands = schema.add_subparsers(dest="schema_command", required=True)
-    print_schema = schema_commands.add_parser("print", help=cmd_schema_print.__doc__)
-    print_schema.set_defaults(handler=cmd_schema_print)
-    check_schema = schema_commands.add_parser("check", help=cmd_schema_check.__doc__)
-    check_schema.add_argument("old", help="the SDL clients were written against")
-    check_schema.add_argument("new", help="the SDL to be served")
-    check_schema.set_defaults(handler=cmd_schema_check)
+    _add_schema_commands(commands)
     return parser
 
 

@@ -12,7 +12,9 @@ from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaEx
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
+from strawberry.types.base import get_object_definition
 
 from schema._bounds import (
     BoundedResponse,
@@ -34,9 +36,21 @@ from schema._ids import ID_SCALAR, GlobalIdInput
 from schema._observed import ObservedOperation
 from schema._production import Introspection, NoSuggestions, introspection_policy
 from schema._scalars import SCALAR_MAP
+from schema.federation import (
+    REPRESENTATION_SCALAR,
+    FederationQueries,
+    Representation,
+    subgraph_sdl,
+)
 from schema.root import Mutation, Query
 
 __all__ = ["GatewaySchema", "Limits", "build_schema", "check_document"]
+
+# Query with the federation fields, for a subgraph (FEDERATION=true).
+FederatedQuery = merge_types("Query", (Query, FederationQueries))
+get_object_definition(FederatedQuery, strict=True).description = get_object_definition(
+    Query, strict=True
+).description
 
 # The rules Strawberry adds to every validation (strawberry.schema.schema.validate_document).
 _STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
@@ -81,6 +95,10 @@ class GatewaySchema(strawberry.Schema):
 
     limits: Limits
     documents: DocumentCache
+    # Who may introspect it (and read the subgraph SDL).
+    introspection: Introspection
+    # The Apollo Federation 2 subgraph SDL, when built with `federation=True`.
+    subgraph_sdl: str | None
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -93,6 +111,7 @@ def build_schema(
     limits: Limits = Limits(),  # noqa: B008 - frozen, shared safely
     introspection: Introspection = "on",
     suggestions: bool = True,
+    federation: bool = False,
 ) -> GatewaySchema:
     """The schema with its limits (schema/_bounds.py, the cost in schema/_cost.py) and its
     production switches: who may introspect, and whether errors suggest names ("Did you
@@ -100,6 +119,9 @@ def build_schema(
 
     The limit rules are built once (not per request, as QueryDepthLimiter and
     MaxAliasesLimiter would), so the validation cache hits.
+
+    With `federation`, the schema is also an Apollo Federation 2 subgraph: `_entities` and
+    `_service` on Query (schema/federation.py); `subgraph_sdl` is what `_service` answers.
     """
     rules: list[type[ASTValidationRule]] = [
         depth_limit_rule(limits.max_depth),
@@ -119,10 +141,16 @@ def build_schema(
         *(() if suggestions else (NoSuggestions,)),
     ]
     schema = GatewaySchema(
-        query=Query,
+        query=FederatedQuery if federation else Query,
         mutation=Mutation,
         extensions=extensions,
-        config=StrawberryConfig(scalar_map={**SCALAR_MAP, GlobalIdInput: ID_SCALAR}),
+        config=StrawberryConfig(
+            scalar_map={
+                **SCALAR_MAP,
+                GlobalIdInput: ID_SCALAR,
+                Representation: REPRESENTATION_SCALAR,
+            }
+        ),
         execution_context_class=bounded_executor(limits),
     )
     give_defaults_as_literals(schema._schema)
@@ -130,4 +158,6 @@ def build_schema(
     sort_fields_and_values(schema._schema)
     schema.limits = limits
     schema.documents = cache
+    schema.introspection = introspection
+    schema.subgraph_sdl = subgraph_sdl(schema.as_str()) if federation else None
     return schema

@@ -12,11 +12,13 @@ the model and a new field cannot drift from a separate table:
     @listSize(slicingArguments: ["first"], sizedFields: ["edges"])
                           a list, or a connection whose `edges` are, of `first` items: the
                           argument (a literal or a variable), its default when omitted,
-                          never more than the largest page. A list argument (`nodes(ids:)`)
-                          slices by its length.
+                          never more than the largest page. A list argument (`nodes(ids:)`,
+                          `_entities(representations:)`) slices by its whole length.
 
 A field costs its weight plus its size times the cost of what is selected under it (for a
-connection, only its sized fields are multiplied); a selection costs the sum of its fields,
+connection, only its sized fields are multiplied); an item of a list of a union
+(`_entities`) is an object read by itself: it costs 1 plus its selection. A selection
+costs the sum of its fields,
 fragments included, each fragment priced on its own type (under `node`, every `... on
 Strategy` counts, as if each type matched). Every list field declares its size
 (`test_cost.py` walks the schema).
@@ -41,6 +43,7 @@ from graphql import (
     GraphQLNamedType,
     GraphQLObjectType,
     GraphQLSchema,
+    GraphQLUnionType,
     InlineFragmentNode,
     IntValueNode,
     ListValueNode,
@@ -107,6 +110,9 @@ class FieldCost:
     slicing_arguments: tuple[str, ...] = ()
     sized_fields: tuple[str, ...] = ()
     is_list: bool = False
+    # What each item costs before its selection: 1 for a list of a union (each item is
+    # read by itself, whatever is selected under it: `_entities`), else 0.
+    per_item: int = 0
     # The name of the type it returns (lists and non-null unwrapped).
     returns: str = ""
 
@@ -140,6 +146,7 @@ def field_cost(field: GraphQLField) -> FieldCost:
         slicing_arguments=size.slicing_arguments,
         sized_fields=size.sized_fields,
         is_list=is_list_type(inner),
+        per_item=1 if is_list_type(inner) and isinstance(named, GraphQLUnionType) else 0,
         returns=named.name,
     )
 
@@ -265,7 +272,7 @@ class _Walk:
         size = self._size(node, model)
         sized, other = self._split(node.selection_set, child, model.sized_fields)
         if not model.sized_fields:
-            return model.weight + size * other
+            return model.weight + size * (model.per_item + other)
         return model.weight + size * sized + other
 
     def _size(self, node: FieldNode, model: FieldCost) -> int:
@@ -278,11 +285,11 @@ class _Walk:
             if isinstance(argument.value, IntValueNode):
                 value = int(argument.value.value)
             elif isinstance(argument.value, ListValueNode):
-                value = len(argument.value.values)
+                return len(argument.value.values)
             elif isinstance(argument.value, VariableNode):
                 value = self.variables.get(argument.value.name.value)
                 if isinstance(value, list):
-                    value = len(value)
+                    return len(value)
             if isinstance(value, float) and value.is_integer():  # JSON 100.0 is Int 100
                 value = int(value)
             if isinstance(value, int) and not isinstance(value, bool):

@@ -119,6 +119,12 @@ class Settings(RateLimitSettings):
     # "Did you mean ...?" in errors; unset: off in production, else on.
     field_suggestions: bool | None = None
 
+    # --- Federation (README "Composing it into a larger graph") ---
+    # Serve /graphql as an Apollo Federation 2 subgraph as well: `_service { sdl }` and
+    # `_entities` on Query. Off: the public schema alone (schema.graphql), which is what
+    # GraphiQL and introspection show; a router needs it on.
+    federation: bool = False
+
     # --- Persisted operations (README "Persisted operations") ---
     # apq: Apollo's automatic persisted queries, and trusted operations by id as well;
     # trusted: only the trusted operations (`gateway operations add`), anything else refused

@@ -81,6 +81,18 @@ def test_the_committed_schema_is_the_one_the_gateway_serves():
     assert printed == (ROOT / "schema.graphql").read_text()
 
 
+def test_the_committed_subgraph_sdl_is_the_one_the_gateway_serves_as_a_subgraph():
+    printed = subprocess.run(
+        [*GATEWAY, "schema", "print", "--federation"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+
+    assert printed == (ROOT / "schema.federation.graphql").read_text()
+
+
 def test_serve_refuses_the_default_jwt_secret_in_production(settings):
     env = environment(settings)
     env["GATEWAY_ENV"] = "production"

@@ -29,10 +29,12 @@ from tests.helpers import (
     trade_row,
 )
 
-SCHEMA = build_schema()
+# With the federation fields (`_entities`, `_service`): every root field a gateway may serve.
+SCHEMA = build_schema(federation=True)
 PERMISSIONS = (AllowAnyone, IsSignedIn, IsAdmin, HasAccessToken)
-# Who may call what without a token: signing up and in, refreshing and signing out.
-PUBLIC = {"register", "login", "refreshToken", "logout"}
+# Who may call what without a token: signing up and in, refreshing and signing out; and
+# the subgraph SDL, which a router composes from (shown to whom introspection is).
+PUBLIC = {"register", "login", "refreshToken", "logout", "_service"}
 
 
 def object_definition(name: str) -> StrawberryObjectDefinition:
