@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -50,23 +51,26 @@ def chromium() -> str:
     return CHROMIUM
 
 
-def run_node(
+async def run_node(
     script: str | Path,
     *args: str,
     env: dict[str, str] | None = None,
-    timeout: float = NODE_SECONDS,
+    seconds: float = NODE_SECONDS,
 ) -> Any:
     """Run a Node script of this folder; it prints one JSON value last on stdout.
 
     A script that exits non-zero fails the test with its output.
     """
-    result = subprocess.run(
+    # In a thread: the event loop keeps serving the suite's own database clients meanwhile
+    # (a loop blocked for the whole script once made their session teardown fail).
+    result = await asyncio.to_thread(
+        subprocess.run,
         ["node", str(HERE / script), *args],
         cwd=HERE,
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=seconds,
         check=False,
     )
     if result.returncode != 0:
@@ -80,17 +84,18 @@ def run_node(
     return json.loads(lines[-1])
 
 
-def run_tool(
-    *command: str, timeout: float = NODE_SECONDS, cwd: Path = HERE
+async def run_tool(
+    *command: str, seconds: float = NODE_SECONDS, cwd: Path = HERE
 ) -> subprocess.CompletedProcess[str]:
     """Run an npm package's command (`node_modules/.bin`), in this folder unless `cwd` is
     given; output captured."""
-    return subprocess.run(
+    return await asyncio.to_thread(
+        subprocess.run,
         [str(NODE_MODULES / ".bin" / command[0]), *command[1:]],
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=seconds,
         check=False,
     )
 

@@ -9,7 +9,7 @@ from tests.serving import Server
 async def test_apollo_client_reads_the_viewer(served: Server):
     token = await register(served, "apollo@example.com")
 
-    data = run_node("smoke.mjs", f"{served.base_url}/graphql", token)
+    data = await run_node("smoke.mjs", f"{served.base_url}/graphql", token)
 
     assert data == {"me": {"__typename": "User", "email": "apollo@example.com"}}
 
@@ -18,7 +18,7 @@ async def test_apollo_clients_cached_list_follows_create_rename_and_delete(serve
     token = await register(served, "apollo-cache@example.com")
     await make_strategies(served, token, ["first", "second"])
 
-    seen = run_node("apollo_cache.mjs", f"{served.base_url}/graphql", token)
+    seen = await run_node("apollo_cache.mjs", f"{served.base_url}/graphql", token)
 
     assert seen["initial"] == ["second", "first"]
     assert seen["afterCreate"] == ["From Apollo", "second", "first"]

@@ -56,7 +56,7 @@ async def test_codegen_with_the_readmes_scalar_map_writes_types_that_typecheck(
         config.replace(README_URL, f"{served.base_url}/graphql").replace(README_OUTPUT, str(output))
     )
 
-    generated = run_tool("graphql-codegen", "--config", str(tmp_path / "codegen.yml"))
+    generated = await run_tool("graphql-codegen", "--config", str(tmp_path / "codegen.yml"))
 
     assert generated.returncode == 0, generated.stdout + generated.stderr
     types = output.read_text()
@@ -66,7 +66,7 @@ async def test_codegen_with_the_readmes_scalar_map_writes_types_that_typecheck(
     # Left out of `input` in USAGE: optional because the schema gives it a default.
     assert "config?: InputMaybe<Scalars['JSON']['input']>;" in types
     (tmp_path / "usage.ts").write_text(USAGE)
-    checked = run_tool(
+    checked = await run_tool(
         "tsc",
         "--noEmit",
         "--strict",

@@ -42,7 +42,7 @@ async def test_a_page_of_an_allowed_origin_signs_in_and_loads_the_dashboard_and_
 ):
     await register(served_for_page, "cors@example.com", PASSWORD)
 
-    outcomes = run_node(
+    outcomes = await run_node(
         "cors.mjs", served_for_page.base_url, str(page_port), "cors@example.com", PASSWORD
     )
 

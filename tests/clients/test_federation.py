@@ -6,7 +6,6 @@ references it carries."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -56,8 +55,7 @@ async def test_apollo_gateway_and_hive_gateway_query_across_our_subgraph_in_both
     ids = await strategy_ids(subgraph, token)
 
     # In a thread: the event loop keeps serving the suite's database clients meanwhile.
-    report = await asyncio.to_thread(
-        run_node,
+    report = await run_node(
         "federation.mjs",
         env={
             "GATEWAY_URL": subgraph.base_url,

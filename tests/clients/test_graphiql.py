@@ -25,8 +25,8 @@ async def test_graphiql_signs_in_and_shows_the_dashboard_with_only_the_gateway_r
     )
     screenshot = tmp_path / "graphiql.png"
 
-    seen = run_node(
-        "graphiql.mjs", served.base_url, user.email, PASSWORD, str(screenshot), timeout=90
+    seen = await run_node(
+        "graphiql.mjs", served.base_url, user.email, PASSWORD, str(screenshot), seconds=90
     )
 
     # Nothing but the gateway was even asked for: no CDN, no font, no telemetry.

@@ -12,7 +12,7 @@ from tests.serving import Server
 async def test_apollo_persisted_query_link_misses_falls_back_and_then_hits(served: Server):
     token = await register(served, "apq@example.com")
 
-    result = run_node("apq.mjs", f"{served.base_url}/graphql", token)
+    result = await run_node("apq.mjs", f"{served.base_url}/graphql", token)
 
     viewer = {"me": {"__typename": "User", "email": "apq@example.com"}}
     assert result["first"] == viewer

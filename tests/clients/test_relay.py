@@ -14,7 +14,7 @@ from tests.helpers import ROOT
 from tests.serving import Server
 
 
-def compile_relay(workdir: Path) -> Path:
+async def compile_relay(workdir: Path) -> Path:
     """Run relay-compiler over `relay/` against the committed schema; the artifacts' folder."""
     (workdir / "src").mkdir()
     shutil.copy(HERE / "relay" / "StrategyList.js", workdir / "src")
@@ -28,7 +28,7 @@ def compile_relay(workdir: Path) -> Path:
         "artifactDirectory": "./__generated__",
     }
     (workdir / "relay.config.json").write_text(json.dumps(config))
-    result = run_tool("relay-compiler", cwd=workdir)
+    result = await run_tool("relay-compiler", cwd=workdir)
     assert result.returncode == 0, result.stdout + result.stderr
     return generated
 
@@ -36,7 +36,7 @@ def compile_relay(workdir: Path) -> Path:
 async def test_relay_compiles_and_merges_pages_and_mutations_into_one_connection(
     served: Server, tmp_path: Path
 ):
-    generated = compile_relay(tmp_path)
+    generated = await compile_relay(tmp_path)
     assert {path.name for path in generated.iterdir()} >= {
         "StrategyCardRefetchQuery.graphql.js",  # the @refetchable fragment's query, on node(id:)
         "StrategyListPaginationQuery.graphql.js",
@@ -45,7 +45,7 @@ async def test_relay_compiles_and_merges_pages_and_mutations_into_one_connection
     token = await register(served, "relay@example.com")
     await make_strategies(served, token, ["s1", "s2", "s3", "s4", "s5"])
 
-    seen = run_node("relay_pages.mjs", f"{served.base_url}/graphql", token, str(generated))
+    seen = await run_node("relay_pages.mjs", f"{served.base_url}/graphql", token, str(generated))
 
     # Newest first: the first page, then the second merged after it in the same connection.
     assert seen["firstPage"]["names"] == ["s5", "s4"]

@@ -12,9 +12,9 @@ from tests.clients.conftest import run_tool
 SCHEMA_FILE = Path(__file__).parents[2] / "schema.graphql"
 
 
-def test_the_schema_passes_graphql_schema_linters_default_rules(node_modules):
+async def test_the_schema_passes_graphql_schema_linters_default_rules(node_modules):
     del node_modules
-    linted = run_tool("graphql-schema-linter", "--format", "json", str(SCHEMA_FILE))
+    linted = await run_tool("graphql-schema-linter", "--format", "json", str(SCHEMA_FILE))
 
     report = json.loads(linted.stdout)
     assert report["errors"] == []

@@ -55,7 +55,7 @@ async def test_a_stitched_schema_merges_strategy_through_strategies_by_ids_in_on
     scores = {strategy_id: 10 * (index + 1) for index, strategy_id in enumerate(top)}
     before = await scrape(served)
 
-    out = run_node("stitching.mjs", f"{served.base_url}/graphql", token, json.dumps(scores))
+    out = await run_node("stitching.mjs", f"{served.base_url}/graphql", token, json.dumps(scores))
     after = await scrape(served)
 
     result, calls = out["result"], out["calls"]
