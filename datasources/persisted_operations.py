@@ -58,8 +58,10 @@ def _operation(doc: Document) -> PersistedOperation:
 
 
 async def ensure_indexes(*, db: AsyncDatabase[Document]) -> None:
-    """Index the operations by the SHA-256 of their body (a full query is looked up by it)."""
-    await db[COLLECTION].create_index([("sha256", ASCENDING)], name="sha256")
+    """Index the operations in the order they were added: each gateway process reads them
+    all in that order, up to a maximum, and looks them up in memory (by id and by the
+    SHA-256 of their body), never here."""
+    await db[COLLECTION].create_index([("addedAt", ASCENDING), ("_id", ASCENDING)], name="added")
 
 
 async def save_operations(
@@ -126,15 +128,13 @@ async def _bodies(*, db: AsyncDatabase[Document], ids: Sequence[str]) -> dict[st
     }
 
 
-async def find_operation_body(*, db: AsyncDatabase[Document], key: str) -> str | None:
-    """The body of the trusted operation whose id, or the SHA-256 of whose body, is `key`."""
-    doc = await db[COLLECTION].find_one({"$or": [{"_id": key}, {"sha256": key}]}, {"body": 1})
-    return str(doc["body"]) if doc else None
-
-
-async def list_operations(*, db: AsyncDatabase[Document]) -> list[PersistedOperation]:
-    """Every trusted operation, oldest first."""
+async def list_operations(
+    *, db: AsyncDatabase[Document], limit: int | None = None
+) -> list[PersistedOperation]:
+    """Every trusted operation, oldest first; the first `limit` of them when given."""
     cursor = db[COLLECTION].find({}).sort([("addedAt", ASCENDING), ("_id", ASCENDING)])
+    if limit is not None:
+        cursor = cursor.limit(limit)
     return [_operation(doc) async for doc in cursor]
 
 
