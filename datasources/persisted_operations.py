@@ -138,6 +138,11 @@ async def list_operations(
     return [_operation(doc) async for doc in cursor]
 
 
+async def count_operations(*, db: AsyncDatabase[Document]) -> int:
+    """How many trusted operations are stored."""
+    return await db[COLLECTION].count_documents({})
+
+
 async def remove_operations(*, db: AsyncDatabase[Document], ids: Sequence[str]) -> int:
     """Remove the trusted operations with these ids; how many there were."""
     result = await db[COLLECTION].delete_many({"_id": {"$in": list(ids)}})

@@ -8,14 +8,17 @@ Server answers), on which Apollo's clients send the query again with its hash. A
 with a hash that is not its SHA-256 is refused (PERSISTED_QUERY_HASH_MISMATCH) and nothing is
 stored; a query is stored only once it has parsed and passed validation (every limit
 included). The store is `QueryStore`: memory, bounded in entries and characters, and, with
-REDIS_URL, Redis behind it (shared by every process, each entry with a TTL). A Redis that
-does not answer costs hits, never requests that carry their query.
+APQ_REDIS_URL (else REDIS_URL), Redis behind it (shared by every process, each entry with a
+TTL, the whole bounded in entries and bytes). A Redis that does not answer costs hits, never
+requests that carry their query.
 
 Trusted operations (`gateway operations add MANIFEST`) are kept in the users database
-(datasources/persisted_operations.py). With PERSISTED_OPERATIONS=apq they are found by id
-as well; with PERSISTED_OPERATIONS=trusted they are all that runs: a request names one by
-id (`extensions.persistedQuery.sha256Hash` or `documentId`), or sends a query whose SHA-256
-is one of theirs; anything else is refused before it is parsed (PERSISTED_QUERY_NOT_IN_LIST).
+(datasources/persisted_operations.py); each process holds the whole list in memory, read
+again at most once per TRUSTED_OPERATIONS_CACHE_SECONDS, so no lookup reaches the database.
+With PERSISTED_OPERATIONS=apq they are found by id as well; with PERSISTED_OPERATIONS=trusted
+they are all that runs: a request names one by id (`extensions.persistedQuery.sha256Hash` or
+`documentId`), or sends a query whose SHA-256 is one of theirs; anything else is refused
+before it is parsed (PERSISTED_QUERY_NOT_IN_LIST).
 
 Wherever a document comes from, it then passes every limit an ordinary query passes.
 """
