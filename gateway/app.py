@@ -161,13 +161,16 @@ def limits_of(settings: Settings) -> Limits:
 
 
 async def _readiness(request: Request, settings: Settings) -> JSONResponse:
-    """/readyz: every source pinged within its own short deadline, and the rate limiter."""
+    """/readyz: every source pinged within its own short deadline, the rate limiter, and
+    the persisted-query store."""
     sources: Sources = request.app.state.sources
     # Its own short deadline: a stalled source is reported down, not waited for.
     with deadline(settings.ready_timeout_seconds):
         statuses = await sources.ping()
     limiter: Limiter = request.app.state.limiter
     rate_limits = await limiter.status()  # Redis down is no unreadiness unless fail-closed
+    endpoint: GraphQLEndpoint = request.app.state.graphql
+    persisted_queries = await endpoint.persisted.queries.status()  # never unready: misses
     ready = all(status.ok for status in statuses) and limiter.ready
     return JSONResponse(
         {
@@ -182,6 +185,7 @@ async def _readiness(request: Request, settings: Settings) -> JSONResponse:
                 for status in statuses
             },
             "rateLimits": rate_limits,
+            "persistedQueries": persisted_queries,
         },
         status_code=200 if ready else 503,
     )

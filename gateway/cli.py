@@ -268,12 +268,17 @@ def _read_manifests(paths: Sequence[str]) -> list[PersistedOperation] | None:
     return list(operations.values())
 
 
-async def _save_operations(settings: Settings, operations: list[PersistedOperation]) -> SaveResult:
+async def _save_operations(
+    settings: Settings, operations: list[PersistedOperation]
+) -> tuple[SaveResult, int]:
+    """What saving did, and how many trusted operations are stored now."""
     async with Sources.open(settings) as sources:
         await persisted_operations.ensure_indexes(db=sources.users.db)
-        return await persisted_operations.save_operations(
+        result = await persisted_operations.save_operations(
             db=sources.users.db, operations=operations
         )
+        stored = await persisted_operations.count_operations(db=sources.users.db)
+        return result, stored
 
 
 def cmd_operations_add(args: argparse.Namespace) -> int:
@@ -282,7 +287,7 @@ def cmd_operations_add(args: argparse.Namespace) -> int:
     operations = _read_manifests(args.manifests)
     if operations is None:
         return 1
-    result = asyncio.run(_save_operations(settings, operations))
+    result, stored = asyncio.run(_save_operations(settings, operations))
     if result.conflicts:
         console.print(
             "[red]refused; nothing was added[/red]: these ids are registered already with "
@@ -295,6 +300,13 @@ def cmd_operations_add(args: argparse.Namespace) -> int:
         f"{len(result.unchanged)} already present",
         highlight=False,
     )
+    if stored > settings.trusted_operations_max:
+        console.print(
+            f"[yellow]warning[/yellow]: {stored} trusted operations are stored, more than "
+            f"TRUSTED_OPERATIONS_MAX ({settings.trusted_operations_max}): each gateway "
+            "process loads only the oldest ones; remove some",
+            highlight=False,
+        )
     return 0
 
 

@@ -8,20 +8,24 @@ Server answers), on which Apollo's clients send the query again with its hash. A
 with a hash that is not its SHA-256 is refused (PERSISTED_QUERY_HASH_MISMATCH) and nothing is
 stored; a query is stored only once it has parsed and passed validation (every limit
 included). The store is `QueryStore`: memory, bounded in entries and characters, and, with
-REDIS_URL, Redis behind it (shared by every process, each entry with a TTL). A Redis that
-does not answer costs hits, never requests that carry their query.
+APQ_REDIS_URL (else REDIS_URL), Redis behind it (shared by every process, each entry with a
+TTL, the whole bounded in entries and bytes). A Redis that does not answer costs hits, never
+requests that carry their query.
 
 Trusted operations (`gateway operations add MANIFEST`) are kept in the users database
-(datasources/persisted_operations.py). With PERSISTED_OPERATIONS=apq they are found by id
-as well; with PERSISTED_OPERATIONS=trusted they are all that runs: a request names one by
-id (`extensions.persistedQuery.sha256Hash` or `documentId`), or sends a query whose SHA-256
-is one of theirs; anything else is refused before it is parsed (PERSISTED_QUERY_NOT_IN_LIST).
+(datasources/persisted_operations.py); each process holds the whole list in memory, read
+again at most once per TRUSTED_OPERATIONS_CACHE_SECONDS, so no lookup reaches the database.
+With PERSISTED_OPERATIONS=apq they are found by id as well; with PERSISTED_OPERATIONS=trusted
+they are all that runs: a request names one by id (`extensions.persistedQuery.sha256Hash` or
+`documentId`), or sends a query whose SHA-256 is one of theirs; anything else is refused
+before it is parsed (PERSISTED_QUERY_NOT_IN_LIST).
 
 Wherever a document comes from, it then passes every limit an ordinary query passes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -37,7 +41,7 @@ from graphql import GraphQLError, OperationDefinitionNode, parse
 from redis.exceptions import RedisError
 
 from datasources import MongoSource
-from datasources.persisted_operations import PersistedOperation, find_operation_body
+from datasources.persisted_operations import PersistedOperation, list_operations
 from gateway.core.errors import (
     BadUserInput,
     GatewayError,
@@ -118,11 +122,61 @@ class MemoryQueries:
             self.chars -= len(dropped)
 
 
+# Registers one query in the Redis store, atomically, keeping the store within its bounds.
+# KEYS: the index (a sorted set: hash -> registration time in microseconds, strictly
+# increasing, so the oldest comes first even within one microsecond), the sizes (a hash:
+# hash -> bytes) and the running total of those bytes. ARGV: the hash, the query, the TTL in
+# milliseconds, the most entries, the most bytes, the key prefix of the entries. Entries
+# past the TTL leave the index; then the oldest go until the new one fits; then it is
+# stored. The entries' own keys (prefix .. hash) are derived here, not passed: this runs on
+# a single Redis, not a cluster.
+_PUT = """
+local index, sizes, total_key = KEYS[1], KEYS[2], KEYS[3]
+local member, query, prefix = ARGV[1], ARGV[2], ARGV[6]
+local ttl_ms, max_entries, max_bytes = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local size = string.len(query)
+if size > max_bytes or max_entries < 1 then return 0 end
+local total = tonumber(redis.call('GET', total_key) or '0')
+local function drop(name)
+  total = total - tonumber(redis.call('HGET', sizes, name) or '0')
+  redis.call('HDEL', sizes, name)
+  redis.call('ZREM', index, name)
+  redis.call('DEL', prefix .. name)
+end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+if redis.call('ZSCORE', index, member) then drop(member) end
+local expired = redis.call('ZRANGEBYSCORE', index, '-inf',
+  string.format('%d', now - ttl_ms * 1000), 'LIMIT', 0, 1000)
+for _, name in ipairs(expired) do drop(name) end
+while redis.call('ZCARD', index) >= max_entries or total + size > max_bytes do
+  local oldest = redis.call('ZRANGE', index, 0, 0)
+  if #oldest == 0 then total = 0 break end
+  drop(oldest[1])
+end
+if total < 0 then total = 0 end
+local score = now
+local newest = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+if #newest == 2 then score = math.max(now, tonumber(newest[2]) + 1) end
+redis.call('SET', prefix .. member, query, 'PX', ttl_ms)
+redis.call('ZADD', index, string.format('%d', score), member)
+redis.call('HSET', sizes, member, size)
+total = total + size
+redis.call('SET', total_key, string.format('%d', total), 'PX', ttl_ms)
+redis.call('PEXPIRE', index, ttl_ms)
+redis.call('PEXPIRE', sizes, ttl_ms)
+return 1
+"""
+
+
 class QueryStore:
-    """The APQ queries: in memory, and in Redis when REDIS_URL is set (shared by every
-    process; memory then holds what this process has seen, in front of it). While Redis
-    does not answer, it is left alone for a second at a time and lookups miss: the client
-    then sends its query, which runs as any other."""
+    """The APQ queries: in memory, and in Redis when APQ_REDIS_URL (else REDIS_URL) is set
+    (shared by every process; memory then holds what this process has seen, in front of
+    it). The Redis store is bounded, all processes together, in entries and bytes
+    (APQ_REDIS_MAX_ENTRIES, APQ_REDIS_MAX_CHARS; the oldest registration dropped first), so
+    anonymous registrations cannot fill a Redis that may also hold the rate limits. While
+    Redis does not answer, it is left alone for a second at a time and lookups miss: the
+    client then sends its query, which runs as any other."""
 
     def __init__(self, settings: Settings) -> None:
         self.memory = MemoryQueries(
@@ -130,28 +184,36 @@ class QueryStore:
         )
         self.prefix = settings.apq_redis_key_prefix
         self.ttl_seconds = settings.apq_ttl_seconds
+        self.timeout_seconds = settings.apq_redis_timeout_seconds
+        self.max_document_chars = settings.max_document_chars
+        self.max_entries = settings.apq_redis_max_entries
+        self.max_chars = settings.apq_redis_max_chars
         self.redis: aioredis.Redis | None = None
         self._retry_at = 0.0
-        if settings.redis_url:
+        self._error: str | None = None
+        if settings.apq_redis:
             seconds = settings.apq_redis_timeout_seconds
             self.redis = aioredis.Redis.from_url(
-                settings.redis_url,
+                settings.apq_redis,
                 socket_timeout=seconds,
                 socket_connect_timeout=seconds,
                 retry_on_timeout=False,
             )
+            self._put = self.redis.register_script(_PUT)
+            # Never an entry's key: an entry is the prefix and 64 hex digits.
+            self._bookkeeping = [self.prefix + name for name in ("index", "sizes", "chars")]
 
     @property
     def backend(self) -> str:
-        """`redis` when REDIS_URL is set, else `memory`."""
+        """`redis` when APQ_REDIS_URL or REDIS_URL is set, else `memory`."""
         return "redis" if self.redis is not None else "memory"
 
     async def get(self, sha: str) -> str | None:
         """The query registered under `sha`, if any (a miss while Redis is down)."""
         if (query := self.memory.get(sha)) is not None:
             return query
-        if self.redis is None or not self._redis_usable():
-            return None
+        if self.redis is None or not _SHA256.match(sha) or not self._redis_usable():
+            return None  # only a SHA-256 is ever stored: anything else needs no round trip
         try:
             raw = await self.redis.get(self.prefix + sha)
         except (RedisError, OSError, TimeoutError) as exc:
@@ -159,22 +221,55 @@ class QueryStore:
             return None
         if raw is None:
             return None
-        query = raw.decode() if isinstance(raw, bytes) else str(raw)
-        if sha256_hex(query) != sha:  # another writer's key, or altered: never run it
+        try:
+            query = raw.decode() if isinstance(raw, bytes) else str(raw)
+        except UnicodeDecodeError:
+            query = None  # not written by a gateway: another writer's, or damaged
+        if query is None or sha256_hex(query) != sha:  # never run what is not its query
             log.warning("persisted queries: the Redis entry of %s is not its query", sha[:16])
             return None
         self.memory.put(sha, query)
         return query
 
     async def put(self, sha: str, query: str) -> None:
-        """Register `query` (already checked to hash to `sha`)."""
+        """Register `query` (already checked to hash to `sha`); a document over
+        MAX_DOCUMENT_CHARS is never stored."""
+        if len(query) > self.max_document_chars:
+            return
         self.memory.put(sha, query)
         if self.redis is None or not self._redis_usable():
             return
         try:
-            await self.redis.set(self.prefix + sha, query, ex=self.ttl_seconds)
+            await self._put(
+                keys=self._bookkeeping,
+                args=[
+                    sha,
+                    query,
+                    self.ttl_seconds * 1000,
+                    self.max_entries,
+                    self.max_chars,
+                    self.prefix,
+                ],
+            )
         except (RedisError, OSError, TimeoutError) as exc:
             self._down(exc)
+
+    async def status(self) -> dict[str, Any]:
+        """What `/readyz` shows: the backend and whether its Redis answers (never a reason
+        to be unready: without it, lookups miss and clients send their queries)."""
+        report: dict[str, Any] = {"backend": self.backend}
+        if self.redis is None:
+            return report
+        try:
+            async with asyncio.timeout(self.timeout_seconds * 2):
+                await self.redis.ping()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._down(exc)
+            report["redis"] = {"ok": False, "error": self._error}
+        else:
+            self._retry_at, self._error = 0.0, None
+            report["redis"] = {"ok": True}
+        return report
 
     async def close(self) -> None:
         """Close the Redis client."""
@@ -190,28 +285,82 @@ class QueryStore:
                 "persisted queries: Redis does not answer (%s); lookups miss until it does",
                 type(exc).__name__,
             )
+        self._error = type(exc).__name__
         self._retry_at = time.monotonic() + REDIS_RETRY_SECONDS
 
 
 class TrustedOperations:
-    """The trusted operations, read from the users database through its source (deadline,
-    breaker, errors mapped); each one found is remembered for a few seconds."""
+    """The trusted operations, held in memory by each process. The whole list is read from
+    the users database (through its source: deadline, breaker, errors mapped) when a lookup
+    finds it older than TRUSTED_OPERATIONS_CACHE_SECONDS, by one lookup while the others
+    wait for it; so however many requests name unknown operations, the users database (and
+    the sign-ins that share its bulkhead and breaker) sees at most one read per period. At
+    most TRUSTED_OPERATIONS_MAX operations are loaded, the oldest first.
 
-    def __init__(self, source: MongoSource, *, cache_seconds: float) -> None:
+    A read that fails keeps the list read before; with none yet, the lookup fails as the
+    read did (SOURCE_UNAVAILABLE), and so do the others until the next try, a second
+    later at most."""
+
+    def __init__(self, source: MongoSource, *, cache_seconds: float, max_operations: int) -> None:
         self.source = source
         self.cache_seconds = cache_seconds
-        self._seen: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self.max_operations = max_operations
+        self._bodies: dict[str, str] | None = None
+        self._fresh_until = 0.0
+        self._failure: GatewayError | None = None
+        self._truncated = False
+        self._lock = asyncio.Lock()
 
     async def find(self, key: str) -> str | None:
         """The body of the operation whose id, or the SHA-256 of whose body, is `key`."""
-        if (seen := self._seen.get(key)) is not None and seen[0] > time.monotonic():
-            return seen[1]
-        body = await self.source.run(lambda db: find_operation_body(db=db, key=key), kind="lookup")
-        if body is not None and self.cache_seconds > 0:
-            self._seen[key] = (time.monotonic() + self.cache_seconds, body)
-            while len(self._seen) > 1000:
-                self._seen.popitem(last=False)
-        return body
+        return (await self._current()).get(key)
+
+    async def _current(self) -> dict[str, str]:
+        if time.monotonic() < self._fresh_until:
+            return self._known()
+        async with self._lock:
+            if time.monotonic() < self._fresh_until:  # another lookup read it meanwhile
+                return self._known()
+            await self._read()
+            return self._known()
+
+    async def _read(self) -> None:
+        limit = self.max_operations + 1
+        try:
+            operations = await self.source.run(
+                lambda db: list_operations(db=db, limit=limit), kind="aggregate"
+            )
+        except GatewayError as exc:
+            self._fresh_until = time.monotonic() + min(self.cache_seconds, REDIS_RETRY_SECONDS)
+            self._failure = exc
+            log.warning(
+                "trusted operations: the list could not be read (%s); %s",
+                exc.code,
+                "still using the one read before" if self._bodies is not None else "none known",
+            )
+            return
+        truncated = len(operations) > self.max_operations
+        if truncated and not self._truncated:
+            log.warning(
+                "trusted operations: more than TRUSTED_OPERATIONS_MAX (%d) are stored; only "
+                "the oldest %d are loaded, the others are unknown to this process",
+                self.max_operations,
+                self.max_operations,
+            )
+        self._truncated = truncated
+        bodies: dict[str, str] = {}
+        for operation in operations[: self.max_operations]:
+            bodies.setdefault(operation.sha256, operation.body)
+            bodies[operation.id] = operation.body
+        self._bodies, self._failure = bodies, None
+        self._fresh_until = time.monotonic() + self.cache_seconds
+
+    def _known(self) -> dict[str, str]:
+        if self._bodies is None:
+            if self._failure is not None:
+                raise self._failure.with_traceback(None)
+            return {}
+        return self._bodies
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +380,9 @@ class PersistedOperations:
         self.mode = settings.persisted_operations
         self.queries = QueryStore(settings)
         self.trusted = TrustedOperations(
-            users, cache_seconds=settings.trusted_operations_cache_seconds
+            users,
+            cache_seconds=settings.trusted_operations_cache_seconds,
+            max_operations=settings.trusted_operations_max,
         )
 
     async def resolve(
@@ -273,10 +424,10 @@ class PersistedOperations:
     async def _trusted_quietly(self, key: str) -> str | None:
         # With APQ, the trusted list only spares a round trip: a database that does not
         # answer is a miss, and the client sends its query.
+        # (TrustedOperations logs a failed read once per try, not once per request.)
         try:
             return await self.trusted.find(key)
-        except GatewayError as exc:
-            log.warning("trusted operations unavailable (%s): answered as a miss", exc.code)
+        except GatewayError:
             return None
 
 

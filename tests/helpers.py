@@ -48,11 +48,13 @@ _NOT_ROUND_TRIPS = {"endSessions", "hello", "ismaster", "isMaster", "ping"}
 
 @dataclass
 class Span:
-    """One command or statement: its source and when it started and ended (perf_counter)."""
+    """One command or statement: its source, when it started and ended (perf_counter), and
+    for a Mongo command the collection it names."""
 
     source: str
     started: float
     ended: float | None = None
+    collection: str | None = None
 
 
 class _MongoListener(monitoring.CommandListener):
@@ -65,6 +67,8 @@ class _MongoListener(monitoring.CommandListener):
             return
         source = self.spy.mongo_databases.get(event.database_name)
         if source is not None and (span := self.spy.record(source)):
+            named = event.command.get(event.command_name)
+            span.collection = named if isinstance(named, str) else None
             self.open[event.request_id] = span
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
@@ -107,6 +111,10 @@ class RoundTrips:
     @property
     def counts(self) -> Counter[str]:
         return Counter(span.source for span in self.spans)
+
+    def on(self, collection: str) -> int:
+        """How many Mongo commands named `collection`."""
+        return sum(span.collection == collection for span in self.spans)
 
     def watch(self, sources: Sources) -> None:
         """Count the round trips of every registered source: Mongo commands by database

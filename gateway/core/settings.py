@@ -134,14 +134,23 @@ class Settings(RateLimitSettings):
     # many, of at most this many characters together (each within MAX_DOCUMENT_CHARS).
     apq_cache_entries: int = Field(default=10_000, ge=0)
     apq_cache_chars: int = Field(default=5_000_000, ge=0)
-    # With REDIS_URL, APQ queries are shared through Redis: kept this long after their last
+    # The Redis that shares APQ queries between processes; unset: REDIS_URL (the one of the
+    # rate limits). Its own keeps a flood of registrations away from the sign-in lockouts.
+    apq_redis_url: str | None = None
+    # With a Redis, APQ queries are shared through it: kept this long after their last
     # registration, under this key prefix; a Redis call taking longer counts as a miss.
     apq_ttl_seconds: int = Field(default=7 * 86400, gt=0)
     apq_redis_key_prefix: str = "gw:apq:"
     apq_redis_timeout_seconds: float = Field(default=0.25, gt=0)
-    # How long a process trusts an operation it read from the database without reading it
-    # again: `gateway operations remove` takes effect within this time.
-    trusted_operations_cache_seconds: float = Field(default=10.0, ge=0)
+    # What the Redis store holds at most, all processes together: this many queries, of this
+    # many characters (UTF-8 bytes) together; the oldest registrations are dropped first.
+    apq_redis_max_entries: int = Field(default=10_000, ge=0)
+    apq_redis_max_chars: int = Field(default=20_000_000, ge=0)
+    # Each process holds the trusted operations in memory and reads the list again at most
+    # this often: `gateway operations add` and `remove` take effect within this time.
+    trusted_operations_cache_seconds: float = Field(default=10.0, gt=0)
+    # The most trusted operations a process loads (the oldest first); beyond, a log line.
+    trusted_operations_max: int = Field(default=50_000, gt=0)
 
     # --- Browsers on other origins (README "CORS") ---
     # The origins whose pages may call /graphql, comma-separated, each exactly
@@ -153,6 +162,11 @@ class Settings(RateLimitSettings):
     cors_allow_credentials: bool = False
     # How long a browser may reuse a preflight's answer (Chromium keeps it 2 hours at most).
     cors_max_age_seconds: int = Field(default=600, ge=0)
+
+    @property
+    def apq_redis(self) -> str | None:
+        """The Redis of the APQ store: APQ_REDIS_URL, else REDIS_URL, else none (memory)."""
+        return self.apq_redis_url or self.redis_url
 
     @property
     def allowed_origins(self) -> tuple[str, ...]:

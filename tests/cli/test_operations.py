@@ -121,3 +121,16 @@ async def test_an_id_registered_with_another_body_is_refused_and_adds_nothing(
     assert removed.returncode == 1  # one of the two was not there
     assert "removed 1 of 2 operations" in removed.stderr
     assert await list_operations(db=sources.users.db) == []
+
+
+async def test_adding_beyond_the_maximum_a_process_loads_warns(
+    settings, sources, tmp_path, monkeypatch
+):
+    del sources
+    monkeypatch.setenv("TRUSTED_OPERATIONS_MAX", "2")
+
+    added = run(settings, "operations", "add", apollo_manifest(tmp_path), guild_manifest(tmp_path))
+
+    assert added.returncode == 0, added.stderr
+    assert "3 added" in added.stderr
+    assert "more than TRUSTED_OPERATIONS_MAX (2)" in " ".join(added.stderr.split())
