@@ -38,6 +38,7 @@ StrategyId = Annotated[GlobalIdInput, strawberry.argument(description="The strat
 
 if TYPE_CHECKING:
     from schema.analytics import Performance
+    from schema.root import Query
     from schema.users import User
 
 
@@ -129,15 +130,52 @@ class StrategyConnection(Connection[Strategy]):
     pass
 
 
+_QUERY_DESCRIPTION = (
+    "The root Query, read after the change: select the lists the change affects (say "
+    "`strategies(first: 20)`) and a client cache writes them as if it had queried them "
+    "(Apollo Client into ROOT_QUERY), with no cache code. Each field under it is the root "
+    "field itself: the same permission, rate limit and cost. Null when a non-null field "
+    "under it fails (an ADMIN field for a user, say): the change stands all the same."
+)
+
+
+# `Query` is built by merge_types (schema/root.py), which mypy sees as a plain `type`.
+RootQuery = Annotated["Query", strawberry.lazy("schema.root")]  # type: ignore[valid-type]
+
+
+def _root_query() -> RootQuery:
+    from schema.root import Query  # noqa: PLC0415 - the root types import this module
+
+    root: RootQuery = Query()
+    return root
+
+
+@strawberry.type(description="What createStrategy created.")
+class CreateStrategyPayload:
+    strategy: Strategy = strawberry.field(
+        description="The new strategy (Relay: `@prependNode` on it adds it to a connection)."
+    )
+
+    @strawberry.field(description=_QUERY_DESCRIPTION)
+    def query(self) -> RootQuery | None:
+        # Nullable: a failure under it must not hide the change, which is already made.
+        return _root_query()
+
+
 @strawberry.type(description="What deleteStrategy deleted.")
 class DeleteStrategyPayload:
     deleted_id: strawberry.ID = strawberry.field(
-        description="The deleted strategy's id: what a client cache drops (Relay: "
-        "`deletedId @deleteRecord`; Apollo Client: `cache.evict`)."
+        description="The deleted strategy's global id: what a client cache drops (Relay: "
+        "`deletedId @deleteEdge` or `@deleteRecord`)."
     )
     strategy: Strategy = strawberry.field(
         description="The strategy as it was when it was deleted; it can no longer be read."
     )
+
+    @strawberry.field(description=_QUERY_DESCRIPTION)
+    def query(self) -> RootQuery | None:
+        # Nullable: a failure under it must not hide the change, which is already made.
+        return _root_query()
 
 
 class StrategyFieldsInput:
@@ -224,7 +262,8 @@ class UpdateStrategyInput(StrategyFieldsInput):
 class StrategyMutations:
     @limited(Bucket.MUTATION)
     @strawberry.mutation(
-        description="Create a strategy; it starts STOPPED.",
+        description="Create a strategy; it starts STOPPED. The payload carries it and the root "
+        "Query, so the same answer can carry the lists it joins.",
         permission_classes=[IsSignedIn],
     )
     async def create_strategy(
@@ -233,11 +272,11 @@ class StrategyMutations:
         input: Annotated[  # noqa: A002 - the argument's GraphQL name
             CreateStrategyInput, strawberry.argument(description="The new strategy.")
         ],
-    ) -> Strategy:
+    ) -> CreateStrategyPayload:
         record = await strategies.create_strategy(
             info.context, fields=input.fields(), client_mutation_id=input.client_mutation_id
         )
-        return Strategy.from_record(record)
+        return CreateStrategyPayload(strategy=Strategy.from_record(record))
 
     @limited(Bucket.MUTATION)
     @strawberry.mutation(
@@ -262,7 +301,8 @@ class StrategyMutations:
     @strawberry.mutation(
         description="Delete a STOPPED or ERROR strategy (stop a running one first). Its trades "
         "stay, under its name. The payload names the deleted strategy, so a client cache can "
-        "drop it: `deletedId` (Relay's @deleteRecord) and `strategy` as it was.",
+        "drop it: `deletedId` (Relay's @deleteEdge or @deleteRecord), `strategy` as it was, and "
+        "the root Query to re-read the lists it left.",
         permission_classes=[IsSignedIn],
     )
     async def delete_strategy(self, info: Info, id: StrategyId) -> DeleteStrategyPayload:  # noqa: A002

@@ -1,13 +1,18 @@
 // Apollo Client 4 against the served gateway: the cached `strategies` list follows
-// createStrategy, updateStrategy and deleteStrategy without refetchQueries. What it takes
-// is the README's client setup: a field policy for the connection, an `update` that
-// prepends the created Strategy, and one that evicts the deleted one by its id; a rename
-// needs nothing (the payload is the Strategy with its id, normalized in place).
+// createStrategy, updateStrategy and deleteStrategy with no cache code at all (no `update`,
+// no cache.modify or cache.evict, no refetchQueries, no type policy). What it takes is the
+// selections: create and delete select the root Query of their payload (`query`) with the
+// list's own fragment, which Apollo writes into ROOT_QUERY as if it had queried it; a rename
+// is the Strategy with its id, normalized in place. Prints what the cache and a watching
+// component saw, the operations sent, and every warning Apollo logged.
 import { ApolloClient, HttpLink, InMemoryCache, gql } from "@apollo/client";
-import { relayStylePagination } from "@apollo/client/utilities";
 
 const [url, token] = process.argv.slice(2);
 const operations = [];
+const warnings = [];
+for (const level of ["warn", "error"]) {
+  console[level] = (...args) => warnings.push(args.map(String).join(" "));
+}
 const client = new ApolloClient({
   link: new HttpLink({
     uri: url,
@@ -17,23 +22,30 @@ const client = new ApolloClient({
       return fetch(input, init);
     },
   }),
-  cache: new InMemoryCache({
-    typePolicies: { Query: { fields: { strategies: relayStylePagination(["status"]) } } },
-  }),
+  cache: new InMemoryCache(),
 });
 
-const STRATEGIES = gql`
-  query Strategies {
+// The list as the screen shows it; the mutations re-select the same fragment.
+const LIST = gql`
+  fragment StrategyList on Query {
     strategies(first: 20) {
       edges { cursor node { id name } }
       pageInfo { hasNextPage endCursor }
     }
   }
 `;
+const STRATEGIES = gql`
+  query Strategies { ...StrategyList }
+  ${LIST}
+`;
 const CREATE = gql`
   mutation Create($input: CreateStrategyInput!) {
-    createStrategy(input: $input) { id name }
+    createStrategy(input: $input) {
+      strategy { id name }
+      query { ...StrategyList }
+    }
   }
+  ${LIST}
 `;
 const RENAME = gql`
   mutation Rename($id: ID!, $name: String!) {
@@ -42,46 +54,54 @@ const RENAME = gql`
 `;
 const DELETE = gql`
   mutation Delete($id: ID!) {
-    deleteStrategy(id: $id) { deletedId }
+    deleteStrategy(id: $id) {
+      deletedId
+      query { ...StrategyList }
+    }
   }
+  ${LIST}
 `;
 
-const cached = () =>
-  client.readQuery({ query: STRATEGIES }).strategies.edges.map((edge) => edge.node.name);
+const names = (data) => data.strategies.edges.map((edge) => edge.node.name);
+const cached = () => names(client.readQuery({ query: STRATEGIES }));
 
 await client.query({ query: STRATEGIES });
-const initial = cached();
+
+// A component watching the list (from the cache): what it last rendered.
+let rendered = null;
+const watching = client
+  .watchQuery({ query: STRATEGIES })
+  .subscribe(({ data }) => { if (data?.strategies) rendered = names(data); });
+const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
+await settle();
+const initial = { cached: cached(), rendered };
 
 const { data: created } = await client.mutate({
   mutation: CREATE,
   variables: { input: { name: "From Apollo", code: "pass", instrument: "BTCUSDT", broker: "binance" } },
-  update(cache, { data }) {
-    cache.modify({
-      fields: {
-        strategies(existing, { toReference }) {
-          const edge = { __typename: "StrategyEdge", cursor: "", node: toReference(data.createStrategy) };
-          return { ...existing, edges: [edge, ...existing.edges] };
-        },
-      },
-    });
-  },
 });
-const afterCreate = cached();
+await settle();
+const afterCreate = { cached: cached(), rendered };
+const id = created.createStrategy.strategy.id;
 
-await client.mutate({
-  mutation: RENAME,
-  variables: { id: created.createStrategy.id, name: "Renamed by Apollo" },
-});
-const afterRename = cached();
+await client.mutate({ mutation: RENAME, variables: { id, name: "Renamed by Apollo" } });
+await settle();
+const afterRename = { cached: cached(), rendered };
 
-await client.mutate({
-  mutation: DELETE,
-  variables: { id: created.createStrategy.id },
-  update(cache, { data }) {
-    cache.evict({ id: cache.identify({ __typename: "Strategy", id: data.deleteStrategy.deletedId }) });
-    cache.gc();
-  },
-});
-const afterDelete = cached();
+const { data: deleted } = await client.mutate({ mutation: DELETE, variables: { id } });
+await settle();
+const afterDelete = { cached: cached(), rendered };
 
-console.log(JSON.stringify({ initial, afterCreate, afterRename, afterDelete, operations }));
+watching.unsubscribe();
+console.log(
+  JSON.stringify({
+    initial,
+    afterCreate,
+    afterRename,
+    afterDelete,
+    createdId: id,
+    deletedId: deleted.deleteStrategy.deletedId,
+    operations,
+    warnings,
+  }),
+);

@@ -130,7 +130,7 @@ async def register(server: Server, email: str, password: str = PASSWORD) -> str:
 
 
 CREATE_STRATEGY = """
-mutation($input: CreateStrategyInput!) { createStrategy(input: $input) { id } }
+mutation($input: CreateStrategyInput!) { createStrategy(input: $input) { strategy { id } } }
 """
 
 

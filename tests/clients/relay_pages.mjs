@@ -87,7 +87,7 @@ const created = await mutate(await artifact("StrategyListCreateMutation"), {
   connections: [connectionId],
 });
 const afterCreate = connection();
-const newId = created.createStrategy.id;
+const newId = created.createStrategy.strategy.id;
 await mutate(await artifact("StrategyListRenameMutation"), {
   id: newId,
   input: { name: "Renamed by Relay" },

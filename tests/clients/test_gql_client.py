@@ -14,7 +14,7 @@ from tests.serving import Server
 CREATE = gql(
     """
     mutation Create($input: CreateStrategyInput!) {
-      createStrategy(input: $input) { name instrument broker environment config }
+      createStrategy(input: $input) { strategy { name instrument broker environment config } }
     }
     """
 )
@@ -55,10 +55,12 @@ async def test_gql_fetches_the_schema_and_creates_a_strategy_leaving_config_to_i
     assert print_ast(default).replace(" ", "") == "{}"
     assert result == {
         "createStrategy": {
-            "name": "Mean reversion",
-            "instrument": "BTCUSDT",
-            "broker": "binance",
-            "environment": "TESTNET",
-            "config": {},
+            "strategy": {
+                "name": "Mean reversion",
+                "instrument": "BTCUSDT",
+                "broker": "binance",
+                "environment": "TESTNET",
+                "config": {},
+            }
         }
     }

@@ -170,7 +170,9 @@ LOGIN = 'mutation($p: String!) { login(email: "a@b.co", password: $p) { accessTo
 SAVE_CREDENTIALS = (
     "mutation($input: SaveCredentialsInput!) { saveCredentials(input: $input) { configured } }"
 )
-CREATE_STRATEGY = "mutation($input: CreateStrategyInput!) { createStrategy(input: $input) { id } }"
+CREATE_STRATEGY = (
+    "mutation($input: CreateStrategyInput!) { createStrategy(input: $input) { strategy { id } } }"
+)
 
 
 def strategy_input(config: Any, key: str = "k") -> dict[str, Any]:

@@ -301,7 +301,7 @@ async def test_with_analytics_down_every_write_stands_and_its_event_is_recorded_
     await proxied.proxies["analytics"].set("refuse")
 
     made = await create(http, token, name="while down", clientMutationId="down-1")
-    strategy_id = made["data"]["createStrategy"]["id"]
+    strategy_id = made["data"]["createStrategy"]["strategy"]["id"]
     bodies = [
         made,
         await create(http, token, name="while down", clientMutationId="down-1"),  # a retry

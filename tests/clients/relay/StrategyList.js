@@ -44,10 +44,12 @@ graphql`
     $input: CreateStrategyInput!
     $connections: [ID!]!
   ) {
-    createStrategy(input: $input)
-    @prependNode(connections: $connections, edgeTypeName: "StrategyEdge") {
-      id
-      name
+    createStrategy(input: $input) {
+      strategy
+      @prependNode(connections: $connections, edgeTypeName: "StrategyEdge") {
+        id
+        name
+      }
     }
   }
 `;

@@ -324,7 +324,7 @@ async def test_fields_after_delete_account_in_the_same_request_act_as_no_one(
     mutation Both($password: String!) {
       deleteAccount(password: $password)
       createStrategy(input: {name: "ghost", code: "", instrument: "BTCUSDT", broker: "binance"}) {
-        id
+        strategy { id }
       }
     }
     """

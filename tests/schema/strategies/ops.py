@@ -21,7 +21,7 @@ lastAction autoReconnect errorMessage errorCount lastHeartbeat createdAt updated
 """
 CREATE = f"""
 mutation Create($input: CreateStrategyInput!) {{
-  createStrategy(input: $input) {{ {STRATEGY_FIELDS} }}
+  createStrategy(input: $input) {{ strategy {{ {STRATEGY_FIELDS} }} }}
 }}
 """
 UPDATE = f"""

@@ -43,7 +43,7 @@ from tests.schema.strategies.ops import (
 
 def created(body: dict[str, Any]) -> dict[str, Any]:
     assert "errors" not in body, body["errors"]
-    strategy: dict[str, Any] = body["data"]["createStrategy"]
+    strategy: dict[str, Any] = body["data"]["createStrategy"]["strategy"]
     return strategy
 
 
@@ -876,8 +876,8 @@ async def test_later_fields_of_the_same_request_see_each_write(client, sources, 
         client,
         """
         mutation($one: CreateStrategyInput!, $two: CreateStrategyInput!) {
-          one: createStrategy(input: $one) { owner { strategies { totalCount } } }
-          two: createStrategy(input: $two) { owner { strategies { totalCount } } }
+          one: createStrategy(input: $one) { strategy { owner { strategies { totalCount } } } }
+          two: createStrategy(input: $two) { strategy { owner { strategies { totalCount } } } }
         }
         """,
         {"one": create_input(name="One"), "two": create_input(name="Two")},
@@ -886,8 +886,8 @@ async def test_later_fields_of_the_same_request_see_each_write(client, sources, 
 
     assert body == {
         "data": {
-            "one": {"owner": {"strategies": {"totalCount": 1}}},
-            "two": {"owner": {"strategies": {"totalCount": 2}}},
+            "one": {"strategy": {"owner": {"strategies": {"totalCount": 1}}}},
+            "two": {"strategy": {"owner": {"strategies": {"totalCount": 2}}}},
         }
     }
 
@@ -902,7 +902,7 @@ async def test_create_strategy_takes_config_as_an_inline_literal(client, sources
           createStrategy(input: {
             name: "BTC breakout", code: "pass", instrument: "BTCUSDT", broker: "binance",
             config: { timeframe: "5m", risk: { maxPosition: 2 } }
-          }) { status environment config }
+          }) { strategy { status environment config } }
         }
         """,
         token=token,
@@ -911,9 +911,11 @@ async def test_create_strategy_takes_config_as_an_inline_literal(client, sources
     assert body == {
         "data": {
             "createStrategy": {
-                "status": "STOPPED",
-                "environment": "TESTNET",
-                "config": {"timeframe": "5m", "risk": {"maxPosition": 2}},
+                "strategy": {
+                    "status": "STOPPED",
+                    "environment": "TESTNET",
+                    "config": {"timeframe": "5m", "risk": {"maxPosition": 2}},
+                }
             }
         }
     }
