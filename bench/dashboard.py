@@ -4,7 +4,7 @@
 
 Sets up its own databases (the embedded Mongo-wire server, or MONGO_BENCH_URI;
 two PostgreSQL databases on BENCH_POSTGRES_URL, dropped at the end), seeds the
-heavy demo user, then times three ways of answering the same dashboard:
+heavy demo user, then times five ways of answering the same dashboard:
 
 - gateway:    POST /graphql through the real app (httpx over ASGI: HTTP parsing,
               auth, loaders, GraphQL execution and serialization all counted);
@@ -592,7 +592,7 @@ async def seed(sources: Sources, trades_per_strategy: int) -> tuple[str, int]:
     return user.id, summary.trades
 
 
-# --- the three variants ---------------------------------------------------------------
+# --- the in-process variants-----------------------------------------------------------
 
 Call = Callable[[], Awaitable[bytes]]
 
