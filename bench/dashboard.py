@@ -4,14 +4,22 @@
 
 Sets up its own databases (the embedded Mongo-wire server, or MONGO_BENCH_URI;
 two PostgreSQL databases on BENCH_POSTGRES_URL, dropped at the end), seeds the
-heavy demo user, then times three ways of answering the same dashboard:
+heavy demo user, then times five ways of answering the same dashboard:
 
 - gateway:    POST /graphql through the real app (httpx over ASGI: HTTP parsing,
               auth, loaders, GraphQL execution and serialization all counted);
 - floor:      the same data fetched straight from the drivers with one
               asyncio.gather, the same JSON built by hand and encoded;
 - floor-http: the floor behind a bare FastAPI route, through the same httpx
-              client, to split the HTTP stack's cost from the GraphQL layer's.
+              client, to split the HTTP stack's cost from the GraphQL layer's;
+- gateway-http: `gateway serve` (uvicorn, one worker) as a process of its own, over
+              real HTTP on the loopback;
+- peer:       the Apollo Server 4 peer in Node (bench/peer/, installed here with
+              `npm ci` when needed), over real HTTP on the loopback.
+
+Each of these runs once with the databases as they are and once more (by default)
+through proxies adding 2 ms per database round trip (`--latency-ms`). The served
+variants are charged their server process's CPU (/proc), the others this process's.
 
 Then it counts round trips per source per request (PyMongo command monitoring and
 SQLAlchemy cursor events, as tests/helpers.py does, plus PostgreSQL protocol
@@ -25,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import functools
 import gc
 import io
 import json
@@ -34,7 +43,9 @@ import pstats
 import resource
 import statistics
 import struct
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 import uuid
@@ -43,6 +54,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -54,6 +66,18 @@ from graphql import parse, specified_rules, validate
 from pymongo import DESCENDING, AsyncMongoClient, monitoring
 from sqlalchemy import Date, cast, func, select
 
+from bench.served import (
+    Served,
+    install_peer,
+    node_postgres_url,
+    process_cpu,
+    start_gateway,
+    start_latency_proxies,
+    start_peer,
+    stop,
+    url_via,
+    wait_until_answering,
+)
 from datasources import Sources
 from datasources.analytics import activity_events, refresh_daily_metrics
 from datasources.credentials import SECRET_FIELDS
@@ -66,10 +90,14 @@ from gateway.embedded import EmbeddedMongo
 from gateway.seed import DEMO_EMAIL, seed_demo
 from schema._ids import global_id
 from tests.helpers import RoundTrips
+from tests.serving import settings_env
 
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SOURCES = ("users", "strategies", "credentials", "trades", "analytics")
+# Run in this process (the first three) and as servers of their own over real HTTP.
 VARIANTS = ("gateway", "floor", "floor-http")
+SERVED = ("gateway-http", "peer")
+ROOT = Path(__file__).resolve().parents[1]
 ZERO = Decimal(0)
 
 # Every field of the dashboard, with every scalar field of the objects in it.
@@ -489,21 +517,37 @@ class Bench:
     trades_url: str
     analytics_url: str
 
-    def settings(self, *, via_port: int | None = None) -> Settings:
-        trades_url, analytics_url = self.trades_url, self.analytics_url
-        if via_port is not None:
-            trades_url, analytics_url = _via(trades_url, via_port), _via(analytics_url, via_port)
+    def urls(self) -> dict[str, str]:
+        """Each source's database URL (Mongo: the server's, with this run's database)."""
         prefix = f"gw_bench_{self.run_id}"
+        return {
+            "users": _with_database(self.mongo_base, f"{prefix}_user_db"),
+            "strategies": _with_database(self.mongo_base, f"{prefix}_strategy_db"),
+            "credentials": _with_database(self.mongo_base, f"{prefix}_credentials_db"),
+            "trades": self.trades_url,
+            "analytics": self.analytics_url,
+        }
+
+    def settings(
+        self, *, via_port: int | None = None, urls: dict[str, str] | None = None
+    ) -> Settings:
+        urls = dict(urls or self.urls())
+        if via_port is not None:
+            for source in ("trades", "analytics"):
+                urls[source] = _via(urls[source], via_port)
         return Settings(
             _env_file=None,
             gateway_env="test",
-            mongo_user_uri=_with_database(self.mongo_base, f"{prefix}_user_db"),
-            mongo_strategy_uri=_with_database(self.mongo_base, f"{prefix}_strategy_db"),
-            mongo_credentials_uri=_with_database(self.mongo_base, f"{prefix}_credentials_db"),
-            trades_database_url=trades_url,
-            analytics_database_url=analytics_url,
+            mongo_user_uri=urls["users"],
+            mongo_strategy_uri=urls["strategies"],
+            mongo_credentials_uri=urls["credentials"],
+            trades_database_url=urls["trades"],
+            analytics_database_url=urls["analytics"],
             jwt_secret="bench-secret-" + "x" * 48,
             graphiql=False,
+            # The floor and the peer limit nothing; at a few hundred requests a second
+            # from one address and one user, the limiter would answer 429 before long.
+            rate_limit_enabled=False,
         )
 
 
@@ -548,7 +592,7 @@ async def seed(sources: Sources, trades_per_strategy: int) -> tuple[str, int]:
     return user.id, summary.trades
 
 
-# --- the three variants ---------------------------------------------------------------
+# --- the in-process variants-----------------------------------------------------------
 
 Call = Callable[[], Awaitable[bytes]]
 
@@ -620,13 +664,17 @@ async def open_variants(
 
 
 def check_same_answer(calls: dict[str, bytes]) -> None:
-    """The gateway's `data` and the floors' are the same JSON; stop the run otherwise."""
-    gateway = json.loads(calls["gateway"])
-    gateway.pop("extensions", None)  # the request id: the gateway's own, not the answer's
-    if gateway.get("errors"):
-        raise SystemExit(f"the gateway answered with errors: {gateway['errors']}")
-    for name in ("floor", "floor-http"):
-        other = json.loads(calls[name])
+    """Every variant's answer is the same JSON as the gateway's; stop the run otherwise,
+    with the first differences."""
+    answers = {}
+    for name, body in calls.items():
+        answer = json.loads(body)
+        answer.pop("extensions", None)  # the gateway's request id: not part of the answer
+        if answer.get("errors"):
+            raise SystemExit(f"{name} answered with errors: {answer['errors']}")
+        answers[name] = answer
+    gateway = answers["gateway"]
+    for name, other in answers.items():
         if other != gateway:
             diffs = list(_diff(gateway, other, "$"))[:10]
             raise SystemExit(f"{name} and the gateway disagree:\n  " + "\n  ".join(diffs))
@@ -636,7 +684,7 @@ def check_same_answer(calls: dict[str, bytes]) -> None:
         f"{len(dashboard['recentTrades'])} trades, "
         f"{len(dashboard['activeStrategies'])} active strategies, "
         f"{len(dashboard['equityCurve'])} equity points, "
-        f"{len(dashboard['recentActivity'])} events",
+        f"{len(dashboard['recentActivity'])} events; variants: {', '.join(answers)}",
         file=sys.stderr,
     )
 
@@ -657,7 +705,8 @@ def _diff(a: Any, b: Any, path: str) -> Iterator[str]:
 
 @dataclass
 class Latency:
-    """Wall-clock milliseconds per request, and this process's CPU milliseconds."""
+    """Wall-clock milliseconds per request, and CPU milliseconds: this process's for a
+    variant run in it, the server process's for a served one."""
 
     samples: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
@@ -676,11 +725,27 @@ class Latency:
             "mean": statistics.fmean(self.samples),
             "min": min(self.samples),
             "cpu": statistics.fmean(self.cpu),
+            "per_cpu_second": per_cpu_second(statistics.fmean(self.cpu)),
         }
 
 
-async def time_variants(calls: dict[str, Call], runs: int, warmup: int) -> dict[str, Latency]:
-    """Each variant `runs` times, interleaved (so drift hits all alike), after warm-up."""
+def per_cpu_second(cpu_ms: float) -> float:
+    """Requests per CPU-second at `cpu_ms` of CPU per request (0 when none was seen)."""
+    return 1000 / cpu_ms if cpu_ms > 0 else 0.0
+
+
+async def time_variants(
+    calls: dict[str, Call],
+    runs: int,
+    warmup: int,
+    cpu_clocks: dict[str, Callable[[], float]] | None = None,
+) -> dict[str, Latency]:
+    """Each variant `runs` times, interleaved (so drift hits all alike), after warm-up.
+
+    A variant's CPU is read from its clock in `cpu_clocks` (seconds: a served variant's
+    server process), else it is this process's CPU time.
+    """
+    clocks = {name: (cpu_clocks or {}).get(name, time.process_time) for name in calls}
     for _ in range(warmup):
         for call in calls.values():
             await call()
@@ -689,11 +754,12 @@ async def time_variants(calls: dict[str, Call], runs: int, warmup: int) -> dict[
     names = list(calls)
     for index in range(runs):
         for name in names[index % len(names) :] + names[: index % len(names)]:
-            cpu = time.process_time()
+            clock = clocks[name]
+            cpu = clock()
             started = time.perf_counter()
             await calls[name]()
             results[name].samples.append((time.perf_counter() - started) * 1000)
-            results[name].cpu.append((time.process_time() - cpu) * 1000)
+            results[name].cpu.append((clock() - cpu) * 1000)
     return results
 
 
@@ -835,10 +901,87 @@ def machine() -> dict[str, str]:
     }
 
 
+@dataclass
+class Round:
+    """One timed round: every variant, interleaved, with `round_trip_ms` added per database
+    round trip (0: none), and the load average when it started."""
+
+    round_trip_ms: float
+    load: str
+    latency: dict[str, Latency]
+
+
+def _ratio(numerator: float, denominator: float) -> str:
+    return f"x{numerator / denominator:.2f}" if denominator else "n/a"
+
+
+def round_table(round_: Round) -> list[str]:
+    """One round's figures per variant and the ratios between them."""
+    rows = {name: latency.row() for name, latency in round_.latency.items()}
+    lines = [
+        f"{round_.round_trip_ms:g} ms added per database round trip "
+        f"(load average before: {round_.load})",
+        f"{'per request (ms)':<16}{'p50':>8}{'p95':>8}{'mean':>8}{'min':>8}{'CPU':>8}"
+        f"{'req/CPU-s':>11}",
+    ]
+    for name in (*VARIANTS, *SERVED):
+        if (row := rows.get(name)) is not None:
+            lines.append(
+                f"{name:<16}{row['p50']:>8.2f}{row['p95']:>8.2f}{row['mean']:>8.2f}"
+                f"{row['min']:>8.2f}{row['cpu']:>8.2f}{row['per_cpu_second']:>11.1f}"
+            )
+    lines.append(
+        "(CPU: gateway, floor and floor-http: this process's CPU time per request; "
+        "gateway-http and peer: their server process's (/proc), the client's not included; "
+        "the database servers' never)"
+    )
+    pairs = [
+        ("gateway", "floor"),
+        ("gateway", "floor-http"),
+        ("gateway-http", "floor-http"),
+        ("gateway-http", "peer"),
+        ("gateway", "peer"),
+    ]
+    for left, right in pairs:
+        if left in rows and right in rows:
+            a, b = rows[left], rows[right]
+            lines.append(
+                f"{left + ' / ' + right + ':':<28}p50 {_ratio(a['p50'], b['p50'])}, "
+                f"p95 {_ratio(a['p95'], b['p95'])}, CPU {_ratio(a['cpu'], b['cpu'])}, "
+                f"requests per CPU-second {_ratio(a['per_cpu_second'], b['per_cpu_second'])}"
+            )
+    return lines
+
+
+def measure_table(rounds: list[Round]) -> str:
+    """The rows of issue 11's "measure" table that these rounds cover, as Markdown."""
+    lines = ["| measure | this run | goal |", "|---|---|---|"]
+    for round_ in rounds:
+        rows = {name: latency.row() for name, latency in round_.latency.items()}
+        added = f"{round_.round_trip_ms:g} ms added per database round trip"
+        if "gateway" in rows and "floor" in rows:
+            gateway, floor = rows["gateway"], rows["floor"]
+            lines.append(
+                f"| full dashboard, {added}, gateway p50 / hand-written `asyncio.gather` floor "
+                f"p50 | {_ratio(gateway['p50'], floor['p50'])} (CPU {gateway['cpu']:.1f} ms "
+                f"vs {floor['cpu']:.1f} ms per request) | ≤ x1.2 |"
+            )
+        if "gateway-http" in rows and "peer" in rows:
+            served, peer = rows["gateway-http"], rows["peer"]
+            lines.append(
+                f"| dashboard throughput per CPU-second, {added}, gateway (uvicorn, 1 worker) "
+                f"/ Apollo Server 4 peer | "
+                f"{_ratio(served['per_cpu_second'], peer['per_cpu_second'])} "
+                f"({served['per_cpu_second']:.0f} vs {peer['per_cpu_second']:.0f} requests "
+                f"per CPU-second; p50 {served['p50']:.1f} vs {peer['p50']:.1f} ms) | ≥ x1 |"
+            )
+    return "\n".join(lines)
+
+
 def report(
     args: argparse.Namespace,
     info: dict[str, str],
-    latency: dict[str, Latency],
+    rounds: list[Round],
     trips: dict[str, TripCounts],
     peaks: dict[str, float],
     steps: dict[str, float],
@@ -846,31 +989,20 @@ def report(
     lines = [
         "",
         f"machine: {info['cpus']} CPUs, {info['cpu']}, {info['memory']}; {info['python']}; "
-        f"{info['postgres']}; mongo: {info['mongo']}; loop: {args.loop}; "
-        f"load average before: {info['load']}",
+        f"{info['postgres']}; mongo: {info['mongo']}; node: {info.get('node', 'not run')}; "
+        f"loop: {args.loop}; load average before: {info['load']}",
         f"data: {info['trades']} trades; {args.runs} runs per variant after "
         f"{args.warmup} warm-up, interleaved; operationName "
         + ("sent" if not args.without_operation_name else "not sent")
         + f"; tracing {info.get('tracing', 'off')}",
-        "",
-        f"{'per request (ms)':<16}{'p50':>8}{'p95':>8}{'mean':>8}{'min':>8}{'CPU':>8}",
     ]
-    for name in VARIANTS:
-        row = latency[name].row()
-        lines.append(
-            f"{name:<16}{row['p50']:>8.2f}{row['p95']:>8.2f}{row['mean']:>8.2f}"
-            f"{row['min']:>8.2f}{row['cpu']:>8.2f}"
-        )
-    gateway, floor, http = (latency[name].row() for name in VARIANTS)
+    for round_ in rounds:
+        lines += ["", *round_table(round_)]
     lines += [
-        "(CPU: this process's CPU time per request, the database servers' not included)",
         "",
-        f"gateway / floor:      p50 x{gateway['p50'] / floor['p50']:.2f}, "
-        f"p95 x{gateway['p95'] / floor['p95']:.2f}, mean x{gateway['mean'] / floor['mean']:.2f}, "
-        f"CPU x{gateway['cpu'] / floor['cpu']:.2f}",
-        f"gateway / floor-http: p50 x{gateway['p50'] / http['p50']:.2f}, "
-        f"p95 x{gateway['p95'] / http['p95']:.2f}, mean x{gateway['mean'] / http['mean']:.2f}, "
-        f"CPU x{gateway['cpu'] / http['cpu']:.2f}",
+        "issue 11, measured here:",
+        measure_table(rounds),
+        "",
         f"of the gateway's CPU per request, parsing the query takes {steps['parse']:.2f} ms "
         f"and validating it (standard rules) {steps['validate']:.2f} ms, on every request",
         "",
@@ -924,15 +1056,149 @@ def enable_tracing() -> str:
     return "on (SDK, no exporter)"
 
 
+def served_call(client: httpx.AsyncClient, url: str, token: str, *, operation_name: bool) -> Call:
+    """A POST of the dashboard query to a served variant over real HTTP."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    request: dict[str, str] = {"query": DASHBOARD_QUERY}
+    if operation_name:
+        request["operationName"] = "Dashboard"
+    body = json.dumps(request).encode()
+
+    async def call() -> bytes:
+        response = await client.post(url, content=body, headers=headers)
+        response.raise_for_status()
+        return response.content
+
+    return call
+
+
+def peer_env(settings: Settings) -> dict[str, str]:
+    """The peer's environment: the same databases and JWT settings as the gateway's."""
+    secret = settings.jwt_secret.get_secret_value()
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "MONGO_USER_URI": settings.mongo_user_uri,
+        "MONGO_STRATEGY_URI": settings.mongo_strategy_uri,
+        "MONGO_CREDENTIALS_URI": settings.mongo_credentials_uri,
+        "TRADES_DATABASE_URL": node_postgres_url(settings.trades_database_url),
+        "ANALYTICS_DATABASE_URL": node_postgres_url(settings.analytics_database_url),
+        "JWT_SECRET": secret,
+        "JWT_ISSUER": settings.jwt_issuer,
+        "JWT_AUDIENCE": settings.jwt_audience,
+    }
+
+
+def served_env(settings: Settings) -> dict[str, str]:
+    """`gateway serve`'s environment: these settings, this tree's code."""
+    return {
+        **settings_env(settings),
+        "PYTHONPATH": str(ROOT),
+        "GRAPHIQL": "false",
+        "RATE_LIMIT_ENABLED": "false",
+    }
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or (27017 if "mongodb" in url else 5432)
+
+
+@dataclass
+class InProcess:
+    """What the 0 ms round also measures on its in-process app."""
+
+    steps: dict[str, float]
+    peaks: dict[str, float]
+    profile: str
+
+
+async def timed_round(
+    args: argparse.Namespace,
+    bench: Bench,
+    tokens: TokenService,
+    token: str,
+    round_trip_ms: float,
+    workdir: Path,
+) -> tuple[Round, InProcess | None]:
+    """Every variant on apps and servers of its own, through latency proxies when
+    `round_trip_ms`: the answers checked once, then timed interleaved."""
+    operation_name = not args.without_operation_name
+    folder = workdir / f"round-{round_trip_ms:g}ms"
+    folder.mkdir()
+    async with contextlib.AsyncExitStack() as stack:
+        urls = bench.urls()
+        if round_trip_ms:
+            targets = [_host_port(urls[source]) for source in SOURCES]
+            proxies = start_latency_proxies(targets, round_trip_ms, folder)
+            stack.callback(stop, proxies.process)
+            urls = {
+                source: url_via(urls[source], port)
+                for source, port in zip(SOURCES, proxies.ports, strict=True)
+            }
+        settings = bench.settings(urls=urls)
+        app = create_app(settings)
+        calls = await open_variants(stack, app, tokens, token, operation_name=operation_name)
+        servers: list[Served] = []
+        if not args.without_served:
+            servers.append(start_gateway(served_env(settings), folder))
+            stack.callback(stop, servers[-1].process)
+            if not args.without_peer:
+                servers.append(start_peer(peer_env(settings), folder))
+                stack.callback(stop, servers[-1].process)
+            await asyncio.gather(*(wait_until_answering(server) for server in servers))
+        client = httpx.AsyncClient(timeout=30.0)
+        stack.push_async_callback(client.aclose)
+        clocks: dict[str, Callable[[], float]] = {}
+        for server in servers:
+            name = "gateway-http" if server.name == "gateway" else server.name
+            calls[name] = served_call(client, server.url, token, operation_name=operation_name)
+            clocks[name] = functools.partial(process_cpu, server.process.pid)
+        check_same_answer({name: await call() for name, call in calls.items()})
+        load = " ".join(f"{load:.2f}" for load in os.getloadavg())
+        print(
+            f"timing {args.runs} runs of each variant, {round_trip_ms:g} ms added per round trip…",
+            file=sys.stderr,
+        )
+        latency = await time_variants(calls, args.runs, args.warmup, clocks)
+        for server in servers:
+            if server.process.poll() is not None:
+                raise SystemExit(f"{server.name} exited:\n{server.stderr()[-3000:]}")
+        extra = None
+        if not round_trip_ms:
+            in_process = {name: calls[name] for name in VARIANTS}
+            extra = InProcess(
+                steps=parse_and_validate(app),
+                peaks=await memory_peaks(in_process, runs=20),
+                profile=await profile(calls["gateway"], args.profile, top=35)
+                if args.profile
+                else "",
+            )
+    return Round(round_trip_ms, load, latency), extra
+
+
+def prepare_peer() -> str:
+    """Install the peer's packages if needed (before any timing); Node's version."""
+    install_peer()
+    return subprocess.run(
+        ["node", "--version"],  # noqa: S607 - node from PATH, as the peer runs
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
 async def run(args: argparse.Namespace, mongo_base: str, mongo_label: str) -> None:
     run_id = uuid.uuid4().hex[:8]
     info = machine()
     info["mongo"] = mongo_label
+    info["load"] = " ".join(f"{load:.2f}" for load in os.getloadavg())
     admin = await asyncpg.connect(ADMIN_URL)
     try:
         info["postgres"] = "PostgreSQL " + str(await admin.fetchval("SHOW server_version"))
     finally:
         await admin.close()
+    if not args.without_served and not args.without_peer:
+        info["node"] = prepare_peer()
     operation_name = not args.without_operation_name
 
     async with contextlib.AsyncExitStack() as stack:
@@ -941,24 +1207,26 @@ async def run(args: argparse.Namespace, mongo_base: str, mongo_label: str) -> No
         settings = bench.settings()
         stack.push_async_callback(drop_mongo_databases, settings)
         tokens = TokenService(settings)
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gw-bench-")))
 
         if args.tracing:
             info["tracing"] = enable_tracing()
-        # Timed: an app whose clients carry no listeners at all.
-        app = create_app(settings)
-        sources = await stack.enter_async_context(running(app))
+        seed_app = create_app(settings)
+        sources = await stack.enter_async_context(running(seed_app))
         user_id, trade_count = await seed(sources, args.trades_per_strategy)
         info["trades"] = str(trade_count)
         token = tokens.issue(user_id=user_id, token_version=0).token
-        calls = await open_variants(stack, app, tokens, token, operation_name=operation_name)
-        check_same_answer({name: await call() for name, call in calls.items()})
-        info["load"] = " ".join(f"{load:.2f}" for load in os.getloadavg())
-        print(f"timing {args.runs} runs of each variant…", file=sys.stderr)
-        latency = await time_variants(calls, args.runs, args.warmup)
-        steps = parse_and_validate(app)
-        peaks = await memory_peaks(calls, runs=20)
-        if args.profile:
-            print(await profile(calls["gateway"], args.profile, top=35))
+
+        # Timed: apps whose clients carry no listeners at all, one round per latency.
+        rounds, extra = [], None
+        for round_trip_ms in args.latency_ms:
+            round_, measured = await timed_round(args, bench, tokens, token, round_trip_ms, workdir)
+            rounds.append(round_)
+            extra = extra or measured
+        if extra is None:
+            raise SystemExit("--latency-ms must include 0 (the in-process measurements)")
+        if extra.profile:
+            print(extra.profile)
 
         # Counted: more apps on the same databases. The Mongo listener is registered
         # before their clients exist (PyMongo attaches listeners at client creation);
@@ -985,28 +1253,48 @@ async def run(args: argparse.Namespace, mongo_base: str, mongo_label: str) -> No
             counted_calls, wire_calls, spy, wire, args.count_runs, db_names
         )
 
-    print(report(args, info, latency, trips, peaks, steps))
+    print(report(args, info, rounds, trips, extra.peaks, extra.steps))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:  # noqa: PTH123, ASYNC230
-            json.dump(
-                {
-                    "machine": info,
-                    "runs": args.runs,
-                    "latency_ms": {name: latency[name].row() for name in VARIANTS},
-                    "parse_validate_ms": steps,
-                    "round_trips": {
-                        name: {
-                            "per_source": trips[name].per_source,
-                            "postgres_wire": trips[name].wire,
-                            "pool_checkouts": trips[name].checkouts,
-                        }
-                        for name in VARIANTS
-                    },
-                    "tracemalloc_peak_kib": peaks,
+        write_json(args.json, info, args.runs, rounds, trips, extra)
+
+
+def write_json(
+    path: str,
+    info: dict[str, str],
+    runs: int,
+    rounds: list[Round],
+    trips: dict[str, TripCounts],
+    extra: InProcess,
+) -> None:
+    with open(path, "w", encoding="utf-8") as out:  # noqa: PTH123
+        json.dump(
+            {
+                "machine": info,
+                "runs": runs,
+                "rounds": [
+                    {
+                        "round_trip_ms": round_.round_trip_ms,
+                        "load": round_.load,
+                        "latency_ms": {
+                            name: latency.row() for name, latency in round_.latency.items()
+                        },
+                    }
+                    for round_ in rounds
+                ],
+                "parse_validate_ms": extra.steps,
+                "round_trips": {
+                    name: {
+                        "per_source": trips[name].per_source,
+                        "postgres_wire": trips[name].wire,
+                        "pool_checkouts": trips[name].checkouts,
+                    }
+                    for name in VARIANTS
                 },
-                out,
-                indent=2,
-            )
+                "tracemalloc_peak_kib": extra.peaks,
+            },
+            out,
+            indent=2,
+        )
 
 
 async def drop_mongo_databases(settings: Settings) -> None:
@@ -1053,8 +1341,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="trace every request and source call (an SDK provider that exports nowhere)",
     )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        nargs="+",
+        default=[0.0, 2.0],
+        metavar="MS",
+        help="one timed round per value: MS added per database round trip (0: none; "
+        "the in-process measurements need a 0 round)",
+    )
+    parser.add_argument(
+        "--without-peer", action="store_true", help="leave the Node peer out (no Node needed)"
+    )
+    parser.add_argument(
+        "--without-served",
+        action="store_true",
+        help="leave out every served variant (gateway-http and the peer)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
+    if 0 not in args.latency_ms or any(ms < 0 for ms in args.latency_ms):
+        parser.error("--latency-ms takes values of 0 or more, one of them 0")
     if args.runs < 2 or args.count_runs < 1:
         parser.error("--runs must be at least 2 and --count-runs at least 1")
     return args

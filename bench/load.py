@@ -61,6 +61,7 @@ from bench.dashboard import (
     machine,
     postgres_databases,
 )
+from bench.served import process_cpu
 from datasources import Sources
 from datasources.analytics import refresh_daily_metrics
 from gateway.core.crypto import SecretBox
@@ -219,17 +220,6 @@ def codes_of(status: int, content: bytes) -> frozenset[str]:
     if status != 200 and not codes:
         codes.add(f"HTTP {status}")
     return frozenset(codes)
-
-
-def process_cpu(pid: int) -> float:
-    """A process's user + system CPU seconds so far (Linux /proc); 0 once it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
-    except OSError:
-        return 0.0
-    # The command name (field 2) may hold spaces: count the fields after its ')'.
-    fields = stat.rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- the gateway as a process -----------------------------------------------------------
