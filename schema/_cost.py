@@ -52,9 +52,11 @@ from graphql import (
     SelectionSetNode,
     VariableNode,
     get_named_type,
+    get_nullable_type,
     is_leaf_type,
     is_list_type,
     is_non_null_type,
+    value_from_ast_untyped,
 )
 from graphql.execution import ExecutionResult as GraphQLExecutionResult
 from strawberry.extensions import SchemaExtension
@@ -140,13 +142,22 @@ def field_cost(field: GraphQLField) -> FieldCost:
                 sized_fields=tuple(directive.sized_fields or ()),
             )
     inner = field.type.of_type if is_non_null_type(field.type) else field.type
+    by_ids = any(
+        is_list_type(get_nullable_type(field.args[name].type))
+        for name in size.slicing_arguments
+        if name in field.args
+    )
     return FieldCost(
         weight=weight,
         assumed_size=size.assumed_size,
         slicing_arguments=size.slicing_arguments,
         sized_fields=size.sized_fields,
         is_list=is_list_type(inner),
-        per_item=1 if is_list_type(inner) and isinstance(named, GraphQLUnionType) else 0,
+        # Each item of a list of a union, or of a list fetched by a list of ids (`nodes`,
+        # `_entities`, the merge queries), is an object read, whatever is selected of it.
+        per_item=1
+        if is_list_type(inner) and (isinstance(named, GraphQLUnionType) or by_ids)
+        else 0,
         returns=named.name,
     )
 
@@ -184,8 +195,9 @@ def _variable_values(
         name = definition.variable.name.value
         if name in given:
             values[name] = given[name]
-        elif isinstance(definition.default_value, IntValueNode):
-            values[name] = int(definition.default_value.value)
+        elif definition.default_value is not None:
+            # Any default, not only an Int: a list given as a default sizes its field too.
+            values[name] = value_from_ast_untyped(definition.default_value)
     return values
 
 
@@ -267,7 +279,11 @@ class _Walk:
             return 0 if name == "__typename" else 1
         model = self.model.fields.get((parent.name, name))
         if model is None or not isinstance(parent, GraphQLObjectType):
-            return 1
+            # A field of an interface (`Node.id`): a scalar comes with its object (which
+            # the list it is in paid for), anything else is an object read.
+            fields = getattr(parent, "fields", {})
+            named = get_named_type(fields[name].type) if name in fields else None
+            return 0 if named is not None and is_leaf_type(named) else 1
         child = get_named_type(parent.fields[name].type)
         size = self._size(node, model)
         sized, other = self._split(node.selection_set, child, model.sized_fields)

@@ -178,12 +178,7 @@ async def test_a_botnet_guessing_one_account_locks_new_addresses_never_the_owner
     await make_user(sources, email="ada@example.com")
 
     def sign_in_from(client: httpx.AsyncClient, address: str, password: str) -> Any:
-        variables = {"email": "ada@example.com", "password": password}
-        return client.post(
-            "/graphql",
-            json={"query": LOGIN, "variables": variables},
-            headers={"X-Forwarded-For": address},
-        )
+        return login_from(client, address, "ada@example.com", password)
 
     async with limited(
         trusted_proxies="127.0.0.1",
@@ -214,24 +209,19 @@ async def test_registering_and_refreshing_make_an_address_known(limited):
         refreshToken } }"""
     refresh = "mutation($t: String!) { refreshToken(refreshToken: $t) { refreshToken } }"
 
-    def post(client: httpx.AsyncClient, address: str, query: str, **variables: str) -> Any:
-        return client.post(
-            "/graphql",
-            json={"query": query, "variables": variables},
-            headers={"X-Forwarded-For": address},
-        )
-
     async with limited(
         trusted_proxies="127.0.0.1",
         rate_limit_auth_burst=100,
         signin_account_wide_free_failures=1,
     ) as client:
         registered = body_of(
-            await post(client, "192.0.2.7", register, email="ada@example.com", password=PASSWORD)
+            await post_from(
+                client, "192.0.2.7", register, email="ada@example.com", password=PASSWORD
+            )
         )
         token = registered["data"]["register"]["refreshToken"]
         # A session kept by refresh tokens from a second address makes it known too.
-        assert "errors" not in body_of(await post(client, "192.0.2.8", refresh, t=token))
+        assert "errors" not in body_of(await post_from(client, "192.0.2.8", refresh, t=token))
         for n in range(3):  # a botnet locks the account for new addresses
             await login_from(client, f"203.0.113.{n}", "ada@example.com", "a wrong guess!")
         newcomer = await login_from(client, "198.51.100.1", "ada@example.com", PASSWORD)
@@ -243,14 +233,21 @@ async def test_registering_and_refreshing_make_an_address_known(limited):
     assert body_of(at_work)["data"]["login"]["user"]["id"]
 
 
+async def post_from(
+    client: httpx.AsyncClient, address: str, query: str, **variables: str
+) -> httpx.Response:
+    """POST a query as the client at `address`, behind the trusted proxy 127.0.0.1."""
+    return await client.post(
+        "/graphql",
+        json={"query": query, "variables": variables},
+        headers={"X-Forwarded-For": address},
+    )
+
+
 async def login_from(
     client: httpx.AsyncClient, address: str, email: str, password: str
 ) -> httpx.Response:
-    return await client.post(
-        "/graphql",
-        json={"query": LOGIN, "variables": {"email": email, "password": password}},
-        headers={"X-Forwarded-For": address},
-    )
+    return await post_from(client, address, LOGIN, email=email, password=password)
 
 
 async def test_refusals_are_counted_by_limit_in_the_metrics(limited, sources):

@@ -180,3 +180,18 @@ def test_by_strategy_is_priced_by_its_page_size():
 
     assert cost_of(query % 5) - cost_of(query % 1) == 4  # four more strategy lookups
     assert cost_of("{ analytics { byStrategy { strategy { name } } } }") == cost_of(query % 100)
+
+
+def test_a_list_of_ids_given_as_a_variables_default_is_priced_like_one_written_inline():
+    ids = ", ".join(f'"id{n}"' for n in range(150))
+    inline = f"{{ nodes(ids: [{ids}]) {{ id }} }}"
+    defaulted = f"query($ids: [ID!]! = [{ids}]) {{ nodes(ids: $ids) {{ id }} }}"
+
+    assert cost_of(defaulted) == cost_of(inline) == 1 + 150  # each id is an object read
+
+
+def test_objects_read_by_ids_cost_one_each_whatever_is_selected():
+    ids = ", ".join(f'"id{n}"' for n in range(40))
+
+    for field in ("nodes", "usersByIds", "strategiesByIds", "tradesByIds"):
+        assert cost_of(f"{{ {field}(ids: [{ids}]) {{ id }} }}") == 1 + 40, field
