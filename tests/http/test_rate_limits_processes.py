@@ -62,6 +62,8 @@ async def test_a_limit_reached_through_one_process_holds_in_the_other(two_server
 
     assert {body["errors"][0]["extensions"]["code"] for body in admitted} == {"UNAUTHENTICATED"}
     error = body_of(refused)["errors"][0]
-    assert error["extensions"] == {"code": "RATE_LIMITED", "retryAfter": 6}
-    assert refused.headers["retry-after"] == "6"
+    # 10 per minute: a call every 6 s, less the time the five hashed passwords took.
+    assert error["extensions"]["code"] == "RATE_LIMITED"
+    assert 1 <= error["extensions"]["retryAfter"] <= 6
+    assert refused.headers["retry-after"] == str(error["extensions"]["retryAfter"])
     assert ready == [{"enabled": True, "backend": "redis", "redis": {"ok": True}}] * 2
