@@ -190,17 +190,25 @@ redis.call('SET', KEYS[1], string.format('%d', new_tat),
            'PX', math.floor((new_tat - now) / 1000) + 1)
 return 0
 """
-# KEYS: the keys. Returns the longest lock left, in µs.
-_LOCKED_FOR = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local wait = 0
-for i, key in ipairs(KEYS) do
-  local left = tonumber(redis.call('HGET', key, 'until') or 0) - now
-  if left > wait then wait = left end
+# The longest lock left on any of KEYS at `now`, in µs.
+_LONGEST_LOCK = """
+local function longest_lock(now)
+  local wait = 0
+  for i, key in ipairs(KEYS) do
+    local left = tonumber(redis.call('HGET', key, 'until') or 0) - now
+    if left > wait then wait = left end
+  end
+  return wait
 end
-return wait
 """
+# KEYS: the keys. Returns the longest lock left, in µs.
+_LOCKED_FOR = (
+    _LONGEST_LOCK
+    + """
+local t = redis.call('TIME')
+return longest_lock(tonumber(t[1]) * 1000000 + tonumber(t[2]))
+"""
+)
 # One failure counted on `key` at `now`; ARGV from `j`: free, base (µs), max (µs), window (µs).
 _COUNT_FAILURE = """
 local function count_failure(key, now, j)
@@ -233,15 +241,12 @@ return 0
 # none is locked (0: none), then its free, base (µs), max (µs), window (µs).
 # Returns the longest lock left, in µs (0: none, and the failure was counted).
 _ENTER = (
-    _COUNT_FAILURE
+    _LONGEST_LOCK
+    + _COUNT_FAILURE
     + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local wait = 0
-for i, key in ipairs(KEYS) do
-  local left = tonumber(redis.call('HGET', key, 'until') or 0) - now
-  if left > wait then wait = left end
-end
+local wait = longest_lock(now)
 local counted = tonumber(ARGV[1])
 if wait <= 0 and counted > 0 then count_failure(KEYS[counted], now, 1) end
 return wait
@@ -407,9 +412,9 @@ class Limiter:
         already) the account everywhere."""
         if not self.enabled:
             return
-        keys = await self._sign_in_keys(account, ip)
-        if counted:
-            keys = keys[:2]
+        # Counted account-wide already: only the per-address keys, no need to ask whether
+        # the address is known.
+        keys = self._address_keys(account, ip) if counted else await self._sign_in_keys(account, ip)
         lockouts = [self.account_lockout, self.ip_lockout, self.account_wide_lockout]
         await self._run(
             lambda backend: backend.fail(keys, lockouts[: len(keys)]), None, limit="signin"
@@ -435,11 +440,15 @@ class Limiter:
     async def _sign_in_keys(self, account: str, ip: str) -> list[str]:
         """The failure keys a sign-in of `account` from `ip` is checked and counted on: the
         account-wide key last, and only for an address the account is not known from."""
-        keys = [self._account_key(account, ip), self._key(f"signin:ip:{ip}")]
+        keys = self._address_keys(account, ip)
         known = self._known_key(account, ip)
         if not await self._run(lambda backend: backend.is_known(known), True, limit="signin"):
             keys.append(self._wide_key(account))
         return keys
+
+    def _address_keys(self, account: str, ip: str) -> list[str]:
+        """The account from this address, and the address itself."""
+        return [self._account_key(account, ip), self._key(f"signin:ip:{ip}")]
 
     def _wide_key(self, account: str) -> str:
         return self._key(f"signin:account-wide:{_digest(account)}")
