@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.clients.conftest import make_strategies, register, run_node
+from tests.http.test_observability import sample
 from tests.serving import Server
 
 STRATEGY_IDS = "{ strategies { edges { node { id name } } } }"
@@ -30,15 +30,6 @@ async def strategies_of(server: Server, token: str) -> dict[str, str]:
 async def scrape(server: Server) -> str:
     async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as http:
         return (await http.get("/metrics")).text
-
-
-def sample(metrics: str, name: str, **labels: str) -> float:
-    """The value of one sample of a Prometheus exposition (0 when absent)."""
-    for family in text_string_to_metric_families(metrics):
-        for found in family.samples:
-            if found.name == name and found.labels == labels:
-                return float(found.value)
-    return 0.0
 
 
 async def test_a_stitched_schema_merges_strategy_through_strategies_by_ids_in_one_call(
