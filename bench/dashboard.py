@@ -75,7 +75,6 @@ from bench.served import (
     start_latency_proxies,
     start_peer,
     stop,
-    url_via,
     wait_until_answering,
 )
 from datasources import Sources
@@ -89,6 +88,7 @@ from gateway.core.settings import Settings
 from gateway.embedded import EmbeddedMongo
 from gateway.seed import DEMO_EMAIL, seed_demo
 from schema._ids import global_id
+from tests.faults import url_via
 from tests.helpers import RoundTrips
 from tests.serving import settings_env
 

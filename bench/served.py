@@ -25,7 +25,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -61,21 +60,6 @@ def process_cpu(pid: int) -> float:
 
 
 # --- URLs -----------------------------------------------------------------------------
-
-
-def url_via(url: str, port: int) -> str:
-    """`url` with its server replaced by 127.0.0.1:`port` (a proxy). A Mongo URL then
-    connects directly, so the driver keeps talking to the proxy rather than to the address
-    the server advertises."""
-    parts = urlsplit(url)
-    credentials = parts.netloc.rpartition("@")[0]
-    server = f"127.0.0.1:{port}"
-    query = parts.query
-    if parts.scheme == "mongodb" and "directConnection" not in query:
-        query = "&".join(filter(None, (query, "directConnection=true")))
-    return parts._replace(
-        netloc=f"{credentials}@{server}" if credentials else server, query=query
-    ).geturl()
 
 
 def node_postgres_url(url: str) -> str:

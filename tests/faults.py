@@ -81,6 +81,21 @@ class _Link:
             task.cancel()
 
 
+def url_via(url: str, port: int) -> str:
+    """`url` with its server replaced by 127.0.0.1:`port` (a proxy). A Mongo URL then
+    connects directly, so the driver keeps talking to the proxy rather than to the address
+    the server advertises."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    server = f"127.0.0.1:{port}"
+    query = parts.query
+    if parts.scheme == "mongodb" and "directConnection" not in query:
+        query = "&".join(filter(None, (query, "directConnection=true")))
+    return parts._replace(
+        netloc=f"{credentials}@{server}" if credentials else server, query=query
+    ).geturl()
+
+
 class FaultProxy:
     """A proxy on 127.0.0.1 in front of `host:port` (see the module docstring)."""
 
@@ -111,17 +126,8 @@ class FaultProxy:
         )
 
     def url_through(self, url: str) -> str:
-        """`url` with this proxy in place of its server. A Mongo URL connects directly, so the
-        driver keeps talking to the proxy rather than to the address the server advertises."""
-        parts = urlsplit(url)
-        credentials, _, _server = parts.netloc.rpartition("@")
-        server = f"127.0.0.1:{self.port}"
-        query = parts.query
-        if parts.scheme == "mongodb" and "directConnection" not in query:
-            query = "&".join(filter(None, (query, "directConnection=true")))
-        return parts._replace(
-            netloc=f"{credentials}@{server}" if credentials else server, query=query
-        ).geturl()
+        """`url` with this proxy in place of its server (`url_via`)."""
+        return url_via(url, self.port)
 
     async def __aenter__(self) -> Self:
         await self._listen()

@@ -25,10 +25,10 @@ from bench.served import (
     needs_install,
     node_postgres_url,
     process_cpu,
-    url_via,
 )
 from schema._ids import global_id
 from schema._scalars import _serialize_date_time, _serialize_decimal
+from tests.faults import url_via
 
 
 def test_cpu_seconds_are_utime_plus_stime_after_the_command_name() -> None:
