@@ -135,8 +135,11 @@ async function credentialsStatus(db, userIds) {
 
 // --- trades --------------------------------------------------------------------------
 
-// Keys { userId, first }: a user's newest trades by entry time.
-async function tradePages(pool, keys) {
+const pageKey = (key) => `${key.userId}|${key.first}`;
+
+// Keys { userId, first }: each user's newest `first` rows of `table`, newest first by
+// `order` (one query for every key of the same `first`).
+async function newestPerUser(pool, keys, { table, columns, order }) {
   const pages = new Map();
   for (const group of groupBy(keys, (key) => key.first).values()) {
     const first = group[0].first;
@@ -144,22 +147,29 @@ async function tradePages(pool, keys) {
     const { rows } =
       users.length === 1
         ? await pool.query(
-            `SELECT ${TRADE_COLUMNS} FROM trades WHERE user_id = $1 ` +
-              'ORDER BY entry_time DESC, id DESC LIMIT $2',
+            `SELECT ${columns} FROM ${table} WHERE user_id = $1 ORDER BY ${order} LIMIT $2`,
             [users[0], first],
           )
         : await pool.query(
-            `SELECT ${TRADE_COLUMNS} FROM (SELECT ${TRADE_COLUMNS}, row_number() OVER ` +
-              '(PARTITION BY user_id ORDER BY entry_time DESC, id DESC) AS rank ' +
-              'FROM trades WHERE user_id = ANY($1)) ranked WHERE rank <= $2 ' +
-              'ORDER BY user_id, entry_time DESC, id DESC',
+            `SELECT ${columns} FROM (SELECT ${columns}, row_number() OVER ` +
+              `(PARTITION BY user_id ORDER BY ${order}) AS rank ` +
+              `FROM ${table} WHERE user_id = ANY($1)) ranked WHERE rank <= $2 ` +
+              `ORDER BY user_id, ${order}`,
             [users, first],
           );
     const byUser = groupBy(rows, (row) => row.user_id);
-    for (const key of group) pages.set(`${key.userId}|${first}`, byUser.get(key.userId) ?? []);
+    for (const key of group) pages.set(pageKey(key), byUser.get(key.userId) ?? []);
   }
-  return keys.map((key) => pages.get(`${key.userId}|${key.first}`));
+  return keys.map((key) => pages.get(pageKey(key)));
 }
+
+// A user's newest trades by entry time.
+const tradePages = (pool, keys) =>
+  newestPerUser(pool, keys, {
+    table: "trades",
+    columns: TRADE_COLUMNS,
+    order: "entry_time DESC, id DESC",
+  });
 
 // Per user, the net PnL of closed trades by UTC day of exit, oldest first:
 // [{ day: 'YYYY-MM-DD', net: '12.5' }].
@@ -177,35 +187,15 @@ async function dailyNetPnl(pool, userIds) {
 
 // --- analytics -----------------------------------------------------------------------
 
-// Keys { userId, first }: a user's newest activity events.
-async function activityPages(pool, keys) {
-  const pages = new Map();
-  for (const group of groupBy(keys, (key) => key.first).values()) {
-    const first = group[0].first;
-    const users = [...new Set(group.map((key) => key.userId))];
-    const { rows } =
-      users.length === 1
-        ? await pool.query(
-            `SELECT ${EVENT_COLUMNS} FROM activity_events WHERE user_id = $1 ` +
-              'ORDER BY at DESC, id DESC LIMIT $2',
-            [users[0], first],
-          )
-        : await pool.query(
-            `SELECT ${EVENT_COLUMNS} FROM (SELECT ${EVENT_COLUMNS}, row_number() OVER ` +
-              '(PARTITION BY user_id ORDER BY at DESC, id DESC) AS rank ' +
-              'FROM activity_events WHERE user_id = ANY($1)) ranked WHERE rank <= $2 ' +
-              'ORDER BY user_id, at DESC, id DESC',
-            [users, first],
-          );
-    const byUser = groupBy(rows, (row) => row.user_id);
-    for (const key of group) pages.set(`${key.userId}|${first}`, byUser.get(key.userId) ?? []);
-  }
-  return keys.map((key) => pages.get(`${key.userId}|${key.first}`));
-}
+// A user's newest activity events.
+const activityPages = (pool, keys) =>
+  newestPerUser(pool, keys, {
+    table: "activity_events",
+    columns: EVENT_COLUMNS,
+    order: "at DESC, id DESC",
+  });
 
 // --- per request ---------------------------------------------------------------------
-
-const pageKey = (key) => `${key.userId}|${key.first}`;
 
 // A fresh set for every request: a loader caches only within the request it serves.
 export function createLoaders({ users, strategies, credentials, trades, analytics }) {
