@@ -10,6 +10,7 @@ import strawberry
 from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.tools import merge_types
@@ -32,6 +33,7 @@ from schema._completed import (
 )
 from schema._cost import CostLimit
 from schema._errors import CodedErrors
+from schema._fast import fast_executor, plain_leaves
 from schema._ids import ID_SCALAR, GlobalIdInput
 from schema._observed import ObservedOperation
 from schema._production import Introspection, NoSuggestions, introspection_policy
@@ -99,6 +101,8 @@ class GatewaySchema(strawberry.Schema):
     introspection: Introspection
     # The Apollo Federation 2 subgraph SDL, when built with `federation=True`.
     subgraph_sdl: str | None
+    # The executor without the fast path (schema/_fast.py): the oracle its tests compare with.
+    standard_executor: type[StrawberryGraphQLCoreExecutionContext]
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -140,6 +144,7 @@ def build_schema(
         introspection_policy(introspection),
         *(() if suggestions else (NoSuggestions,)),
     ]
+    standard = bounded_executor(limits)
     schema = GatewaySchema(
         query=FederatedQuery if federation else Query,
         mutation=Mutation,
@@ -151,11 +156,13 @@ def build_schema(
                 Representation: REPRESENTATION_SCALAR,
             }
         ),
-        execution_context_class=bounded_executor(limits),
+        execution_context_class=standard,
     )
     give_defaults_as_literals(schema._schema)
     describe_directive_arguments(schema._schema)
     sort_fields_and_values(schema._schema)
+    schema.standard_executor = standard
+    schema.execution_context_class = fast_executor(standard, plain_leaves(schema._schema))
     schema.limits = limits
     schema.documents = cache
     schema.introspection = introspection
