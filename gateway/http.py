@@ -36,6 +36,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import orjson
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from graphql import GraphQLError, OperationDefinitionNode
@@ -319,6 +320,18 @@ def result_body(result: ExecutionResult) -> dict[str, Any]:
     return body
 
 
+class GraphQLResponse(JSONResponse):
+    """A GraphQL answer, encoded by orjson: the same compact UTF-8 JSON values as Starlette's
+    `json.dumps`, several times faster on a large answer. A value orjson refuses (an integer
+    past 64 bits, say, in a JSON scalar) is encoded by `json.dumps` as before."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content)
+        except orjson.JSONEncodeError:
+            return super().render(content)
+
+
 def _has_several_operations(schema: GatewaySchema, query: str) -> bool:
     # Strawberry would run the first operation; the spec makes this a request error.
     # A document that does not parse is left for the schema to report. Parsed through
@@ -462,7 +475,7 @@ class GraphQLEndpoint:
     def _answer(self, result: ExecutionResult, media_type: str) -> Response:
         """The response to an executed request; RESPONSE_TOO_LARGE, without data, if its
         body would exceed MAX_RESPONSE_BYTES (execution stops near it already)."""
-        response = JSONResponse(
+        response = GraphQLResponse(
             result_body(result), status_code=_status(result, media_type), media_type=media_type
         )
         maximum = self.settings.max_response_bytes

@@ -595,3 +595,20 @@ async def test_an_error_no_route_handled_is_a_coded_500_with_the_security_header
     assert "hunter2" not in response.text
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["cache-control"] == "no-store"
+
+
+def test_answers_are_encoded_by_orjson_as_json_would_encode_them():
+    from fastapi.responses import JSONResponse  # noqa: PLC0415
+
+    from gateway.http import GraphQLResponse  # noqa: PLC0415
+
+    answer = {
+        "data": {"me": {"email": "zoë@example.com", "name": "名前 \u2028", "n": 3, "x": 0.25}},
+        "errors": [{"message": 'a "quoted" \\ line\n', "path": ["me", 0]}],
+        "nothing": None,
+        "flags": [True, False],
+    }
+    assert GraphQLResponse(answer).body == JSONResponse(answer).body
+    # What orjson refuses, json still encodes: an integer past 64 bits in a JSON scalar.
+    huge = {"data": {"config": {"big": 2**70}}}
+    assert GraphQLResponse(huge).body == JSONResponse(huge).body
