@@ -64,7 +64,7 @@ from gateway.core.telemetry import response_extensions
 from gateway.persisted import PersistedOperations, Resolved, read_persisted_query
 from gateway.security import graphiql_page
 from resolvers.context import Context
-from schema import GatewaySchema, check_document
+from schema import GatewaySchema
 
 T = TypeVar("T")
 
@@ -508,7 +508,7 @@ class GraphQLEndpoint:
         self, request: Request, graphql: GraphQLRequest, query: str
     ) -> ExecutionResult:
         try:
-            check_document(query, self.schema.limits)
+            self.schema.documents.check(query)
         except QueryTooComplex as exc:  # refused before it is parsed
             raise RequestError(None, exc.message, code=exc.code, extensions=exc.extensions) from exc
         if graphql.operation_name is None and _has_several_operations(self.schema, query):

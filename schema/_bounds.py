@@ -208,6 +208,7 @@ class DocumentCache:
         self.hide_suggestions = hide_suggestions
         self._parsed: OrderedDict[str, DocumentNode] = OrderedDict()
         self._validated: OrderedDict[str, list[GraphQLError]] = OrderedDict()
+        self._checked: OrderedDict[str, None] = OrderedDict()
 
     def _remember(self, cache: OrderedDict[str, Any], query: str, value: Any) -> None:
         if len(query) > self.limits.cache_max_document_chars:
@@ -215,6 +216,15 @@ class DocumentCache:
         cache[query] = value
         while len(cache) > self.limits.cached_documents:
             cache.popitem(last=False)
+
+    def check(self, query: str) -> None:
+        """`check_document` under these limits, each distinct small document checked once
+        (counting its tokens means lexing it whole)."""
+        if query in self._checked:
+            self._checked.move_to_end(query)
+            return
+        check_document(query, self.limits)
+        self._remember(self._checked, query, None)
 
     def parse(self, query: str, **options: Any) -> DocumentNode:
         """`query` parsed (raising its syntax error), from the cache when seen before."""
@@ -241,12 +251,13 @@ class DocumentCache:
         return errors
 
     def __len__(self) -> int:
-        return len(self._parsed) + len(self._validated)
+        return len(self._parsed) + len(self._validated) + len(self._checked)
 
     @property
     def chars(self) -> int:
         """The characters of the documents held (the cached ASTs grow with them)."""
-        return sum(map(len, self._parsed)) + sum(map(len, self._validated))
+        caches = (self._parsed, self._validated, self._checked)
+        return sum(sum(map(len, cache)) for cache in caches)
 
 
 def bounded_executor(limits: Limits) -> type[StrawberryGraphQLCoreExecutionContext]:

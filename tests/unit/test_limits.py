@@ -7,7 +7,7 @@ from graphql import parse, validate
 
 from gateway.core.errors import QueryTooComplex
 from schema import Limits, build_schema, check_document
-from schema._bounds import count_tokens, depth_limit_rule
+from schema._bounds import DocumentCache, count_tokens, depth_limit_rule
 
 SCHEMA = build_schema()._schema
 
@@ -37,6 +37,18 @@ def test_a_document_is_checked_for_characters_before_tokens():
         check_document("{ a }" + " " * 6, limits)
     with pytest.raises(QueryTooComplex, match="tokens"):
         check_document("{ a b }", limits)
+
+
+def test_the_document_cache_checks_each_document_once_and_refuses_every_time():
+    cache = DocumentCache(Limits(max_document_chars=10, max_tokens=3), hide_suggestions=False)
+
+    cache.check("{ a }")
+    cache.check("{ a }")  # remembered: not lexed again
+    assert len(cache) == 1
+    for _ in range(2):  # a refused document is never remembered
+        with pytest.raises(QueryTooComplex, match="tokens"):
+            cache.check("{ a b }")
+    assert len(cache) == 1
 
 
 @pytest.mark.parametrize(
