@@ -284,7 +284,12 @@ def bounded_executor(limits: Limits) -> type[StrawberryGraphQLCoreExecutionConte
         def complete_leaf_value(  # type: ignore[override]
             self, return_type: GraphQLLeafType, result: Any
         ) -> Any:
-            value = StrawberryGraphQLCoreExecutionContext.complete_leaf_value(return_type, result)
+            return self.counted(
+                StrawberryGraphQLCoreExecutionContext.complete_leaf_value(return_type, result)
+            )
+
+        def counted(self, value: Any) -> Any:
+            """A leaf's serialized `value`, counted towards the response's bytes."""
             # No more than its JSON text (the key, quotes and separators come on top), so
             # the serialized check (gateway/http.py) is the exact bound, this the early one.
             self._bytes += len(value) + 2 if isinstance(value, str) else 1

@@ -128,7 +128,8 @@ _Step = tuple[str, FieldDetailsList, PlainLeaf | None]
 def fast_executor(
     base: type[StrawberryGraphQLCoreExecutionContext], leaves: PlainLeaves
 ) -> type[StrawberryGraphQLCoreExecutionContext]:
-    """`base` with the fast path for `leaves`; every other field runs as in `base`."""
+    """`base` (schema/_bounds.py `bounded_executor`: it has `counted`) with the fast path
+    for `leaves`; every other field runs as in `base`."""
 
     class FastExecutor(base):  # type: ignore[valid-type,misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -170,7 +171,8 @@ def fast_executor(
                     parent_type, source_value, path, grouped_field_set, position_context
                 )
                 return standard
-            complete_leaf_value = self.complete_leaf_value
+            # The byte bound of schema/_bounds.py, as `complete_leaf_value` counts it.
+            counted = self.counted
             is_awaitable = self.is_awaitable
             results: dict[str, Any] = {}
             awaitable_fields: list[str] = []
@@ -187,9 +189,12 @@ def fast_executor(
                                 results[response_name] = None
                                 continue
                         elif value is not Undefined and not isinstance(value, Exception):
+                            # complete_leaf_value's steps, inlined.
                             try:
-                                results[response_name] = complete_leaf_value(leaf.type, value)
-                                continue
+                                coerced = leaf.type.coerce_output_value(value)
+                                if coerced is not None and coerced is not Undefined:
+                                    results[response_name] = counted(coerced)
+                                    continue
                             except Exception:  # noqa: BLE001, S110 - the standard path reports it
                                 pass
                     result = self.execute_field(
