@@ -34,7 +34,7 @@ from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import AwaitableOrValue, Path
 from graphql.pyutils.gather_with_cancel import gather_with_cancel
 from strawberry import relay
-from strawberry.relay import GlobalID
+from strawberry.relay.utils import to_base64
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
 
@@ -182,7 +182,9 @@ def fast_executor(
                         value = getattr(source_value, leaf.attribute, Undefined)
                         if leaf.node_type is not None:  # a key: its global id, if it is one
                             value = (
-                                GlobalID(leaf.node_type, value) if type(value) is str else Undefined
+                                to_base64(leaf.node_type, value)
+                                if type(value) is str
+                                else Undefined
                             )
                         if value is None:
                             if not leaf.non_null:

@@ -19,6 +19,7 @@ from typing import NewType
 import strawberry
 from strawberry import relay
 from strawberry.relay import GlobalIDValueError
+from strawberry.relay.utils import to_base64
 from strawberry.schema.types.scalar import DEFAULT_SCALAR_REGISTRY
 
 from gateway.core.errors import BadUserInput
@@ -33,8 +34,8 @@ ID_SCALAR = DEFAULT_SCALAR_REGISTRY[strawberry.ID]
 
 
 def global_id(type_name: str, key: str) -> strawberry.ID:
-    """The global id of the object of `type_name` keyed `key`."""
-    return strawberry.ID(str(GlobalID(type_name=type_name, node_id=key)))
+    """The global id of the object of `type_name` keyed `key` (what `str(GlobalID)` is)."""
+    return strawberry.ID(to_base64(type_name, key))
 
 
 def parse_global_id(value: str) -> tuple[str, str] | None:

@@ -62,7 +62,7 @@ def _serialize_date_time(value: datetime) -> str:
     # Every source hands out aware UTC times; a naive one is a bug, not a guess to make.
     if value.tzinfo is None:
         raise ValueError("a DateTime without a time zone reached the schema")
-    return value.astimezone(UTC).isoformat()
+    return (value if value.tzinfo is UTC else value.astimezone(UTC)).isoformat()
 
 
 def _serialize_decimal(value: Decimal) -> str:
