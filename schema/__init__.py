@@ -137,7 +137,7 @@ def build_schema(
         CodedErrors,
         BoundedResponse,
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: CostLimit(budget=limits.max_cost),
+        lambda: CostLimit(budget=limits.max_cost, documents=cache),
         lambda: AddValidationRules(rules),
         _cached_parser(cache),
         _cached_validation(cache),

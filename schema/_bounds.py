@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,6 +209,8 @@ class DocumentCache:
         self._parsed: OrderedDict[str, DocumentNode] = OrderedDict()
         self._validated: OrderedDict[str, list[GraphQLError]] = OrderedDict()
         self._checked: OrderedDict[str, None] = OrderedDict()
+        # Per document, the cost of each of its operations that take no variables.
+        self._costs: OrderedDict[str, dict[str | None, int]] = OrderedDict()
 
     def _remember(self, cache: OrderedDict[str, Any], query: str, value: Any) -> None:
         if len(query) > self.limits.cache_max_document_chars:
@@ -225,6 +227,21 @@ class DocumentCache:
             return
         check_document(query, self.limits)
         self._remember(self._checked, query, None)
+
+    def cost(self, query: str, operation_name: str | None, compute: Callable[[], int]) -> int:
+        """The cost of an operation of `query` that takes no variables (so it is the same
+        every time): `compute()` once per small document and operation."""
+        known = self._costs.get(query)
+        if known is not None:
+            self._costs.move_to_end(query)
+            if operation_name in known:
+                return known[operation_name]
+        cost = compute()
+        if known is None:
+            known = {}
+            self._remember(self._costs, query, known)
+        known[operation_name] = cost  # only operations the document holds get here
+        return cost
 
     def parse(self, query: str, **options: Any) -> DocumentNode:
         """`query` parsed (raising its syntax error), from the cache when seen before."""
@@ -251,12 +268,12 @@ class DocumentCache:
         return errors
 
     def __len__(self) -> int:
-        return len(self._parsed) + len(self._validated) + len(self._checked)
+        return len(self._parsed) + len(self._validated) + len(self._checked) + len(self._costs)
 
     @property
     def chars(self) -> int:
         """The characters of the documents held (the cached ASTs grow with them)."""
-        caches = (self._parsed, self._validated, self._checked)
+        caches = (self._parsed, self._validated, self._checked, self._costs)
         return sum(sum(map(len, cache)) for cache in caches)
 
 

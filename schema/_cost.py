@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 from graphql import (
@@ -63,6 +63,9 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema_directive import Location
 
 from gateway.core.errors import QueryTooComplex
+
+if TYPE_CHECKING:
+    from schema._bounds import DocumentCache
 from gateway.core.settings import MAX_PAGE_SIZE
 from resolvers.pagination import DEFAULT_PAGE_SIZE
 
@@ -352,8 +355,9 @@ def _chosen(
 class CostLimit(SchemaExtension):
     """Refuses an operation over the budget before it runs; reports the cost of the others."""
 
-    def __init__(self, *, budget: int) -> None:
+    def __init__(self, *, budget: int, documents: DocumentCache | None = None) -> None:
         self.budget = budget
+        self.documents = documents  # where the cost of an operation without variables is kept
         self.cost: int | None = None
 
     def on_execute(self) -> Iterator[None]:
@@ -362,9 +366,15 @@ class CostLimit(SchemaExtension):
         if document is not None and context.result is None:
             operation, fragments = operation_of(document, context.operation_name)
             if operation is not None:
-                self.cost = _model(context.schema._schema).cost(
-                    operation, fragments, context.variables
-                )
+                model = _model(context.schema._schema)
+
+                def compute() -> int:
+                    return model.cost(operation, fragments, context.variables)
+
+                if self.documents is None or operation.variable_definitions or not context.query:
+                    self.cost = compute()
+                else:
+                    self.cost = self.documents.cost(context.query, context.operation_name, compute)
                 if self.cost > self.budget:
                     error = QueryTooComplex(
                         f"This query would cost {self.cost}; the budget is {self.budget}.",

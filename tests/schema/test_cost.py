@@ -139,6 +139,37 @@ async def test_an_answered_query_reports_its_cost_and_the_budget(client, sources
     }
 
 
+async def test_an_operation_without_variables_is_priced_once_and_one_with_them_every_time(
+    client, sources, settings, monkeypatch
+):
+    user = await make_user(sources)
+    token = token_for(settings, user)
+    priced: list[int] = []
+    original = CostModel.cost
+
+    def spy(self: CostModel, *args: Any) -> int:
+        priced.append(cost := original(self, *args))
+        return cost
+
+    monkeypatch.setattr(CostModel, "cost", spy)
+    distinct = DASHBOARD + " # priced once"
+    first, again = [(await post(client, distinct, token)).json() for _ in range(2)]
+    assert len(priced) == 1
+    assert first["extensions"]["cost"] == again["extensions"]["cost"]
+
+    paged = "query($n: Int) { strategies(first: $n) { edges { node { name } } } } # each time"
+    costs = []
+    for n in (1, 50, 1):
+        response = await client.post(
+            "/graphql",
+            json={"query": paged, "variables": {"n": n}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        costs.append(response.json()["extensions"]["cost"]["requested"])
+    assert len(priced) == 4
+    assert costs[0] == costs[2] < costs[1]
+
+
 async def test_the_budget_is_a_setting(settings, sources):
     user = await make_user(sources)
     async with app_client(settings, max_query_cost=10) as http:
