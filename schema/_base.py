@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import functools
-import operator
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import date
 from enum import Enum
@@ -114,19 +112,10 @@ def enum_value(enum: type[E], value: str | None) -> E | None:
     return member
 
 
-def shown_values(record: object, fields: tuple[StoredField, ...]) -> dict[str, Any]:
+def shown_values(record: object, fields: Iterable[StoredField]) -> dict[str, Any]:
     """A stored record's values of every field its table shows, by attribute: what a
     schema type's `from_record` starts from."""
-    names, read = _shown(fields)
-    return dict(zip(names, read(record), strict=True))
-
-
-@functools.cache
-def _shown(fields: tuple[StoredField, ...]) -> tuple[tuple[str, ...], Callable[[object], Any]]:
-    """A table's shown attributes, and one getter of all their values (a tuple)."""
-    names = tuple(field.attr for field in fields if field.shown)
-    read = operator.attrgetter(*names)
-    return names, (read if len(names) > 1 else lambda record: (read(record),))
+    return {field.attr: getattr(record, field.attr) for field in fields if field.shown}
 
 
 def sent_values(given: object, fields: Iterable[StoredField]) -> dict[str, Any]:
