@@ -292,18 +292,20 @@ def table(latency: dict[str, Latency], sizes: dict[str, int]) -> list[str]:
 
 
 def describe_answer(answer: dict[str, Any]) -> str:
-    """Strategies, trades and fields (every key of every object) in an answer."""
+    """Strategies, trades, fields (every key of every object) and scalar values in an
+    answer."""
 
-    def fields(value: Any) -> int:
-        if isinstance(value, dict):
-            return len(value) + sum(fields(inner) for inner in value.values())
-        if isinstance(value, list):
-            return sum(fields(inner) for inner in value)
-        return 0
+    def count(value: Any) -> tuple[int, int]:
+        if isinstance(value, dict | list):
+            inner = [count(each) for each in (value.values() if isinstance(value, dict) else value)]
+            keys = len(value) if isinstance(value, dict) else 0
+            return keys + sum(k for k, _ in inner), sum(s for _, s in inner)
+        return 0, 1
 
     edges = answer["data"]["strategies"]["edges"]
     trade_count = sum(len(edge["node"]["trades"]["edges"]) for edge in edges)
-    return f"{len(edges)} strategies, {trade_count} trades, {fields(answer['data'])} fields"
+    fields, scalars = count(answer["data"])
+    return f"{len(edges)} strategies, {trade_count} trades, {fields} fields, {scalars} scalars"
 
 
 # --- main -----------------------------------------------------------------------------

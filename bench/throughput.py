@@ -22,12 +22,15 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +52,16 @@ from bench.dashboard import (
     served_call,
     served_env,
 )
-from bench.served import Served, start_gateway, start_peer, stop, tree_cpu, wait_until_answering
+from bench.served import (
+    Served,
+    descendants,
+    process_cpu,
+    start_gateway,
+    start_peer,
+    stop,
+    tree_cpu,
+    wait_until_answering,
+)
 from gateway.app import create_app
 from gateway.core.auth import TokenService
 
@@ -64,10 +76,15 @@ class Measured:
     name: str
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
-    failed: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
     cpu: dict[int, float] = field(default_factory=dict)
     bench_cpu: float = 0.0
+    mongo_cpu: float = 0.0
     load: str = ""
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
 
     @property
     def requests(self) -> int:
@@ -87,6 +104,19 @@ class Measured:
         }
 
 
+def error_codes(body: bytes) -> list[str]:
+    """The distinct `extensions.code`s of an answer's errors (with the source, for
+    SOURCE_UNAVAILABLE), sorted; none for a whole answer."""
+    if b'"errors"' not in body:
+        return []
+    codes = set()
+    for error in json.loads(body).get("errors") or []:
+        extensions = error.get("extensions") or {}
+        source = extensions.get("source")
+        codes.add(str(extensions.get("code")) + (f" ({source})" if source else ""))
+    return sorted(codes)
+
+
 async def closed_loop(
     calls: list[Call], *, seconds: float, requests: int, measured: Measured | None
 ) -> None:
@@ -102,28 +132,39 @@ async def closed_loop(
             started = time.perf_counter()
             try:
                 body = await asyncio.wait_for(call(), CLIENT_TIMEOUT)
-                ok = b'"errors"' not in body
-            except (httpx.HTTPError, TimeoutError):
-                ok = False
-            if measured is not None:
-                if ok:
-                    measured.latencies.append((time.perf_counter() - started) * 1000)
-                else:
-                    measured.failed += 1
+                codes = error_codes(body)
+            except (httpx.HTTPError, TimeoutError) as exc:
+                codes = [type(exc).__name__]
+            if measured is None:
+                continue
+            if codes:
+                measured.failures[",".join(codes)] += 1
+            else:
+                measured.latencies.append((time.perf_counter() - started) * 1000)
 
     await asyncio.gather(*(client(call) for call in calls))
 
 
-async def measure(server: Served, calls: list[Call], args: argparse.Namespace) -> Measured:
-    """A warm-up, then the timed phase, charged the CPU the server's processes spent in it."""
+def cpu_of(pids: Iterable[int]) -> float:
+    """CPU seconds so far of these processes together."""
+    return sum(process_cpu(pid) for pid in pids)
+
+
+async def measure(
+    server: Served, calls: list[Call], args: argparse.Namespace, mongo: set[int]
+) -> Measured:
+    """A warm-up, then the timed phase, charged the CPU the server's processes spent in it;
+    the bench's own and the embedded Mongo server's (`mongo`: its processes) alongside."""
     await closed_loop(calls, seconds=args.warmup_seconds, requests=10**9, measured=None)
     measured = Measured(server.name, load=" ".join(f"{x:.2f}" for x in os.getloadavg()))
     before, bench_before = tree_cpu(server.process.pid), time.process_time()
+    mongo_before = cpu_of(mongo)
     started = time.perf_counter()
     await closed_loop(calls, seconds=args.seconds, requests=args.requests, measured=measured)
     measured.seconds = time.perf_counter() - started
     after = tree_cpu(server.process.pid)
     measured.bench_cpu = time.process_time() - bench_before
+    measured.mongo_cpu = cpu_of(mongo) - mongo_before
     # A process that started or ended during the phase counts from zero or is lost: the
     # workers live as long as their supervisor, so neither happens unless one crashed.
     measured.cpu = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
@@ -157,7 +198,8 @@ def report(results: list[list[Measured]], info: dict[str, str], args: argparse.N
                 f"{measured.name:<14}{row['requests']:>9.0f}{row['per_second']:>8.1f}"
                 f"{row['p50']:>9.1f}{row['p95']:>9.1f}{row['cpu_s']:>8.1f}{row['cpu_ms']:>11.2f}"
                 f"{row['per_cpu_second']:>10.1f}{measured.failed:>8}  {split} "
-                f"(bench {measured.bench_cpu:.1f}; load {measured.load})"
+                f"(bench {measured.bench_cpu:.1f}, mongo {measured.mongo_cpu:.1f}; "
+                f"load {measured.load})"
             )
         pairs = [("gateway-w2", "gateway-w1"), ("gateway-w1", "peer"), ("gateway-w2", "peer")]
         for left, right in pairs:
@@ -169,9 +211,18 @@ def report(results: list[list[Measured]], info: dict[str, str], args: argparse.N
                     f"{_ratio(a['per_cpu_second'], b['per_cpu_second'])}, p50 "
                     f"{_ratio(a['p50'], b['p50'])}"
                 )
+    failed = [m for round_ in results for m in round_ if m.failures]
+    if failed:
+        lines += ["", "failed requests (a dashboard with errors, or no answer), by error code:"]
+        for index, round_ in enumerate(results, start=1):
+            for measured in round_:
+                if measured.failures:
+                    codes = ", ".join(f"{code} {n}" for code, n in measured.failures.most_common())
+                    lines.append(f"round {index} {measured.name}: {codes}")
     lines.append(
         "(CPU: user + system time of the server's processes, the supervisor and every worker, "
-        "from /proc; the bench's clients, the databases and the other servers not included)"
+        "from /proc; the bench's clients, the databases and the other servers not included; "
+        "mongo: the embedded Mongo-wire server's CPU in the same phase)"
     )
     return "\n".join(lines)
 
@@ -206,6 +257,9 @@ async def run(args: argparse.Namespace, mongo_base: str, mongo_label: str) -> No
             servers.append(start_peer(peer_env(settings), workdir))
             stack.callback(stop, servers[-1].process)
         await asyncio.gather(*(wait_until_answering(server) for server in servers))
+        # This process's other children: the embedded Mongo server (none with MONGO_BENCH_URI).
+        served = {pid for server in servers for pid in tree_cpu(server.process.pid)}
+        mongo = set(descendants(os.getpid())) - served
 
         # One connection per client, kept alive; or a new one for every request.
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=int(not args.fresh))
@@ -232,7 +286,7 @@ async def run(args: argparse.Namespace, mongo_base: str, mongo_label: str) -> No
             round_ = []
             for server in order:
                 print(f"round {index + 1}: {server.name}…", file=sys.stderr)
-                round_.append(await measure(server, calls[server.name], args))
+                round_.append(await measure(server, calls[server.name], args, mongo))
                 if server.process.poll() is not None:
                     raise SystemExit(f"{server.name} exited:\n{server.stderr()[-3000:]}")
             results.append(sorted(round_, key=lambda m: [s.name for s in servers].index(m.name)))
