@@ -11,9 +11,10 @@ Sets up and seeds the databases as bench.dashboard does, then starts, each on th
 Every answer is checked to be the same JSON once, then each server in turn gets `--clients`
 closed-loop clients (each its own connection, sending the full dashboard as soon as its last
 answer came) for a warm-up, then for `--seconds` or `--requests`, whichever ends first.
-Reported per server: requests per second, p50 / p95 latency, and the CPU seconds of the
-server's processes (the supervisor and every worker, from /proc) per request and per
-CPU-second. The rounds alternate the servers' order. See bench/README.md.
+Reported per server: whole dashboards per second, p50 / p95 latency, and the CPU seconds of
+the server's processes (the supervisor and every worker, from /proc) per whole dashboard and
+whole dashboards per CPU-second; failed ones (any error, or no answer) apart, by code.
+The rounds alternate the servers' order. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -91,16 +92,19 @@ class Measured:
         return len(self.latencies) + self.failed
 
     def row(self) -> dict[str, float]:
+        """The phase's figures. Only whole dashboards count as served: a failed one (often
+        answered at once, by an open circuit breaker) would flatter the rates."""
         cpu = sum(self.cpu.values())
+        whole = len(self.latencies)
         ordered = sorted(self.latencies) or [0.0]
         return {
-            "requests": self.requests,
-            "per_second": self.requests / self.seconds if self.seconds else 0.0,
+            "requests": whole,
+            "per_second": whole / self.seconds if self.seconds else 0.0,
             "p50": statistics.median(ordered),
             "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
             "cpu_s": cpu,
-            "cpu_ms": 1000 * cpu / self.requests if self.requests else 0.0,
-            "per_cpu_second": self.requests / cpu if cpu else 0.0,
+            "cpu_ms": 1000 * cpu / whole if whole else 0.0,
+            "per_cpu_second": whole / cpu if cpu else 0.0,
         }
 
 
@@ -171,7 +175,12 @@ async def measure(
     return measured
 
 
-def report(results: list[list[Measured]], info: dict[str, str], args: argparse.Namespace) -> str:
+def report(
+    results: list[list[Measured]],
+    info: dict[str, str],
+    args: argparse.Namespace,
+    logs: dict[str, str],
+) -> str:
     lines = [
         "",
         f"machine: {info['cpus']} CPUs, {info['cpu']}, {info['memory']}; {info['python']}; "
@@ -187,7 +196,7 @@ def report(results: list[list[Measured]], info: dict[str, str], args: argparse.N
         lines += [
             "",
             f"round {index}",
-            f"{'server':<14}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}"
+            f"{'server':<14}{'whole':>9}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}"
             f"{'CPU s':>8}{'CPU ms/req':>11}{'req/CPU-s':>10}{'failed':>8}  CPU per process (s)",
         ]
         rows = {}
@@ -219,6 +228,9 @@ def report(results: list[list[Measured]], info: dict[str, str], args: argparse.N
                 if measured.failures:
                     codes = ", ".join(f"{code} {n}" for code, n in measured.failures.most_common())
                     lines.append(f"round {index} {measured.name}: {codes}")
+        lines += ["", "the end of each such server's stderr:"]
+        for name in dict.fromkeys(m.name for m in failed):
+            lines += [f"--- {name}", *logs.get(name, "").splitlines()[-15:]]
     lines.append(
         "(CPU: user + system time of the server's processes, the supervisor and every worker, "
         "from /proc; the bench's clients, the databases and the other servers not included; "
@@ -290,7 +302,8 @@ async def run(args: argparse.Namespace, mongo_base: str, mongo_label: str) -> No
                 if server.process.poll() is not None:
                     raise SystemExit(f"{server.name} exited:\n{server.stderr()[-3000:]}")
             results.append(sorted(round_, key=lambda m: [s.name for s in servers].index(m.name)))
-    print(report(results, info, args))
+        logs = {server.name: server.stderr() for server in servers}
+    print(report(results, info, args, logs))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -30,15 +30,16 @@ def test_a_partial_answer_names_each_code_once_with_its_source() -> None:
     ]
 
 
-def test_a_phase_counts_failed_requests_and_charges_every_process() -> None:
-    measured = Measured("gateway-w2", seconds=2.0, latencies=[10.0, 20.0, 30.0])
-    measured.failures["ReadTimeout"] = 1
+def test_a_phase_rates_whole_dashboards_only_and_charges_every_process() -> None:
+    measured = Measured("gateway-w2", seconds=2.0, latencies=[10.0, 20.0, 30.0, 40.0])
+    measured.failures["SOURCE_UNAVAILABLE (users)"] = 6  # an open breaker answers at once
     measured.cpu = {100: 0.01, 101: 0.05, 102: 0.06}
 
     row = measured.row()
 
+    assert measured.requests == 10
     assert row["requests"] == 4
     assert row["per_second"] == pytest.approx(2.0)
-    assert row["p50"] == pytest.approx(20.0)
+    assert row["p50"] == pytest.approx(25.0)
     assert row["cpu_ms"] == pytest.approx(30.0)
     assert row["per_cpu_second"] == pytest.approx(4 / 0.12)
