@@ -50,7 +50,7 @@ import time
 import tracemalloc
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -83,7 +83,7 @@ from datasources.credentials import SECRET_FIELDS
 from datasources.trades import trades
 from datasources.users import find_user_by_email
 from gateway.app import create_app
-from gateway.core.auth import TokenService
+from gateway.core.auth import AccessClaims, TokenService
 from gateway.core.settings import Settings
 from gateway.embedded import EmbeddedMongo
 from gateway.seed import DEMO_EMAIL, seed_demo
@@ -255,6 +255,17 @@ class Revoked(Exception):
     """The token's user is gone or its tokens were revoked."""
 
 
+def check_token_user(user: dict[str, Any] | None, claims: AccessClaims) -> None:
+    """Raise Revoked unless the token's user exists, is not being deleted and is still at
+    the token's version: the check every floor makes before it returns anything."""
+    if (
+        user is None
+        or user.get("deletingAt") is not None
+        or int(user.get("tokenVersion", 0)) != claims.token_version
+    ):
+        raise Revoked(claims.user_id)
+
+
 async def floor_dashboard(sources: Sources, tokens: TokenService, token: str) -> dict[str, Any]:
     """The dashboard's `data`, fetched straight from the drivers in one asyncio.gather.
 
@@ -278,12 +289,7 @@ async def floor_dashboard(sources: Sources, tokens: TokenService, token: str) ->
             _recent_activity(sources, user_id),
         ),
     )
-    if (
-        user is None
-        or user.get("deletingAt") is not None
-        or int(user.get("tokenVersion", 0)) != claims.token_version
-    ):
-        raise Revoked(user_id)
+    check_token_user(user, claims)
     today = datetime.now(UTC).date()
     created = _utc(user.get("createdAt")) or user["_id"].generation_time
     return {
@@ -666,6 +672,22 @@ async def open_variants(
 def check_same_answer(calls: dict[str, bytes]) -> None:
     """Every variant's answer is the same JSON as the gateway's; stop the run otherwise,
     with the first differences."""
+    gateway = same_answers(calls)
+    dashboard = gateway["data"]["dashboard"]
+    print(
+        f"answers agree: {len(calls['gateway'])} bytes, "
+        f"{len(dashboard['recentTrades'])} trades, "
+        f"{len(dashboard['activeStrategies'])} active strategies, "
+        f"{len(dashboard['equityCurve'])} equity points, "
+        f"{len(dashboard['recentActivity'])} events; variants: {', '.join(calls)}",
+        file=sys.stderr,
+    )
+
+
+def same_answers(calls: dict[str, bytes]) -> dict[str, Any]:
+    """The gateway's answer, parsed, once every variant's is the same JSON; stop the run
+    otherwise, with the first differences. The gateway's `extensions` (its request id)
+    are not part of the answer."""
     answers = {}
     for name, body in calls.items():
         answer = json.loads(body)
@@ -678,15 +700,8 @@ def check_same_answer(calls: dict[str, bytes]) -> None:
         if other != gateway:
             diffs = list(_diff(gateway, other, "$"))[:10]
             raise SystemExit(f"{name} and the gateway disagree:\n  " + "\n  ".join(diffs))
-    dashboard = gateway["data"]["dashboard"]
-    print(
-        f"answers agree: {len(calls['gateway'])} bytes, "
-        f"{len(dashboard['recentTrades'])} trades, "
-        f"{len(dashboard['activeStrategies'])} active strategies, "
-        f"{len(dashboard['equityCurve'])} equity points, "
-        f"{len(dashboard['recentActivity'])} events; variants: {', '.join(answers)}",
-        file=sys.stderr,
-    )
+    found: dict[str, Any] = gateway
+    return found
 
 
 def _diff(a: Any, b: Any, path: str) -> Iterator[str]:
@@ -901,6 +916,19 @@ def machine() -> dict[str, str]:
     }
 
 
+async def describe(mongo_label: str) -> dict[str, str]:
+    """The machine, the databases' servers and the load average, for a report's head."""
+    info = machine()
+    info["mongo"] = mongo_label
+    info["load"] = " ".join(f"{load:.2f}" for load in os.getloadavg())
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        info["postgres"] = "PostgreSQL " + str(await admin.fetchval("SHOW server_version"))
+    finally:
+        await admin.close()
+    return info
+
+
 @dataclass
 class Round:
     """One timed round: every variant, interleaved, with `round_trip_ms` added per database
@@ -1056,12 +1084,21 @@ def enable_tracing() -> str:
     return "on (SDK, no exporter)"
 
 
-def served_call(client: httpx.AsyncClient, url: str, token: str, *, operation_name: bool) -> Call:
-    """A POST of the dashboard query to a served variant over real HTTP."""
+def served_call(
+    client: httpx.AsyncClient,
+    url: str,
+    token: str,
+    *,
+    operation_name: bool,
+    query: str = DASHBOARD_QUERY,
+    operation: str = "Dashboard",
+) -> Call:
+    """A POST of `query` (the dashboard's by default) to a served variant over real HTTP,
+    or to an app over ASGI when `client` has that transport."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    request: dict[str, str] = {"query": DASHBOARD_QUERY}
+    request: dict[str, str] = {"query": query}
     if operation_name:
-        request["operationName"] = "Dashboard"
+        request["operationName"] = operation
     body = json.dumps(request).encode()
 
     async def call() -> bytes:
@@ -1189,14 +1226,7 @@ def prepare_peer() -> str:
 
 async def run(args: argparse.Namespace, mongo_base: str, mongo_label: str) -> None:
     run_id = uuid.uuid4().hex[:8]
-    info = machine()
-    info["mongo"] = mongo_label
-    info["load"] = " ".join(f"{load:.2f}" for load in os.getloadavg())
-    admin = await asyncpg.connect(ADMIN_URL)
-    try:
-        info["postgres"] = "PostgreSQL " + str(await admin.fetchval("SHOW server_version"))
-    finally:
-        await admin.close()
+    info = await describe(mongo_label)
     if not args.without_served and not args.without_peer:
         info["node"] = prepare_peer()
     operation_name = not args.without_operation_name
@@ -1367,10 +1397,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_with_mongo(
+    bench_run: Callable[[str, str], Coroutine[Any, Any, None]], loop: str = "uvloop"
+) -> None:
+    """`bench_run(mongo_base, mongo_label)` on `loop` (uvloop or asyncio), against
+    MONGO_BENCH_URI or else an embedded Mongo-wire server started for it and stopped after."""
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
-    if args.loop == "uvloop":
+    if loop == "uvloop":
         import uvloop  # noqa: PLC0415 - optional, as in uvicorn
 
         loop_factory = uvloop.new_event_loop
@@ -1383,10 +1416,15 @@ def main(argv: list[str] | None = None) -> int:
         mongo_base, label = f"mongodb://{server.host}:{server.port}", "embedded SecantusDB"
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            runner.run(run(args, mongo_base, label))
+            runner.run(bench_run(mongo_base, label))
     finally:
         if server is not None:
             server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    run_with_mongo(functools.partial(run, args), args.loop)
     return 0
 
 

@@ -1,11 +1,11 @@
 """Servers the dashboard bench runs as processes of their own, and what they cost.
 
-- `gateway serve` (uvicorn, one worker) and the Apollo Server 4 peer in `bench/peer/`
+- `gateway serve` (uvicorn, one worker unless told) and the Apollo Server 4 peer in `bench/peer/`
   (Node), each on a free loopback port, output to files, stopped with SIGTERM;
 - the peer's packages, installed with `npm ci` when `node_modules` is missing or was
   installed from another lockfile (the bench's own step: the test suite never runs it);
 - a process's CPU time from /proc, so a served variant is charged its server's CPU, not
-  the bench's;
+  the bench's (with several workers: the supervisor's and every worker's);
 - the latency proxies: `python -m bench.latency` in a process of its own, so the proxies'
   CPU is charged to nobody's variant.
 """
@@ -57,6 +57,36 @@ def process_cpu(pid: int) -> float:
     except OSError:
         return 0.0
     return cpu_seconds_of_stat(stat, os.sysconf("SC_CLK_TCK"))
+
+
+def parent_of_stat(stat: str) -> int:
+    """The parent's pid from the text of /proc/PID/stat (field 4)."""
+    return int(stat.rpartition(")")[2].split()[1])
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (children, their children…), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = parent_of_stat((entry / "stat").read_text(encoding="ascii"))
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        children.setdefault(parent, []).append(int(entry.name))
+    found, pending = [], [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+def tree_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds so far of `pid` and of every live process below it (a supervisor's
+    workers), by pid."""
+    return {each: process_cpu(each) for each in [pid, *descendants(pid)]}
 
 
 # --- URLs -----------------------------------------------------------------------------
@@ -133,13 +163,15 @@ def _spawn(
     return Served(name, process, url, stderr_path)
 
 
-def start_gateway(env: Mapping[str, str], workdir: Path) -> Served:
-    """`gateway serve` (uvicorn, one worker) on a free loopback port, run in an empty
-    folder so no stray .env is read."""
+def start_gateway(
+    env: Mapping[str, str], workdir: Path, *, workers: int = 1, name: str = "gateway"
+) -> Served:
+    """`gateway serve` (uvicorn, `workers` worker processes) on a free loopback port, run in
+    an empty folder so no stray .env is read."""
     port = free_port()
     command = [sys.executable, "-m", "gateway.cli", "serve", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--log-level", "warning"]
-    return _spawn("gateway", command, env, workdir, f"http://127.0.0.1:{port}/graphql")
+    command += ["--port", str(port), "--log-level", "warning", "--workers", str(workers)]
+    return _spawn(name, command, env, workdir, f"http://127.0.0.1:{port}/graphql")
 
 
 def start_peer(env: Mapping[str, str], workdir: Path, peer_dir: Path = PEER_DIR) -> Served:

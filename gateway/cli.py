@@ -106,13 +106,46 @@ def _share_metrics(workers: int) -> None:
     telemetry.prepare_multiprocess_dir(path)
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on: its CPU affinity where the system has one (a
+    container or `taskset` may allow fewer than the machine has), else every CPU."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def default_workers(settings: Settings) -> int:
+    """`gateway serve`'s worker processes when `--workers` is not given: one per available
+    CPU in production, else one (a single process is easier to debug and to stop)."""
+    return available_cpus() if settings.production else 1
+
+
+def shared_state_warnings(settings: Settings, workers: int) -> list[str]:
+    """What several workers do not share without Redis, and weakens: each a warning line.
+
+    Per-process state that stays correct (metrics, caches of parsed documents, the
+    trusted operations list, APQ queries) needs none: see README, "Several workers".
+    """
+    if workers < 2 or not settings.rate_limit_enabled or settings.redis_url:
+        return []
+    return [
+        f"{workers} workers and no REDIS_URL: each worker keeps its own rate limits and "
+        f"failed sign-in counts in memory, so together they admit up to {workers} times "
+        "every rate and lock an account out only after as many times the failures. "
+        "Set REDIS_URL to share them, or run --workers 1."
+    ]
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the gateway against the configured databases."""
     settings = _settings()
-    if args.workers < 1:
+    workers = args.workers if args.workers is not None else default_workers(settings)
+    if workers < 1:
         console.print("[red]--workers must be at least 1[/red]")
         return 2
-    _share_metrics(args.workers)
+    for warning in shared_state_warnings(settings, workers):
+        console.print(f"[yellow]warning[/yellow]: {warning}", highlight=False)
+    _share_metrics(workers)
     if settings.metrics_enabled and settings.metrics_port is not None:
         # Served by this process (the workers' supervisor when there are several).
         from prometheus_client import start_http_server  # noqa: PLC0415 - serve only
@@ -127,7 +160,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # each drains its requests on SIGTERM (gateway/app.py).
         "gateway.app:app_from_environment",
         factory=True,
-        workers=args.workers,
+        workers=workers,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -407,8 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="worker processes (each has its own pools, breakers and bulkheads)",
+        default=None,
+        help="worker processes (each has its own pools, breakers and bulkheads); default: "
+        "one per CPU this process may run on (its CPU affinity) when GATEWAY_ENV=production, "
+        "else 1",
     )
     serve.set_defaults(handler=cmd_serve)
 

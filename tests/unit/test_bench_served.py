@@ -21,10 +21,13 @@ from bench.served import (
     INSTALL_STAMP,
     PEER_DIR,
     cpu_seconds_of_stat,
+    descendants,
     lock_digest,
     needs_install,
     node_postgres_url,
+    parent_of_stat,
     process_cpu,
+    tree_cpu,
 )
 from schema._ids import global_id
 from schema._scalars import _serialize_date_time, _serialize_decimal
@@ -47,6 +50,27 @@ def test_process_cpu_follows_this_process_cpu_time() -> None:
     # /proc counts in clock ticks (10 ms here): the same CPU time, to a few ticks.
     assert measured == pytest.approx(spent, abs=0.03)
     assert process_cpu(2**22 + 1) == 0.0  # no such process
+
+
+def test_the_parent_pid_is_read_after_the_command_name() -> None:
+    assert parent_of_stat("4242 (uvicorn (worker) 1) S 4200 4242 4200 0") == 4200
+
+
+@pytest.mark.slow
+def test_a_supervisor_is_charged_its_workers_and_their_children() -> None:
+    # sh forks a sleep: a grandchild of this process, as a worker's helper would be.
+    shell = subprocess.Popen(["sh", "-c", "sleep 30 & wait"])
+    try:
+        deadline = time.monotonic() + 5
+        while len(below := descendants(shell.pid)) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(below) == 1
+        assert {shell.pid, *below} <= set(descendants(os.getpid()))
+        assert set(tree_cpu(shell.pid)) == {shell.pid, *below}
+    finally:
+        for pid in descendants(shell.pid):
+            os.kill(pid, 15)
+        shell.wait(5)
 
 
 def test_urls_through_a_proxy_keep_credentials_and_connect_mongo_directly() -> None:
