@@ -15,7 +15,10 @@ about 10,200 fields in a 256 KB answer. The variants, interleaved:
                 token's user alongside: the same round trips), the same dict built by hand
                 (global ids, Decimal strings, times as the API prints them) and encoded
                 with orjson;
-- gateway-http: `gateway serve` (uvicorn, one worker) over real HTTP on the loopback.
+- gateway-http: `gateway serve` (uvicorn, one worker) over real HTTP on the loopback;
+- gateway-standard (with --standard-executor): a second app like gateway's, executing with
+                the standard executor instead of the fast path (schema/_fast.py): what
+                the fast path saves, measured in the same run.
 
 The gateway is a black box here: only its answers over HTTP or ASGI are read. Both
 answers must be the same JSON before anything is timed. Databases, seeding, the served
@@ -96,7 +99,7 @@ query Large {
   }
 }
 """
-VARIANTS = ("gateway", "json-floor", "gateway-http")
+VARIANTS = ("gateway", "json-floor", "gateway-http", "gateway-standard")
 
 
 # --- the data -------------------------------------------------------------------------
@@ -270,11 +273,11 @@ def table(latency: dict[str, Latency], sizes: dict[str, int]) -> list[str]:
         "client side included for the gateway; gateway-http its server process's (/proc))"
     )
     floor = rows["json-floor"]
-    for name in ("gateway", "gateway-http"):
+    for name in ("gateway", "gateway-http", "gateway-standard"):
         if name in rows:
             row = rows[name]
             lines.append(
-                f"{name + ' / json-floor:':<26}p50 {_ratio(row['p50'], floor['p50'])}, "
+                f"{name + ' / json-floor:':<32}p50 {_ratio(row['p50'], floor['p50'])}, "
                 f"p95 {_ratio(row['p95'], floor['p95'])}, CPU {_ratio(row['cpu'], floor['cpu'])}"
             )
     if "gateway" in rows:
@@ -340,6 +343,24 @@ async def run(args: argparse.Namespace, mongo_base: str, mongo_label: str) -> No
             ),
             "json-floor": functools.partial(floor_large, sources, tokens, token),
         }
+        if args.standard_executor:
+            standard = create_app(settings)
+            schema = standard.state.schema
+            schema.execution_context_class = schema.standard_executor
+            await stack.enter_async_context(running(standard))
+            standard_client = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=standard), base_url="http://standard.bench"
+                )
+            )
+            calls["gateway-standard"] = served_call(
+                standard_client,
+                "/graphql",
+                token,
+                operation_name=True,
+                query=LARGE_QUERY,
+                operation="Large",
+            )
         clocks: dict[str, Callable[[], float]] = {}
         server: Served | None = None
         if not args.without_served:
@@ -400,6 +421,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     parser.add_argument(
         "--without-served", action="store_true", help="leave gateway-http out (in process only)"
+    )
+    parser.add_argument(
+        "--standard-executor",
+        action="store_true",
+        help="add gateway-standard: the gateway without its execution fast path",
     )
     args = parser.parse_args(argv)
     if args.runs < 2 or args.warmup < 0 or args.strategies < 1:
