@@ -319,6 +319,36 @@ def _within_boundary(
     return mapped
 
 
+async def _outcome_by(task: asyncio.Future[R], until: float) -> R:
+    """`task`'s result (or exception) once it ends, or TimeoutError at loop time `until` if
+    it has not; either way, and when the caller is cancelled, `task` itself runs on.
+
+    What `asyncio.timeout` around `asyncio.shield(task)` does, with one future and one
+    timer instead of a shield's outer future, its callbacks and a timeout's context
+    (bench/README.md, "Issue 11: the Mongo read path"). Not `asyncio.wait_for`: on Python
+    3.11 it loses the caller's cancellation when the call ends at the same moment, and the
+    caller then runs on (a background loop that was stopped would sleep again instead of
+    ending); a cancellation arriving here after `task` ended still raises at the `await`.
+    """
+    loop = asyncio.get_running_loop()
+    woken = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not woken.done():
+            woken.set_result(None)
+
+    timer = loop.call_at(until, wake)
+    task.add_done_callback(wake)
+    try:
+        await woken
+    finally:
+        timer.cancel()
+        task.remove_done_callback(wake)
+    if not task.done():
+        raise TimeoutError
+    return task.result()
+
+
 def _retrieve(task: asyncio.Future[Any]) -> None:
     # An abandoned call's outcome is collected, so none is reported as never retrieved.
     if not task.cancelled():
@@ -438,17 +468,11 @@ class SourceBase:
             call.close()
             raise TimeoutError
         ticket = await self._admit(call, until)
-        remaining = until - loop.time()
-        task = asyncio.ensure_future(self._bounded(call, remaining))
-        task.add_done_callback(lambda _done: self._slots.release())
+        task = asyncio.ensure_future(self._bounded(call, until - loop.time()))
         self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        task.add_done_callback(self._call_ended)
         try:
-            # Not `asyncio.wait_for`: on Python 3.11 it loses the caller's cancellation when
-            # the call ends at the same moment, and the caller then runs on (a background
-            # loop that was stopped would sleep again instead of ending).
-            async with asyncio.timeout(remaining):
-                result = await asyncio.shield(task)
+            result = await _outcome_by(task, until)
         except asyncio.CancelledError:  # the caller went away: says nothing of the source
             self._abandon(task)
             self.breaker.let_go(ticket)
@@ -472,6 +496,12 @@ class SourceBase:
             raise
         self.breaker.succeeded()
         return result
+
+    def _call_ended(self, task: asyncio.Future[Any]) -> None:
+        """The driver's work for a call is over (answered, failed or abandoned): its slot is
+        free again."""
+        self._slots.release()
+        self._running.discard(task)
 
     async def _admit(self, call: Coroutine[Any, Any, Any], until: float) -> str:
         """The breaker's ticket for `call`, holding one of the source's slots (the
