@@ -309,11 +309,19 @@ def _within_boundary(
 
     @functools.wraps(method)
     async def mapped(self: SourceBase, *args: Any, **kwargs: Any) -> R:
-        with self._mapped_errors():
+        # A plain try rather than a context manager: this runs for every source call.
+        try:
             if not deadline or _BOUNDED.get() is self:
                 return await method(self, *args, **kwargs)
             seconds = self.limits.deadlines.of(kwargs.get("kind", fixed_kind))
             return await self._within_deadline(method(self, *args, **kwargs), seconds)
+        except GatewayError:
+            raise
+        except BaseException as exc:
+            coded = self._mapped_error(exc)
+            if coded is None:
+                raise
+            raise coded from exc
 
     mapped.__source_boundary__ = True  # type: ignore[attr-defined]
     return mapped
@@ -427,7 +435,7 @@ class SourceBase:
 
     def _outcome(self, exc: BaseException) -> str:
         """How a call that raised `exc` ended, in the metrics' words (`SOURCE_OUTCOMES`).
-        Driver errors reach this point unmapped (`_mapped_errors` wraps it), so a
+        Driver errors reach this point unmapped (`_mapped_error` maps them after), so a
         SOURCE_UNAVAILABLE here is the source refusing the call itself: its breaker open."""
         if isinstance(exc, (Conflict, *self.conflict_errors)):
             return "conflict"
@@ -547,17 +555,14 @@ class SourceBase:
         task.cancel()
         task.add_done_callback(_retrieve)
 
-    @contextmanager
-    def _mapped_errors(self) -> Iterator[None]:
-        """Map driver errors to coded ones, most specific first: a unique-key violation is a
-        CONFLICT; any other driver, network or timeout failure makes the source
-        SOURCE_UNAVAILABLE. Coded errors raised inside pass through unchanged."""
-        try:
-            yield
-        except GatewayError:
-            raise
-        except self.conflict_errors as exc:
-            raise Conflict("That value is already taken.") from exc
-        except self._unavailable as exc:
+    def _mapped_error(self, exc: BaseException) -> GatewayError | None:
+        """The coded error a driver error maps to, most specific first: a unique-key
+        violation is a CONFLICT; any other driver, network or timeout failure makes the
+        source SOURCE_UNAVAILABLE. None for anything else (it passes through unchanged, as
+        coded errors raised inside do)."""
+        if isinstance(exc, self.conflict_errors):
+            return Conflict("That value is already taken.")
+        if isinstance(exc, self._unavailable):
             log.warning("source %s failed: %s: %s", self.name, type(exc).__name__, exc)
-            raise SourceUnavailable(self.name) from exc
+            return SourceUnavailable(self.name)
+        return None
