@@ -1,11 +1,13 @@
 """The cost of the source boundary per call: a trivial source call, timed many times.
 
-    .venv/bin/python -m bench.boundary [--calls N] [--rounds R] [--tracing]
+    .venv/bin/python -m bench.boundary [--calls N] [--rounds R] [--tracing] [--io]
 
 A source whose method returns at once, so what is timed is the boundary alone: the
 error mapping, the deadline (a task per call), the breaker, the bulkhead, the call log
 of an observed request and, where the tree has it, the telemetry (metrics; a span per
-call with --tracing, inside a request span as a traced request has). No database.
+call with --tracing, inside a request span as a traced request has). No database; with
+--io the call waits one turn of the loop for its answer, as a driver's call waits for
+its socket, so the boundary's wait for it (its deadline's timer) is timed too.
 Runs on uvloop, as uvicorn does. Reports wall and CPU microseconds per call, best of
 the rounds. See bench/README.md.
 """
@@ -24,12 +26,18 @@ from datasources import Deadlines, SourceBase, SourceLimits, observe
 
 
 class TrivialSource(SourceBase):
-    """Answers at once."""
+    """Answers at once, or (`io`) on the loop's next turn."""
 
     name = "bench-trivial"
+    io = False
 
     async def answer(self) -> int:
-        return 1
+        if not self.io:
+            return 1
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[int] = loop.create_future()
+        loop.call_soon(answered.set_result, 1)
+        return await answered
 
 
 @contextlib.contextmanager
@@ -48,8 +56,9 @@ def traced_request(tracing: bool) -> Iterator[None]:
     telemetry.disable_tracing()
 
 
-async def run(calls: int, rounds: int, tracing: bool) -> tuple[float, float]:
+async def run(calls: int, rounds: int, tracing: bool, io: bool = False) -> tuple[float, float]:
     source = TrivialSource(limits=SourceLimits(deadlines=Deadlines.every(5.0)))
+    source.io = io
     best_wall = best_cpu = float("inf")
     with traced_request(tracing), observe():
         for _ in range(100):
@@ -68,9 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tracing", action="store_true")
+    parser.add_argument("--io", action="store_true", help="the call waits a turn of the loop")
     args = parser.parse_args(argv)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        wall, cpu = runner.run(run(args.calls, args.rounds, args.tracing))
+        wall, cpu = runner.run(run(args.calls, args.rounds, args.tracing, args.io))
     print(f"source boundary: {wall:.1f} us wall, {cpu:.1f} us CPU per call (best of {args.rounds})")
     return 0
 

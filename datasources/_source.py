@@ -309,14 +309,52 @@ def _within_boundary(
 
     @functools.wraps(method)
     async def mapped(self: SourceBase, *args: Any, **kwargs: Any) -> R:
-        with self._mapped_errors():
+        # A plain try rather than a context manager: this runs for every source call.
+        try:
             if not deadline or _BOUNDED.get() is self:
                 return await method(self, *args, **kwargs)
             seconds = self.limits.deadlines.of(kwargs.get("kind", fixed_kind))
             return await self._within_deadline(method(self, *args, **kwargs), seconds)
+        except GatewayError:
+            raise
+        except BaseException as exc:
+            coded = self._mapped_error(exc)
+            if coded is None:
+                raise
+            raise coded from exc
 
     mapped.__source_boundary__ = True  # type: ignore[attr-defined]
     return mapped
+
+
+async def _outcome_by(task: asyncio.Future[R], until: float) -> R:
+    """`task`'s result (or exception) once it ends, or TimeoutError at loop time `until` if
+    it has not; either way, and when the caller is cancelled, `task` itself runs on.
+
+    What `asyncio.timeout` around `asyncio.shield(task)` does, with one future and one
+    timer instead of a shield's outer future, its callbacks and a timeout's context
+    (bench/README.md, "Issue 11: the Mongo read path"). Not `asyncio.wait_for`: on Python
+    3.11 it loses the caller's cancellation when the call ends at the same moment, and the
+    caller then runs on (a background loop that was stopped would sleep again instead of
+    ending); a cancellation arriving here after `task` ended still raises at the `await`.
+    """
+    loop = asyncio.get_running_loop()
+    woken = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not woken.done():
+            woken.set_result(None)
+
+    timer = loop.call_at(until, wake)
+    task.add_done_callback(wake)
+    try:
+        await woken
+    finally:
+        timer.cancel()
+        task.remove_done_callback(wake)
+    if not task.done():
+        raise TimeoutError
+    return task.result()
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
@@ -397,7 +435,7 @@ class SourceBase:
 
     def _outcome(self, exc: BaseException) -> str:
         """How a call that raised `exc` ended, in the metrics' words (`SOURCE_OUTCOMES`).
-        Driver errors reach this point unmapped (`_mapped_errors` wraps it), so a
+        Driver errors reach this point unmapped (`_mapped_error` maps them after), so a
         SOURCE_UNAVAILABLE here is the source refusing the call itself: its breaker open."""
         if isinstance(exc, (Conflict, *self.conflict_errors)):
             return "conflict"
@@ -438,17 +476,11 @@ class SourceBase:
             call.close()
             raise TimeoutError
         ticket = await self._admit(call, until)
-        remaining = until - loop.time()
-        task = asyncio.ensure_future(self._bounded(call, remaining))
-        task.add_done_callback(lambda _done: self._slots.release())
+        task = asyncio.ensure_future(self._bounded(call, until - loop.time()))
         self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        task.add_done_callback(self._call_ended)
         try:
-            # Not `asyncio.wait_for`: on Python 3.11 it loses the caller's cancellation when
-            # the call ends at the same moment, and the caller then runs on (a background
-            # loop that was stopped would sleep again instead of ending).
-            async with asyncio.timeout(remaining):
-                result = await asyncio.shield(task)
+            result = await _outcome_by(task, until)
         except asyncio.CancelledError:  # the caller went away: says nothing of the source
             self._abandon(task)
             self.breaker.let_go(ticket)
@@ -472,6 +504,12 @@ class SourceBase:
             raise
         self.breaker.succeeded()
         return result
+
+    def _call_ended(self, task: asyncio.Future[Any]) -> None:
+        """The driver's work for a call is over (answered, failed or abandoned): its slot is
+        free again."""
+        self._slots.release()
+        self._running.discard(task)
 
     async def _admit(self, call: Coroutine[Any, Any, Any], until: float) -> str:
         """The breaker's ticket for `call`, holding one of the source's slots (the
@@ -517,17 +555,14 @@ class SourceBase:
         task.cancel()
         task.add_done_callback(_retrieve)
 
-    @contextmanager
-    def _mapped_errors(self) -> Iterator[None]:
-        """Map driver errors to coded ones, most specific first: a unique-key violation is a
-        CONFLICT; any other driver, network or timeout failure makes the source
-        SOURCE_UNAVAILABLE. Coded errors raised inside pass through unchanged."""
-        try:
-            yield
-        except GatewayError:
-            raise
-        except self.conflict_errors as exc:
-            raise Conflict("That value is already taken.") from exc
-        except self._unavailable as exc:
+    def _mapped_error(self, exc: BaseException) -> GatewayError | None:
+        """The coded error a driver error maps to, most specific first: a unique-key
+        violation is a CONFLICT; any other driver, network or timeout failure makes the
+        source SOURCE_UNAVAILABLE. None for anything else (it passes through unchanged, as
+        coded errors raised inside do)."""
+        if isinstance(exc, self.conflict_errors):
+            return Conflict("That value is already taken.")
+        if isinstance(exc, self._unavailable):
             log.warning("source %s failed: %s: %s", self.name, type(exc).__name__, exc)
-            raise SourceUnavailable(self.name) from exc
+            return SourceUnavailable(self.name)
+        return None

@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from datasources import idempotency, outbox
 from datasources._batch import Page, Scope, grouped, in_key_order, paginate
-from datasources._fields import StoredField, lower, read_fields, store_fields, upper
+from datasources._fields import StoredField, field_reader, lower, store_fields, upper
 from datasources._mongo import Document, MongoSource, now, to_object_id, to_object_ids, utc
 from datasources.outbox import Event
 
@@ -135,6 +135,7 @@ BY_ATTR = {field.attr: field for field in FIELDS}
 # Every stored field: what a deletion removes, leaving a tombstone.
 _STORED = tuple(field.stored for field in FIELDS)
 EDITABLE = tuple(field for field in FIELDS if field.editable)
+_read_fields = field_reader(FIELDS)
 
 
 def _record(doc: Document) -> StrategyRecord:
@@ -144,7 +145,7 @@ def _record(doc: Document) -> StrategyRecord:
         user_id=str(doc["userId"]),
         created_at=created,
         updated_at=utc(doc.get("updatedAt")) or created,
-        **read_fields(FIELDS, doc),
+        **_read_fields(doc),
     )
 
 

@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from datasources import outbox, persisted_operations, refresh_tokens
 from datasources._batch import Page, Scope, in_key_order, paginate
-from datasources._fields import StoredField, lower, read_fields, store_fields, upper
+from datasources._fields import StoredField, field_reader, lower, store_fields, upper
 from datasources._mongo import Document, MongoSource, now, to_object_id, to_object_ids, utc
 from datasources.outbox import Event
 
@@ -67,6 +67,7 @@ FIELDS: tuple[StoredField, ...] = (
 )
 BY_ATTR = {field.attr: field for field in FIELDS}
 EDITABLE = tuple(field for field in FIELDS if field.editable)
+_read_fields = field_reader(FIELDS)
 
 
 def _record(doc: Document) -> UserRecord:
@@ -76,7 +77,7 @@ def _record(doc: Document) -> UserRecord:
         created_at=created,
         updated_at=utc(doc.get("updatedAt")) or created,
         deleting=doc.get("deletingAt") is not None,
-        **read_fields(FIELDS, doc),
+        **_read_fields(doc),
     )
 
 

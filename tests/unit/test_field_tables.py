@@ -10,7 +10,7 @@ from bson import ObjectId
 from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLObjectType
 
 from datasources import credentials, trades, users
-from datasources._fields import store_fields
+from datasources._fields import StoredField, field_reader, read_fields, store_fields
 from datasources.strategies import BY_ATTR, EDITABLE, FIELDS, StrategyRecord, _record
 from resolvers.strategy_input import RULES
 from schema import build_schema
@@ -135,3 +135,20 @@ def test_storing_refuses_an_unknown_field_or_a_missing_required_one() -> None:
 def test_reading_a_document_without_a_required_field_fails() -> None:
     with pytest.raises(KeyError):
         users._record({"_id": ObjectId()})
+
+
+@pytest.mark.parametrize(
+    "table", [users.FIELDS, FIELDS, trades.FIELDS], ids=["user", "strategy", "trade"]
+)
+def test_a_planned_field_reader_reads_as_each_field_does(table: tuple[StoredField, ...]) -> None:
+    read = field_reader(table)
+    required = {field.stored: f"stored {field.stored}" for field in table if field.required}
+    # Every field absent (its default), then every field present with a value its load takes.
+    everything = {field.stored: field.store(field.default) for field in table} | required
+    everything |= {"status": "active", "environment": "live", "role": "admin", "side": "buy"}
+    for stored in (required, everything):
+        expected = {field.attr: field.read(stored) for field in table}
+        assert read(stored) == read_fields(table, stored) == expected
+    if required:
+        with pytest.raises(KeyError):
+            read({})

@@ -258,3 +258,35 @@ async def test_the_request_deadline_shortens_every_kind() -> None:
     with deadline(0.05), pytest.raises(SourceUnavailable):
         await source.run(1, kind="aggregate")
     assert asyncio.get_running_loop().time() - started < 0.1
+
+
+class RacingSource(SourceBase):
+    name = "racing"
+
+    async def answer_as_the_caller_is_cancelled(self, caller: asyncio.Task[Any]) -> str:
+        # The cancellation lands after the answer has woken the caller, before it resumes.
+        loop = asyncio.get_running_loop()
+
+        def cancel_next_turn() -> None:
+            loop.call_soon(caller.cancel)
+
+        loop.call_soon(cancel_next_turn)
+        return "answered"
+
+
+async def test_a_caller_cancelled_as_its_call_answers_is_still_cancelled() -> None:
+    source = RacingSource(limits=SourceLimits(deadlines=Deadlines.every(1)))
+    resumed_after = []
+
+    async def caller() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        await source.answer_as_the_caller_is_cancelled(task)
+        resumed_after.append("the call")  # a lost cancellation runs on to here
+        await asyncio.sleep(1)
+
+    task = asyncio.ensure_future(caller())
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 0.5)
+    assert resumed_after == []
+    assert task.cancelled()
