@@ -458,15 +458,17 @@ class AlgoRunnerImport:
             await imported.drop_checkpoint(db=users_db, key=self._checkpoint)
 
     async def _claim_emails_before(self, after: ObjectId) -> None:
-        # Resuming: the users before the checkpoint hold their emails as in the first run.
-        cursor = self.legacy[LEGACY_COLLECTION].find(
-            {"_id": {"$gte": _LOWEST_ID, "$lte": after}}, {"email": 1}
+        # Resuming: the users before the checkpoint hold their emails as in the first run
+        # (a user refused for itself claims none there either).
+        cursor = (
+            self.legacy[LEGACY_COLLECTION]
+            .find({"_id": {"$gte": _LOWEST_ID, "$lte": after}})
+            .sort([("_id", ASCENDING)])
         )
         async for doc in cursor:
-            if isinstance(doc.get("email"), str):
-                self._claimed.setdefault(
-                    users_source.normalize_email(doc["email"]), str(doc["_id"])
-                )
+            plan = plan_user(doc)
+            if isinstance(plan, PlannedUser):
+                self._claimed.setdefault(plan.email, plan.id)
 
     def _plan_batch(self, batch: Sequence[Document]) -> list[PlannedUser]:
         plans = []

@@ -11,7 +11,7 @@ import pytest
 from bson import ObjectId
 from sqlalchemy import func, select
 
-from datasources import Sources
+from datasources import Sources, imported
 from datasources.analytics import activity_events
 from datasources.credentials import SECRET_FIELDS
 from datasources.strategies import STATUSES
@@ -50,7 +50,7 @@ async def run_import(legacy: Legacy, sources: Sources, settings, **options: Any)
     return await import_algo_runner(
         sources=sources,
         box=SecretBox.from_settings(settings),
-        options=ImportOptions(source_uri=legacy.uri, batch_size=150, **options),
+        options=ImportOptions(source_uri=legacy.uri, **{"batch_size": 150, **options}),
     )
 
 
@@ -254,3 +254,27 @@ async def test_an_old_bcrypt_password_signs_in_over_http_and_becomes_argon2id(
     # The upgraded hash signs in with the same password; the old one is gone.
     assert "errors" not in await login(client, email, old.password)
     assert "errors" in await login(client, email, old.password + "!")
+
+
+async def test_a_resumed_run_gives_a_shared_email_to_the_same_user_as_a_whole_run(
+    legacy, sources, settings
+):
+    # The first holder of the email is refused for its hash: the second one gets it.
+    first = {**legacy_users(1, seed=3)[0].doc, "password": "plaintext"}
+    second = {**legacy_users(2, seed=3)[1].doc, "email": first["email"].upper()}
+    await legacy.fill([LegacyUser(first, None), LegacyUser(second, "x")])
+    whole = await run_import(legacy, sources, settings, batch_size=1)
+    await sources.clear()
+    # As if killed right after the first batch.
+    await imported.save_checkpoint(
+        db=sources.users.db,
+        key=f"algo-runner:{legacy.db.name}",
+        values={"lastUserId": first["_id"]},
+    )
+
+    resumed = await run_import(legacy, sources, settings, batch_size=1)
+
+    assert resumed.resumed_after == str(first["_id"])
+    assert [doc["_id"] async for doc in sources.users.db.users.find({})] == [second["_id"]]
+    assert resumed.refused == whole.refused
+    assert [r.user_id for r in resumed.refused] == [str(first["_id"])]
