@@ -375,6 +375,9 @@ def cmd_import_algo_runner(args: argparse.Namespace) -> int:
     if args.dry_run and args.clear_source:
         console.print("[red]--clear-source clears only after a real import: not with --dry-run")
         return 2
+    if args.batch_size < 1:
+        console.print("[red]--batch-size must be at least 1[/red]")
+        return 2
     settings = _settings()
     options = algo_runner.ImportOptions(
         source_uri=args.source,
