@@ -141,12 +141,21 @@ async def insert_user(
 
 
 async def update_password_hash(
-    *, db: AsyncDatabase[Document], user_id: str, password_hash: str
-) -> None:
-    """Replace a user's stored hash (used when Argon2 parameters change)."""
-    await db[COLLECTION].update_one(
-        {"_id": ObjectId(user_id)}, {"$set": {"password": password_hash, "updatedAt": now()}}
+    *, db: AsyncDatabase[Document], user_id: str, replacing: str, password_hash: str
+) -> bool:
+    """Replace a user's stored hash by a stronger one of the same password (a bcrypt hash
+    upgraded to Argon2id, or Argon2 parameters changed); False when it is not stored any
+    more (a compare-and-set: a password changed meanwhile is never overwritten).
+
+    `updatedAt` and `tokenVersion` stay: the password, and every session, are the same.
+    """
+    oid = to_object_id(user_id)
+    if oid is None:
+        return False
+    result = await db[COLLECTION].update_one(
+        {"_id": oid, "password": replacing}, {"$set": {"password": password_hash}}
     )
+    return result.modified_count == 1
 
 
 def _list_filter(*, search: str | None, user_ids: Sequence[str] | None) -> dict[str, Any]:

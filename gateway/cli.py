@@ -1,5 +1,5 @@
 """The `gateway` command: serve, demo, migrate, analytics refresh, schema print and check,
-operations."""
+operations, import."""
 
 from __future__ import annotations
 
@@ -20,7 +20,14 @@ import uvicorn
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from datasources import Sources, persisted_operations
 from datasources import users as users_source
@@ -369,6 +376,95 @@ def cmd_operations_remove(args: argparse.Namespace) -> int:
     return 0 if removed == len(ids) else 1
 
 
+@contextmanager
+def _phases(*, shown: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A progress bar per phase, `on_progress(phase, done, total)`; None when not on a
+    terminal."""
+    if not shown:
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def advance(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=None)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        yield advance
+
+
+def cmd_import_algo_runner(args: argparse.Namespace) -> int:
+    """Move the single-database algo-runner platform (MongoDB algo_runner_db) into the
+    users, strategies and credentials sources; safe to rerun, resumes where it stopped."""
+    from gateway.imports import algo_runner  # noqa: PLC0415 - only this command needs it
+
+    if args.dry_run and args.clear_source:
+        console.print("[red]--clear-source clears only after a real import: not with --dry-run")
+        return 2
+    if args.batch_size < 1:
+        console.print("[red]--batch-size must be at least 1[/red]")
+        return 2
+    settings = _settings()
+    options = algo_runner.ImportOptions(
+        source_uri=args.source,
+        dry_run=args.dry_run,
+        clear_source=args.clear_source,
+        batch_size=args.batch_size,
+    )
+
+    async def run() -> algo_runner.ImportReport:
+        box = SecretBox.from_settings(settings)
+        async with Sources.open(settings) as sources:
+            with _phases(shown=console.is_terminal) as advance:
+                return await algo_runner.import_algo_runner(
+                    sources=sources, box=box, options=options, on_progress=advance
+                )
+
+    report = asyncio.run(run())
+    for line in algo_runner.report_lines(report):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if report.dry_run:
+        console.print("[yellow]dry run[/yellow]: nothing was written")
+    elif report.ok:
+        console.print("[green]imported and verified[/green]")
+    else:
+        console.print("[red]not every legacy user is imported and verified[/red]: see above")
+    return 0 if report.ok else 1
+
+
+def _add_import_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """`gateway import algo-runner`."""
+    importing = commands.add_parser("import", help="Move an existing platform's data in.")
+    import_commands = importing.add_subparsers(dest="import_command", required=True)
+    algo = import_commands.add_parser("algo-runner", help=cmd_import_algo_runner.__doc__)
+    algo.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="URI",
+        help="the legacy MongoDB (mongodb://host/algo_runner_db)",
+    )
+    algo.add_argument(
+        "--dry-run", action="store_true", help="report what it would do; write nothing"
+    )
+    algo.add_argument(
+        "--clear-source",
+        action="store_true",
+        help="after verification, remove the moved fields from the legacy users it passed",
+    )
+    algo.add_argument("--batch-size", type=int, default=200, help="users per batch")
+    algo.set_defaults(handler=cmd_import_algo_runner)
+
+
 def cmd_schema_print(args: argparse.Namespace) -> int:
     """Print the schema in SDL (schema.graphql); with --federation, the Apollo Federation 2
     subgraph SDL (schema.federation.graphql)."""
@@ -492,6 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     remove.set_defaults(handler=cmd_operations_remove)
 
     _add_schema_commands(commands)
+    _add_import_commands(commands)
     return parser
 
 

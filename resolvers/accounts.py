@@ -24,6 +24,7 @@ from gateway.core.auth import (
     hash_password,
     hash_refresh_token,
     looks_like_refresh_token,
+    needs_rehash,
     new_refresh_token,
     verify_password,
 )
@@ -187,7 +188,22 @@ async def login(ctx: Context, *, email: str, password: str) -> SignedIn:
         await ctx.limits.sign_in_failed(account)
         raise Unauthenticated("Invalid email or password.")
     await ctx.limits.signed_in(account)
+    if needs_rehash(user.password_hash):
+        await _upgrade_password_hash(ctx, user, password)
     return await _sign_in(ctx, user, events=[outbox.event(user.id, "SIGNED_IN")])
+
+
+async def _upgrade_password_hash(ctx: Context, user: UserRecord, password: str) -> None:
+    """Store the Argon2id hash of a password that just verified against an older hash (a
+    bcrypt one imported from a Node backend). Only if that hash is still the stored one: a
+    password changed meanwhile stays changed."""
+    upgraded = await hash_password(password)
+    await ctx.sources.users.run(
+        lambda db: users_source.update_password_hash(
+            db=db, user_id=user.id, replacing=user.password_hash, password_hash=upgraded
+        ),
+        kind="write",
+    )
 
 
 async def password_matches(ctx: Context, user: UserRecord, password: str) -> bool:

@@ -1,14 +1,17 @@
-"""Passwords (Argon2id), access tokens (JWT, HS256 pinned, a `kid` per key) and the
-opaque refresh tokens exchanged for new ones."""
+"""Passwords (Argon2id; bcrypt hashes imported from a Node backend verify until upgraded),
+access tokens (JWT, HS256 pinned, a `kid` per key) and the opaque refresh tokens exchanged
+for new ones."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import jwt
 from argon2 import PasswordHasher
@@ -29,20 +32,85 @@ _hasher = PasswordHasher()  # Argon2id with the library's current recommended pa
 # Verified against when an email is unknown, so a miss costs the same time as a hit.
 _DUMMY_HASH = _hasher.hash("not-a-password-" + uuid.uuid4().hex)
 
+# bcrypt as a Node backend's bcrypt or bcryptjs writes it ($2a$, $2b$, $2y$; cost 04-31,
+# 22 characters of salt, 31 of hash). `$2x$` (crypt_blowfish's known-buggy variant) and
+# anything else is no format we accept: `gateway import` refuses it.
+_BCRYPT = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
+_ARGON2ID = re.compile(r"^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$")
+# bcrypt reads at most 72 bytes; Node's bcrypt and bcryptjs silently ignore the rest, so
+# the same truncation keeps a longer password working.
+_BCRYPT_MAX_BYTES = 72
+# A bcrypt hash of a random password nobody knows, at cost 10 (the cost Node backends
+# use by default): checked against on every sign-in that does not check a real bcrypt
+# hash, so that every sign-in does one Argon2 and one bcrypt verification whatever the
+# user's hash (or no user at all), and timing does not tell which kind a user has.
+_DUMMY_BCRYPT_HASH = b"$2b$10$jwHphWF4azxtE1lWqWQkMOzx6.4keexzpHGWOzOgNZxkly.7.6w6i"
+
+HashScheme = Literal["argon2id", "bcrypt"]
+
+
+def hash_scheme(password_hash: str | None) -> HashScheme | None:
+    """The scheme of a stored password hash; None for any format the gateway cannot verify."""
+    if not isinstance(password_hash, str):
+        return None
+    if _ARGON2ID.match(password_hash):
+        return "argon2id"
+    if _BCRYPT.match(password_hash):
+        return "bcrypt"
+    return None
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """Whether a hash that just verified should be replaced by a fresh Argon2id one: a
+    bcrypt hash, or Argon2 under parameters other than the current ones."""
+    if hash_scheme(password_hash) == "bcrypt":
+        return True
+    try:
+        return _hasher.check_needs_rehash(password_hash)
+    except (InvalidHashError, ValueError):
+        return False
+
 
 async def hash_password(password: str) -> str:
     """The Argon2id hash of `password`, computed off the event loop."""
     return await asyncio.to_thread(_hasher.hash, password)
 
 
+def _argon2_matches(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _bcrypt_matches(password_hash: bytes, password: str) -> bool:
+    import bcrypt  # noqa: PLC0415 - only a sign-in needs it, not the server's start-up
+
+    try:
+        return bcrypt.checkpw(password.encode()[:_BCRYPT_MAX_BYTES], password_hash)
+    except ValueError:
+        return False
+
+
 async def verify_password(password_hash: str | None, password: str) -> bool:
-    """Whether `password` matches; a missing hash still costs one verification."""
+    """Whether `password` matches an Argon2id or bcrypt hash.
+
+    Every call does one Argon2 and one bcrypt verification, against the stored hash
+    where it is of that kind and against a dummy otherwise (a missing hash checks
+    both dummies), so a failure takes as long for a bcrypt user, an Argon2 one and an
+    unknown email; off the event loop.
+    """
+    scheme = hash_scheme(password_hash)
 
     def check() -> bool:
-        try:
-            return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
-        except (VerificationError, InvalidHashError):
-            return False
+        if scheme == "bcrypt" and password_hash is not None:
+            matched = _bcrypt_matches(password_hash.encode(), password)
+            _argon2_matches(_DUMMY_HASH, password)
+            return matched
+        # Not a recognised format (never stored by the gateway): Argon2 refuses it.
+        matched = _argon2_matches(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        _bcrypt_matches(_DUMMY_BCRYPT_HASH, password)
+        return matched
 
     return await asyncio.to_thread(check)
 

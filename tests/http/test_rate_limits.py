@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import bcrypt
 import httpx
 import pytest
 
@@ -127,6 +128,24 @@ async def test_failed_sign_ins_lock_known_and_unknown_emails_alike(
         assert error_of(await login(client, "ada@example.com", "wrong password!"))["code"] == (
             "UNAUTHENTICATED"
         )
+
+
+async def test_wrong_passwords_against_an_imported_bcrypt_hash_lock_the_account_alike(
+    limited, sources, password_checks
+):
+    old_hash = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+    await make_user(sources, email="old@example.com", password_hash=old_hash)
+    async with limited(rate_limit_auth_burst=100, signin_lockout_base_seconds=0.5) as client:
+        failures = [await login(client, "old@example.com", "wrong password!") for _ in range(6)]
+        locked = error_of(await login(client, "old@example.com", PASSWORD))
+
+    assert {error_of(r)["code"] for r in failures} == {"UNAUTHENTICATED"}
+    assert locked == {
+        "message": "Too many failed sign-ins; try again later.",
+        "code": "RATE_LIMITED",
+        "retryAfter": 1,
+    }
+    assert len(password_checks) == 6  # the locked attempt hashed nothing
 
 
 async def test_the_per_ip_limit_refuses_before_the_request_is_read(limited):
