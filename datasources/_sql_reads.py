@@ -238,7 +238,11 @@ class RawConnection:
     async def all(self, read: Read[R], values: Mapping[str, Any]) -> list[R]:
         """Every row of `read` with `values` bound, each made into its result."""
         prepared = read.prepared(self._engine.dialect)
-        arguments = prepared.arguments(values)
+        try:
+            arguments = prepared.arguments(values)
+        except Exception as exc:
+            # A value its column type refuses (a naive time): SQLAlchemy's StatementError.
+            raise self._wrapped(exc, prepared.sql, values) from exc
         ended = self._statements.started(prepared.sql) if self._statements.listeners else ()
         try:
             rows = await self._driver.fetch(prepared.sql, *arguments)  # type: ignore[union-attr]
@@ -266,18 +270,25 @@ class RawConnection:
             gone = dialect.is_disconnect(translated, adapted, None)
             if gone:
                 self._engine.pool._invalidate(self._pooled, translated)
-            return DBAPIError.instance(
-                statement,
-                list(arguments),
-                translated,
-                dialect.loaded_dbapi.Error,
-                hide_parameters=self._engine.sync_engine.hide_parameters,
-                connection_invalidated=gone,
-                dialect=dialect,
-            )
+            return self._wrapped(translated, statement, list(arguments), invalidated=gone)
         except Exception as untranslated:  # noqa: BLE001 - not a driver error: raised as it came
             return untranslated
         return exc
+
+    def _wrapped(
+        self, exc: Exception, statement: str, parameters: Any, *, invalidated: bool = False
+    ) -> BaseException:
+        """`exc` wrapped as SQLAlchemy wraps an error of executing `statement`: a driver
+        error in its `DBAPIError` subclass, any other in a `StatementError`."""
+        return DBAPIError.instance(
+            statement,
+            parameters,
+            exc,
+            self._engine.dialect.loaded_dbapi.Error,
+            hide_parameters=self._engine.sync_engine.hide_parameters,
+            connection_invalidated=invalidated,
+            dialect=self._engine.dialect,
+        )
 
 
 async def run_raw(

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.dashboard import PgWireCounter
@@ -301,3 +301,20 @@ async def test_a_raw_read_on_a_connection_the_database_ended_is_retried_on_a_fre
     summary = await sources.trades.loaders(Scope(USER)).summary.load(USER)
 
     assert summary.trades == 40
+
+
+async def test_a_value_its_column_type_refuses_fails_as_it_does_through_sqlalchemy(sources):
+    naive = TradeFilter(from_time=datetime(2026, 3, 1))  # noqa: DTZ001 - the value refused
+    read = partial(
+        trades_source.find_trade_pages,
+        partition="user", owners=[USER], user_ids=[USER], trade_filter=naive, limit=3, after=None,
+    )  # fmt: skip
+
+    with pytest.raises(StatementError) as through_sqlalchemy:
+        async with sources.trades.engine.connect() as conn:
+            await read(conn=conn)
+    with pytest.raises(SourceUnavailable) as raw:
+        await sources.trades.fetch(lambda conn: read(conn=conn), kind="lookup")
+
+    assert type(raw.value.__cause__) is type(through_sqlalchemy.value)
+    assert isinstance(raw.value.__cause__.orig, ValueError)
