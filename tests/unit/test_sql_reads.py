@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import asyncpg
 from datasources import analytics as analytics_source
 from datasources import trades as trades_source
 from datasources._fields import read_fields
-from datasources._sql import Money, UtcDateTime
+from datasources._sql import Money, UtcDateTime, canonical
 from datasources._sql_reads import Read, as_tuple
 from datasources.trades import FIELDS, TradeRecord
 from tests.unit.test_layers import our_modules
@@ -153,3 +153,29 @@ def test_a_column_type_without_a_raw_reading_is_refused_when_compiled() -> None:
 
     with pytest.raises(TypeError, match="no raw PostgreSQL reading"):
         read.prepared(DIALECT)
+
+
+def canonical_as_first_written(amount: Decimal) -> Decimal:
+    """`canonical` as it read before it was made faster: the definition it must keep."""
+    amount = amount.quantize(Decimal("1E-8")).normalize()
+    return amount.quantize(Decimal(1)) if amount.as_tuple().exponent > 0 else amount  # type: ignore[operator]
+
+
+@given(
+    st.decimals(allow_nan=False, allow_infinity=False, places=None).filter(
+        lambda d: abs(d) < Decimal("1E19")
+    )
+    | st.builds(Decimal, st.integers(min_value=-(10**27), max_value=10**27)).map(
+        lambda d: d.scaleb(-8)
+    )
+    | st.sampled_from([Decimal("-0"), Decimal("0E-8"), Decimal("1E+2"), Decimal("100.00000000")])
+)
+def test_canonical_keeps_its_first_definition(amount: Decimal) -> None:
+    assert repr(canonical(amount)) == repr(canonical_as_first_written(amount))
+
+
+def test_canonical_refuses_nan_as_it_always_did() -> None:
+    with pytest.raises(TypeError):
+        canonical_as_first_written(Decimal("NaN"))
+    with pytest.raises(TypeError):
+        canonical(Decimal("NaN"))
