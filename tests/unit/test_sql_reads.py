@@ -116,7 +116,8 @@ def test_a_trade_row_becomes_the_record_sqlalchemy_made_of_it(
         None if exit_offset is None else stored_entry + timedelta(seconds=exit_offset),
         pnl, fees, "closed", None, environment,
     )  # fmt: skip
-    read = trades_source._by_id_read("postgresql", 1, 1)
+    # Uncached: the source's own reads keep the form their engine's dialect compiles.
+    read = trades_source._by_id_read.__wrapped__("postgresql", 1, 1)
     columns = [column.name for column in read.query.selected_columns]
     types = [column.type for column in read.query.selected_columns]
     mapping = {
@@ -131,7 +132,7 @@ def test_a_trade_row_becomes_the_record_sqlalchemy_made_of_it(
 
 
 def test_an_event_without_data_reads_as_an_empty_mapping() -> None:
-    read = analytics_source._recent_read("postgresql", 1)
+    read = analytics_source._recent_read.__wrapped__("postgresql", 1)  # uncached
     at = datetime(2026, 3, 1, tzinfo=UTC)
 
     event = read.prepared(DIALECT).make((7, "u" * 24, "SIGNED_IN", None, at, None))
