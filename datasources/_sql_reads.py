@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import Date, Integer, String, any_, bindparam, event
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -45,14 +45,25 @@ Convert = Callable[[Any], Any]
 StatementListener = Callable[[str], Callable[[], None] | None]
 
 
+# How many values a list condition is given, as far as its statement's text cares.
+Count = Literal["none", "one", "many"]
+
+
+def count_of(values: Sequence[Any] | None) -> Count:
+    """`values`' `Count` (None: no condition at all)."""
+    if values is None:
+        return "none"
+    return "one" if len(values) == 1 else "many"
+
+
 def one_of(
-    column: ColumnElement[Any], name: str, dialect: str, *, count: int
+    column: ColumnElement[Any], name: str, dialect: str, count: Count
 ) -> ColumnElement[bool]:
-    """`column` is one of the `count` values bound as `name` (by `bound`): `= $n` for one
-    (an index scan in the index's order, as for `IN ($n)` before), otherwise `= ANY($n)`
-    on PostgreSQL (one text whatever the list's length, so it stays prepared) and
-    `IN (...)` elsewhere."""
-    if count == 1:
+    """`column` is one of the values bound as `name` (by `bound`): `= $n` for one (an index
+    scan in the index's order, as `IN ($n)` gave before), otherwise `= ANY($n)` on
+    PostgreSQL (one text whatever the list's length, so it stays prepared) and `IN (...)`
+    elsewhere."""
+    if count == "one":
         return column == bindparam(name)
     if dialect == "postgresql":
         return column == any_(bindparam(name, type_=ARRAY(column.type)))
@@ -60,7 +71,7 @@ def one_of(
 
 
 def bound(values: Sequence[Any]) -> Any:
-    """`values` as `one_of(..., count=len(values))` binds them."""
+    """`values` as `one_of` binds them."""
     return values[0] if len(values) == 1 else list(values)
 
 
@@ -331,12 +342,14 @@ async def fetch_all(conn: ReadConnection, read: Read[R], values: Mapping[str, An
 
 
 __all__ = [
+    "Count",
     "RawConnection",
     "Read",
     "ReadConnection",
     "Statements",
     "as_tuple",
     "bound",
+    "count_of",
     "dialect_of",
     "fetch_all",
     "one_of",

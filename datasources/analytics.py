@@ -36,7 +36,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from datasources._batch import Scope, grouped, in_key_order
 from datasources._sql import BigIntId, Money, SqlSource, UtcDateTime, sql_ids
-from datasources._sql_reads import Read, ReadConnection, bound, dialect_of, fetch_all, one_of
+from datasources._sql_reads import (
+    Count,
+    Read,
+    ReadConnection,
+    bound,
+    count_of,
+    dialect_of,
+    fetch_all,
+    one_of,
+)
 from datasources.outbox import Event
 from datasources.trades import COUNTED, net_pnl, trades
 
@@ -142,14 +151,14 @@ _EVENT_LOADS: dict[str, Callable[[Any], Any]] = {"id": str, "data": lambda data:
 
 @functools.cache
 def _metrics_read(
-    dialect: str, users: int, strategies: int, from_day: bool, to_day: bool
+    dialect: str, users: Count, strategies: Count, from_day: bool, to_day: bool
 ) -> Read[DailyMetricRecord]:
     table = daily_strategy_metrics
     conditions: list[ColumnElement[bool]] = []
-    if users >= 0:
-        conditions.append(one_of(table.c.user_id, "user_ids", dialect, count=users))
-    if strategies >= 0:
-        conditions.append(one_of(table.c.strategy_id, "strategy_ids", dialect, count=strategies))
+    if users != "none":
+        conditions.append(one_of(table.c.user_id, "user_ids", dialect, users))
+    if strategies != "none":
+        conditions.append(one_of(table.c.strategy_id, "strategy_ids", dialect, strategies))
     if from_day:
         conditions.append(table.c.day >= bindparam("from_day"))
     if to_day:
@@ -178,8 +187,8 @@ async def find_daily_metrics(
         values["strategy_ids"] = bound(strategy_ids)
     read = _metrics_read(
         dialect_of(conn),
-        -1 if user_ids is None else len(user_ids),
-        -1 if strategy_ids is None else len(strategy_ids),
+        count_of(user_ids),
+        count_of(strategy_ids),
         from_day is not None,
         to_day is not None,
     )
@@ -187,11 +196,11 @@ async def find_daily_metrics(
 
 
 @functools.cache
-def _events_read(dialect: str, ids: int, users: int) -> Read[ActivityEventRecord]:
+def _events_read(dialect: str, ids: Count, users: Count) -> Read[ActivityEventRecord]:
     table = activity_events
-    conditions = [one_of(table.c.id, "ids", dialect, count=ids)]
-    if users >= 0:
-        conditions.append(one_of(table.c.user_id, "user_ids", dialect, count=users))
+    conditions = [one_of(table.c.id, "ids", dialect, ids)]
+    if users != "none":
+        conditions.append(one_of(table.c.user_id, "user_ids", dialect, users))
     return Read(select(*_EVENT_COLUMNS).where(*conditions), ActivityEventRecord, _EVENT_LOADS)
 
 
@@ -202,17 +211,17 @@ async def find_activity_events(
     values: dict[str, Any] = {"ids": bound(ids)}
     if user_ids is not None:
         values["user_ids"] = bound(user_ids)
-    users = -1 if user_ids is None else len(user_ids)
-    return await fetch_all(conn, _events_read(dialect_of(conn), len(ids), users), values)
+    read = _events_read(dialect_of(conn), count_of(ids), count_of(user_ids))
+    return await fetch_all(conn, read, values)
 
 
 @functools.cache
-def _recent_read(dialect: str, users: int) -> Read[ActivityEventRecord]:
+def _recent_read(dialect: str, users: Count) -> Read[ActivityEventRecord]:
     table = activity_events
     order = (table.c.at.desc(), table.c.id.desc())
     limit = bindparam("limit", type_=Integer())
-    user = one_of(table.c.user_id, "user_ids", dialect, count=users)
-    if users == 1:
+    user = one_of(table.c.user_id, "user_ids", dialect, users)
+    if users == "one":
         query = select(*_EVENT_COLUMNS).where(user).order_by(*order).limit(limit)
         return Read(query, ActivityEventRecord, _EVENT_LOADS)
     rank = func.row_number().over(partition_by=table.c.user_id, order_by=order).label("rank")
@@ -230,7 +239,7 @@ async def find_recent_activity(
 ) -> list[ActivityEventRecord]:
     """Up to `limit` newest events per user, newest first, in one query."""
     values = {"user_ids": bound(user_ids), "limit": limit}
-    return await fetch_all(conn, _recent_read(dialect_of(conn), len(user_ids)), values)
+    return await fetch_all(conn, _recent_read(dialect_of(conn), count_of(user_ids)), values)
 
 
 async def record_activity(

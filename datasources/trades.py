@@ -41,10 +41,12 @@ from datasources._fields import (
 )
 from datasources._sql import BigIntId, Money, SqlSource, UtcDateTime, sql_ids, utc_day
 from datasources._sql_reads import (
+    Count,
     Read,
     ReadConnection,
     as_tuple,
     bound,
+    count_of,
     dialect_of,
     fetch_all,
     one_of,
@@ -241,30 +243,29 @@ def _filter_conditions(names: Iterable[str]) -> list[ColumnElement[bool]]:
     return [conditions[name]() for name in names]
 
 
-def _scoped(user_ids: Sequence[str] | None, values: dict[str, Any]) -> int:
-    """Bind the scope's user ids (None: every user's); how many there are (-1: none)."""
-    if user_ids is None:
-        return -1
-    values["user_ids"] = bound(user_ids)
-    return len(user_ids)
+def _scoped(user_ids: Sequence[str] | None, values: dict[str, Any]) -> Count:
+    """Bind the scope's user ids (None: every user's); how many there are."""
+    if user_ids is not None:
+        values["user_ids"] = bound(user_ids)
+    return count_of(user_ids)
 
 
-def _scope_conditions(users: int, dialect: str) -> list[ColumnElement[bool]]:
-    return [] if users < 0 else [one_of(trades.c.user_id, "user_ids", dialect, count=users)]
+def _scope_conditions(users: Count, dialect: str) -> list[ColumnElement[bool]]:
+    return [] if users == "none" else [one_of(trades.c.user_id, "user_ids", dialect, users)]
 
 
 @functools.cache
 def _pages_read(
     dialect: str,
     partition: Partition,
-    owners: int,
-    users: int,
+    owners: Count,
+    users: Count,
     filters: tuple[str, ...],
     after: bool,
 ) -> Read[TradeRecord]:
     column = _partition_column(partition)
     conditions = [
-        one_of(column, "owners", dialect, count=owners),
+        one_of(column, "owners", dialect, owners),
         *_scope_conditions(users, dialect),
         *_filter_conditions(filters),
     ]
@@ -278,7 +279,7 @@ def _pages_read(
         )
     order = (trades.c.entry_time.desc(), trades.c.id.desc())
     limit = bindparam("limit", type_=Integer())
-    if owners == 1:
+    if owners == "one":
         query = select(*_TRADE_COLUMNS).where(*conditions).order_by(*order).limit(limit)
         return Read(query, TradeRecord, _TRADE_LOADS)
     rank = func.row_number().over(partition_by=column, order_by=order).label("rank")
@@ -313,13 +314,14 @@ async def find_trade_pages(
     if after is not None:
         values["after_time"] = after.entry_time
         values["after_id"] = after.id
-    read = _pages_read(dialect_of(conn), partition, len(owners), users, filters, after is not None)
+    shape = (partition, count_of(owners), users, filters, after is not None)
+    read = _pages_read(dialect_of(conn), *shape)
     return await fetch_all(conn, read, values)
 
 
 @functools.cache
-def _by_id_read(dialect: str, ids: int, users: int) -> Read[TradeRecord]:
-    conditions = [one_of(trades.c.id, "ids", dialect, count=ids)]
+def _by_id_read(dialect: str, ids: Count, users: Count) -> Read[TradeRecord]:
+    conditions = [one_of(trades.c.id, "ids", dialect, ids)]
     conditions += _scope_conditions(users, dialect)
     return Read(select(*_TRADE_COLUMNS).where(*conditions), TradeRecord, _TRADE_LOADS)
 
@@ -330,18 +332,18 @@ async def find_trades(
     """The trades with these ids owned by one of `user_ids` (None: any user's), in one query."""
     values: dict[str, Any] = {"ids": bound(ids)}
     users = _scoped(user_ids, values)
-    return await fetch_all(conn, _by_id_read(dialect_of(conn), len(ids), users), values)
+    return await fetch_all(conn, _by_id_read(dialect_of(conn), count_of(ids), users), values)
 
 
 @functools.cache
 def _count_read(
-    dialect: str, partition: Partition, owners: int, users: int, filters: tuple[str, ...]
+    dialect: str, partition: Partition, owners: Count, users: Count, filters: tuple[str, ...]
 ) -> Read[tuple[Any, ...]]:
     column = _partition_column(partition)
     query = (
         select(column, func.count())
         .where(
-            one_of(column, "owners", dialect, count=owners),
+            one_of(column, "owners", dialect, owners),
             *_scope_conditions(users, dialect),
             *_filter_conditions(filters),
         )
@@ -363,12 +365,12 @@ async def count_trades(
     filters = tuple(values)
     values["owners"] = bound(owners)
     users = _scoped(user_ids, values)
-    read = _count_read(dialect_of(conn), partition, len(owners), users, filters)
+    read = _count_read(dialect_of(conn), partition, count_of(owners), users, filters)
     return {owner: int(n) for owner, n in await fetch_all(conn, read, values)}
 
 
 @functools.cache
-def _summary_read(dialect: str, users: int) -> Read[tuple[Any, ...]]:
+def _summary_read(dialect: str, users: Count) -> Read[tuple[Any, ...]]:
     query = (
         select(
             trades.c.user_id,
@@ -405,7 +407,7 @@ async def summarize_trades(
 
 
 @functools.cache
-def _daily_read(dialect: str, users: int) -> Read[tuple[Any, ...]]:
+def _daily_read(dialect: str, users: Count) -> Read[tuple[Any, ...]]:
     day = utc_day(trades.c.exit_time)
     query = (
         select(

@@ -318,3 +318,25 @@ async def test_a_value_its_column_type_refuses_fails_as_it_does_through_sqlalche
 
     assert type(raw.value.__cause__) is type(through_sqlalchemy.value)
     assert isinstance(raw.value.__cause__.orig, ValueError)
+
+
+async def test_a_list_of_any_length_is_read_by_one_statement_text(sources, settings):
+    await fill(sources)
+    trades = TradesSource(
+        Shared(create_engine(settings.trades_database_url), AsyncEngine.dispose),
+        limits=SourceLimits(),
+    )
+    texts: list[str] = []
+    trades.statements.listen(texts.append)
+    try:
+        for owners in (STRATEGIES[:2], STRATEGIES, STRATEGIES[:1]):
+            await trades.loaders(Scope(USER)).page.load_many(
+                [TradePageKey(partition="strategy", owner=owner, first=3) for owner in owners]
+            )
+    finally:
+        await trades.close()
+
+    # Two and three strategies: one text, prepared once per connection; one: its own.
+    assert texts[0] == texts[1] != texts[2]
+    assert "= ANY (" in texts[0]
+    assert "ANY" not in texts[2]

@@ -117,7 +117,7 @@ def test_a_trade_row_becomes_the_record_sqlalchemy_made_of_it(
         pnl, fees, "closed", None, environment,
     )  # fmt: skip
     # Uncached: the source's own reads keep the form their engine's dialect compiles.
-    read = trades_source._by_id_read.__wrapped__("postgresql", 1, 1)
+    read = trades_source._by_id_read.__wrapped__("postgresql", "one", "one")
     columns = [column.name for column in read.query.selected_columns]
     types = [column.type for column in read.query.selected_columns]
     mapping = {
@@ -132,7 +132,7 @@ def test_a_trade_row_becomes_the_record_sqlalchemy_made_of_it(
 
 
 def test_an_event_without_data_reads_as_an_empty_mapping() -> None:
-    read = analytics_source._recent_read.__wrapped__("postgresql", 1)  # uncached
+    read = analytics_source._recent_read.__wrapped__("postgresql", "one")  # uncached
     at = datetime(2026, 3, 1, tzinfo=UTC)
 
     event = read.prepared(DIALECT).make((7, "u" * 24, "SIGNED_IN", None, at, None))
