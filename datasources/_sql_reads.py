@@ -27,7 +27,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
-from sqlalchemy import Date, Integer, String, any_, bindparam, event
+from sqlalchemy import Date, Enum, Integer, String, any_, bindparam, event
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -110,7 +110,8 @@ class Read(Generic[R]):
         self._compiled: _Prepared[R] | None = None
 
     def prepared(self, dialect: Dialect) -> _Prepared[R]:
-        """The statement as sent on PostgreSQL, compiled on first use."""
+        """The statement as sent on PostgreSQL, compiled on first use (by the first engine's
+        dialect: every asyncpg dialect compiles a select alike)."""
         if self._compiled is None:
             self._compiled = _Prepared(self, dialect)
         return self._compiled
@@ -167,8 +168,8 @@ def _from_postgresql(type_: TypeEngine[Any]) -> Convert | None:
     if isinstance(type_, UtcDateTime):
         return utc_datetime
     # asyncpg returns these as SQLAlchemy does (JSON through the codec the dialect installs
-    # on every connection).
-    if isinstance(type_, String | Integer | Date | JSON):
+    # on every connection). An Enum is a String SQLAlchemy may turn into its Python enum.
+    if isinstance(type_, String | Integer | Date | JSON) and not isinstance(type_, Enum):
         return None
     raise TypeError(f"no raw PostgreSQL reading for a column of type {type_!r}: add one here")
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import Column, Float, MetaData, Table, select
+from sqlalchemy import Column, Enum, Float, MetaData, Table, select
 from sqlalchemy.dialects.postgresql import asyncpg
 
 from datasources import analytics as analytics_source
@@ -148,8 +148,9 @@ def test_a_read_names_its_record_fields_in_order() -> None:
         Read(select(table.c.id), as_tuple, {"nope": str})
 
 
-def test_a_column_type_without_a_raw_reading_is_refused_when_compiled() -> None:
-    table = Table("floats", MetaData(), Column("x", Float()))
+@pytest.mark.parametrize("type_", [Float(), Enum("a", "b", name="ab")])
+def test_a_column_type_without_a_raw_reading_is_refused_when_compiled(type_: Any) -> None:
+    table = Table("things", MetaData(), Column("x", type_))
     read = Read(select(table.c.x), as_tuple)
 
     with pytest.raises(TypeError, match="no raw PostgreSQL reading"):
