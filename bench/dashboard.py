@@ -22,7 +22,7 @@ through proxies adding 2 ms per database round trip (`--latency-ms`). The served
 variants are charged their server process's CPU (/proc), the others this process's.
 
 Then it counts round trips per source per request (PyMongo command monitoring and
-SQLAlchemy cursor events, as tests/helpers.py does, plus PostgreSQL protocol
+the SQL sources' statement hook, as tests/helpers.py does, plus PostgreSQL protocol
 round trips seen by a counting proxy), and the tracemalloc peak per request.
 See bench/README.md.
 """

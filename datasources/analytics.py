@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -18,9 +19,9 @@ from sqlalchemy import (
     Integer,
     MetaData,
     PrimaryKeyConstraint,
-    Row,
     String,
     Table,
+    bindparam,
     delete,
     func,
     insert,
@@ -35,6 +36,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from datasources._batch import Scope, grouped, in_key_order
 from datasources._sql import BigIntId, Money, SqlSource, UtcDateTime, sql_ids
+from datasources._sql_reads import (
+    Count,
+    Read,
+    ReadConnection,
+    bound,
+    count_of,
+    dialect_of,
+    fetch_all,
+    one_of,
+)
 from datasources.outbox import Event
 from datasources.trades import COUNTED, net_pnl, trades
 
@@ -132,83 +143,103 @@ class _Accumulator:
     net_pnl: Decimal = field(default=Decimal(0))
 
 
-def _metric(row: Row[Any]) -> DailyMetricRecord:
-    return DailyMetricRecord(
-        user_id=row.user_id,
-        strategy_id=row.strategy_id,
-        day=row.day,
-        trades=row.trades,
-        wins=row.wins,
-        losses=row.losses,
-        gross_pnl=row.gross_pnl,
-        fees=row.fees,
-        net_pnl=row.net_pnl,
-        volume=row.volume,
-    )
+# The columns of each record, in its order (`Read` checks it).
+_METRIC_COLUMNS = tuple(daily_strategy_metrics.c)
+_EVENT_COLUMNS = tuple(c for c in activity_events.c if c.name != "event_id")
+_EVENT_LOADS: dict[str, Callable[[Any], Any]] = {"id": str, "data": lambda data: data or {}}
 
 
-def _event(row: Row[Any]) -> ActivityEventRecord:
-    return ActivityEventRecord(
-        id=str(row.id),
-        user_id=row.user_id,
-        kind=row.kind,
-        subject_id=row.subject_id,
-        at=row.at,
-        data=row.data or {},
-    )
+@functools.cache
+def _metrics_read(
+    dialect: str, users: Count, strategies: Count, from_day: bool, to_day: bool
+) -> Read[DailyMetricRecord]:
+    table = daily_strategy_metrics
+    conditions: list[ColumnElement[bool]] = []
+    if users != "none":
+        conditions.append(one_of(table.c.user_id, "user_ids", dialect, users))
+    if strategies != "none":
+        conditions.append(one_of(table.c.strategy_id, "strategy_ids", dialect, strategies))
+    if from_day:
+        conditions.append(table.c.day >= bindparam("from_day"))
+    if to_day:
+        conditions.append(table.c.day <= bindparam("to_day"))
+    query = select(*_METRIC_COLUMNS).where(*conditions).order_by(table.c.day, table.c.strategy_id)
+    return Read(query, DailyMetricRecord)
 
 
 async def find_daily_metrics(
     *,
-    conn: AsyncConnection,
+    conn: ReadConnection,
     user_ids: Sequence[str] | None,
     strategy_ids: Sequence[str] | None = None,
     from_day: date | None = None,
     to_day: date | None = None,
 ) -> list[DailyMetricRecord]:
     """Daily metrics of these users (None: all) and strategies (None: all), oldest day first."""
-    table = daily_strategy_metrics
-    conditions: list[ColumnElement[bool]] = []
-    if user_ids is not None:
-        conditions.append(table.c.user_id.in_(user_ids))
-    if strategy_ids is not None:
-        conditions.append(table.c.strategy_id.in_(strategy_ids))
+    values: dict[str, Any] = {}
     if from_day is not None:
-        conditions.append(table.c.day >= from_day)
+        values["from_day"] = from_day
     if to_day is not None:
-        conditions.append(table.c.day <= to_day)
-    query = select(table).where(*conditions).order_by(table.c.day, table.c.strategy_id)
-    return [_metric(row) for row in await conn.execute(query)]
+        values["to_day"] = to_day
+    if user_ids is not None:
+        values["user_ids"] = bound(user_ids)
+    if strategy_ids is not None:
+        values["strategy_ids"] = bound(strategy_ids)
+    read = _metrics_read(
+        dialect_of(conn),
+        count_of(user_ids),
+        count_of(strategy_ids),
+        from_day is not None,
+        to_day is not None,
+    )
+    return await fetch_all(conn, read, values)
+
+
+@functools.cache
+def _events_read(dialect: str, ids: Count, users: Count) -> Read[ActivityEventRecord]:
+    table = activity_events
+    conditions = [one_of(table.c.id, "ids", dialect, ids)]
+    if users != "none":
+        conditions.append(one_of(table.c.user_id, "user_ids", dialect, users))
+    return Read(select(*_EVENT_COLUMNS).where(*conditions), ActivityEventRecord, _EVENT_LOADS)
 
 
 async def find_activity_events(
-    *, conn: AsyncConnection, ids: Sequence[int], user_ids: Sequence[str] | None
+    *, conn: ReadConnection, ids: Sequence[int], user_ids: Sequence[str] | None
 ) -> list[ActivityEventRecord]:
     """The events with these ids owned by one of `user_ids` (None: any user's), in one query."""
-    table = activity_events
-    conditions: list[ColumnElement[bool]] = [table.c.id.in_(ids)]
+    values: dict[str, Any] = {"ids": bound(ids)}
     if user_ids is not None:
-        conditions.append(table.c.user_id.in_(user_ids))
-    return [_event(row) for row in await conn.execute(select(table).where(*conditions))]
+        values["user_ids"] = bound(user_ids)
+    read = _events_read(dialect_of(conn), count_of(ids), count_of(user_ids))
+    return await fetch_all(conn, read, values)
 
 
-async def find_recent_activity(
-    *, conn: AsyncConnection, user_ids: Sequence[str], limit: int
-) -> list[ActivityEventRecord]:
-    """Up to `limit` newest events per user, newest first, in one query."""
+@functools.cache
+def _recent_read(dialect: str, users: Count) -> Read[ActivityEventRecord]:
     table = activity_events
     order = (table.c.at.desc(), table.c.id.desc())
-    if len(user_ids) == 1:
-        query = select(table).where(table.c.user_id == user_ids[0]).order_by(*order).limit(limit)
-        return [_event(row) for row in await conn.execute(query)]
+    limit = bindparam("limit", type_=Integer())
+    user = one_of(table.c.user_id, "user_ids", dialect, users)
+    if users == "one":
+        query = select(*_EVENT_COLUMNS).where(user).order_by(*order).limit(limit)
+        return Read(query, ActivityEventRecord, _EVENT_LOADS)
     rank = func.row_number().over(partition_by=table.c.user_id, order_by=order).label("rank")
-    ranked = select(table, rank).where(table.c.user_id.in_(user_ids)).subquery()
+    ranked = select(*_EVENT_COLUMNS, rank).where(user).subquery()
     query = (
-        select(ranked)
+        select(*(ranked.c[c.name] for c in _EVENT_COLUMNS))
         .where(ranked.c.rank <= limit)
         .order_by(ranked.c.user_id, ranked.c.at.desc(), ranked.c.id.desc())
     )
-    return [_event(row) for row in await conn.execute(query)]
+    return Read(query, ActivityEventRecord, _EVENT_LOADS)
+
+
+async def find_recent_activity(
+    *, conn: ReadConnection, user_ids: Sequence[str], limit: int
+) -> list[ActivityEventRecord]:
+    """Up to `limit` newest events per user, newest first, in one query."""
+    values = {"user_ids": bound(user_ids), "limit": limit}
+    return await fetch_all(conn, _recent_read(dialect_of(conn), count_of(user_ids)), values)
 
 
 async def record_activity(
@@ -427,7 +458,7 @@ class AnalyticsLoaders:
     async def _load_metrics(self, keys: list[MetricsKey]) -> list[list[DailyMetricRecord]]:
         groups = grouped(keys, lambda k: (k.from_day, k.to_day, k.strategy_id))
 
-        async def fetch(conn: AsyncConnection) -> dict[MetricsKey, list[DailyMetricRecord]]:
+        async def fetch(conn: ReadConnection) -> dict[MetricsKey, list[DailyMetricRecord]]:
             found: dict[MetricsKey, list[DailyMetricRecord]] = {}
             for (from_day, to_day, strategy_id), group in groups.items():
                 users = self._scope.visible(key.user_id for key in group)
@@ -447,12 +478,12 @@ class AnalyticsLoaders:
                     found[key] = by_user.get(key.user_id, [])
             return found
 
-        found = await self._source.read(fetch, kind="lookup")
+        found = await self._source.fetch(fetch, kind="lookup")
         return [found[key] for key in keys]
 
     async def _load_by_strategy(self, keys: list[str]) -> list[list[DailyMetricRecord]]:
         strategy_ids = list(dict.fromkeys(keys))
-        rows = await self._source.read(
+        rows = await self._source.fetch(
             lambda conn: find_daily_metrics(
                 conn=conn, user_ids=self._scope.owners, strategy_ids=strategy_ids
             ),
@@ -464,7 +495,7 @@ class AnalyticsLoaders:
     async def _load_activity(self, keys: list[ActivityKey]) -> list[list[ActivityEventRecord]]:
         groups = grouped(keys, lambda k: k.limit)
 
-        async def fetch(conn: AsyncConnection) -> dict[ActivityKey, list[ActivityEventRecord]]:
+        async def fetch(conn: ReadConnection) -> dict[ActivityKey, list[ActivityEventRecord]]:
             found: dict[ActivityKey, list[ActivityEventRecord]] = {}
             for limit, group in groups.items():
                 users = self._scope.visible(key.user_id for key in group)
@@ -478,13 +509,13 @@ class AnalyticsLoaders:
                     found[key] = by_user.get(key.user_id, [])
             return found
 
-        found = await self._source.read(fetch, kind="lookup")
+        found = await self._source.fetch(fetch, kind="lookup")
         return [found[key] for key in keys]
 
     async def _load_events_by_id(self, keys: list[str]) -> list[ActivityEventRecord | None]:
         ids = sql_ids(keys)
         rows = (
-            await self._source.read(
+            await self._source.fetch(
                 lambda conn: find_activity_events(conn=conn, ids=ids, user_ids=self._scope.owners),
                 kind="lookup",
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -13,11 +14,12 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Index,
+    Integer,
     MetaData,
-    Row,
     String,
     Table,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -30,14 +32,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from datasources._batch import Page, Scope, grouped, in_key_order, paginate
 from datasources._fields import (
     StoredField,
+    as_is,
     lower,
     lower_or_none,
-    read_fields,
     store_fields,
     upper,
     upper_or_none,
 )
 from datasources._sql import BigIntId, Money, SqlSource, UtcDateTime, sql_ids, utc_day
+from datasources._sql_reads import (
+    Count,
+    Read,
+    ReadConnection,
+    as_tuple,
+    bound,
+    count_of,
+    dialect_of,
+    fetch_all,
+    one_of,
+)
 
 metadata = MetaData()
 
@@ -190,43 +203,98 @@ FIELDS: tuple[StoredField, ...] = (
 )
 
 
-def _record(row: Row[Any]) -> TradeRecord:
-    return TradeRecord(id=str(row.id), **read_fields(FIELDS, row._mapping))
+# A trade as read: its id, then every field's column, in TradeRecord's order (`Read`
+# checks it), each made into the record's value in the same step.
+_TRADE_COLUMNS = (trades.c.id, *(trades.c[field.stored] for field in FIELDS))
+_TRADE_LOADS: dict[str, Callable[[Any], Any]] = {
+    "id": str,
+    **{field.stored: field.load for field in FIELDS if field.load is not as_is},
+}
 
 
 def _partition_column(partition: Partition) -> ColumnElement[str]:
     return trades.c.user_id if partition == "user" else trades.c.strategy_id
 
 
-def _conditions(
-    *, user_ids: Sequence[str] | None, trade_filter: TradeFilter
-) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if user_ids is not None:
-        conditions.append(trades.c.user_id.in_(user_ids))
+def _filter_values(trade_filter: TradeFilter) -> dict[str, Any]:
+    """The filter's conditions that apply, by bind name (see `_filter_conditions`)."""
+    values: dict[str, Any] = {}
     if trade_filter.strategy_id is not None:
-        conditions.append(trades.c.strategy_id == trade_filter.strategy_id)
+        values["strategy_id"] = trade_filter.strategy_id
     if trade_filter.instrument is not None:
-        conditions.append(trades.c.instrument == trade_filter.instrument)
+        values["instrument"] = trade_filter.instrument
     if trade_filter.status is not None:
-        conditions.append(trades.c.status == trade_filter.status.lower())
+        values["status"] = trade_filter.status.lower()
     if trade_filter.from_time is not None:
-        conditions.append(trades.c.entry_time >= trade_filter.from_time)
+        values["from_time"] = trade_filter.from_time
     if trade_filter.to_time is not None:
-        conditions.append(trades.c.entry_time < trade_filter.to_time)
-    return conditions
+        values["to_time"] = trade_filter.to_time
+    return values
 
 
-def _after(cursor: TradeCursor) -> ColumnElement[bool]:
-    return or_(
-        trades.c.entry_time < cursor.entry_time,
-        and_(trades.c.entry_time == cursor.entry_time, trades.c.id < cursor.id),
+def _filter_conditions(names: Iterable[str]) -> list[ColumnElement[bool]]:
+    conditions = {
+        "strategy_id": lambda: trades.c.strategy_id == bindparam("strategy_id"),
+        "instrument": lambda: trades.c.instrument == bindparam("instrument"),
+        "status": lambda: trades.c.status == bindparam("status"),
+        "from_time": lambda: trades.c.entry_time >= bindparam("from_time"),
+        "to_time": lambda: trades.c.entry_time < bindparam("to_time"),
+    }
+    return [conditions[name]() for name in names]
+
+
+def _scoped(user_ids: Sequence[str] | None, values: dict[str, Any]) -> Count:
+    """Bind the scope's user ids (None: every user's); how many there are."""
+    if user_ids is not None:
+        values["user_ids"] = bound(user_ids)
+    return count_of(user_ids)
+
+
+def _scope_conditions(users: Count, dialect: str) -> list[ColumnElement[bool]]:
+    return [] if users == "none" else [one_of(trades.c.user_id, "user_ids", dialect, users)]
+
+
+@functools.cache
+def _pages_read(
+    dialect: str,
+    partition: Partition,
+    owners: Count,
+    users: Count,
+    filters: tuple[str, ...],
+    after: bool,
+) -> Read[TradeRecord]:
+    column = _partition_column(partition)
+    conditions = [
+        one_of(column, "owners", dialect, owners),
+        *_scope_conditions(users, dialect),
+        *_filter_conditions(filters),
+    ]
+    if after:
+        cursor_time = bindparam("after_time", type_=trades.c.entry_time.type)
+        conditions.append(
+            or_(
+                trades.c.entry_time < cursor_time,
+                and_(trades.c.entry_time == cursor_time, trades.c.id < bindparam("after_id")),
+            )
+        )
+    order = (trades.c.entry_time.desc(), trades.c.id.desc())
+    limit = bindparam("limit", type_=Integer())
+    if owners == "one":
+        query = select(*_TRADE_COLUMNS).where(*conditions).order_by(*order).limit(limit)
+        return Read(query, TradeRecord, _TRADE_LOADS)
+    rank = func.row_number().over(partition_by=column, order_by=order).label("rank")
+    ranked = select(*_TRADE_COLUMNS, rank).where(*conditions).subquery()
+    query = (
+        select(*(ranked.c[c.name] for c in _TRADE_COLUMNS))
+        .where(ranked.c.rank <= limit)
+        .order_by(ranked.c[column.name], ranked.c.entry_time.desc(), ranked.c.id.desc())
     )
+    return Read(query, TradeRecord, _TRADE_LOADS)
 
 
 async def find_trade_pages(
     *,
-    conn: AsyncConnection,
+    conn: ReadConnection,
     partition: Partition,
     owners: Sequence[str],
     user_ids: Sequence[str] | None,
@@ -238,56 +306,71 @@ async def find_trade_pages(
 
     Only rows of `user_ids` are read (None: every user's), whatever the owners.
     """
-    column = _partition_column(partition)
-    conditions = [column.in_(owners), *_conditions(user_ids=user_ids, trade_filter=trade_filter)]
+    values = _filter_values(trade_filter)
+    filters = tuple(values)
+    values["owners"] = bound(owners)
+    values["limit"] = limit
+    users = _scoped(user_ids, values)
     if after is not None:
-        conditions.append(_after(after))
-    order = (trades.c.entry_time.desc(), trades.c.id.desc())
-    if len(owners) == 1:
-        query = select(trades).where(*conditions).order_by(*order).limit(limit)
-        return [_record(row) for row in await conn.execute(query)]
-    rank = func.row_number().over(partition_by=column, order_by=order).label("rank")
-    ranked = select(trades, rank).where(*conditions).subquery()
-    query = (
-        select(ranked)
-        .where(ranked.c.rank <= limit)
-        .order_by(ranked.c[column.name], ranked.c.entry_time.desc(), ranked.c.id.desc())
-    )
-    return [_record(row) for row in await conn.execute(query)]
+        values["after_time"] = after.entry_time
+        values["after_id"] = after.id
+    shape = (partition, count_of(owners), users, filters, after is not None)
+    read = _pages_read(dialect_of(conn), *shape)
+    return await fetch_all(conn, read, values)
+
+
+@functools.cache
+def _by_id_read(dialect: str, ids: Count, users: Count) -> Read[TradeRecord]:
+    conditions = [one_of(trades.c.id, "ids", dialect, ids)]
+    conditions += _scope_conditions(users, dialect)
+    return Read(select(*_TRADE_COLUMNS).where(*conditions), TradeRecord, _TRADE_LOADS)
 
 
 async def find_trades(
-    *, conn: AsyncConnection, ids: Sequence[int], user_ids: Sequence[str] | None
+    *, conn: ReadConnection, ids: Sequence[int], user_ids: Sequence[str] | None
 ) -> list[TradeRecord]:
     """The trades with these ids owned by one of `user_ids` (None: any user's), in one query."""
-    conditions: list[ColumnElement[bool]] = [trades.c.id.in_(ids)]
-    if user_ids is not None:
-        conditions.append(trades.c.user_id.in_(user_ids))
-    return [_record(row) for row in await conn.execute(select(trades).where(*conditions))]
+    values: dict[str, Any] = {"ids": bound(ids)}
+    users = _scoped(user_ids, values)
+    return await fetch_all(conn, _by_id_read(dialect_of(conn), count_of(ids), users), values)
+
+
+@functools.cache
+def _count_read(
+    dialect: str, partition: Partition, owners: Count, users: Count, filters: tuple[str, ...]
+) -> Read[tuple[Any, ...]]:
+    column = _partition_column(partition)
+    query = (
+        select(column, func.count())
+        .where(
+            one_of(column, "owners", dialect, owners),
+            *_scope_conditions(users, dialect),
+            *_filter_conditions(filters),
+        )
+        .group_by(column)
+    )
+    return Read(query, as_tuple)
 
 
 async def count_trades(
     *,
-    conn: AsyncConnection,
+    conn: ReadConnection,
     partition: Partition,
     owners: Sequence[str],
     user_ids: Sequence[str] | None,
     trade_filter: TradeFilter,
 ) -> dict[str, int]:
     """The number of trades of each owner under the filter (one GROUP BY)."""
-    column = _partition_column(partition)
-    query = (
-        select(column, func.count())
-        .where(column.in_(owners), *_conditions(user_ids=user_ids, trade_filter=trade_filter))
-        .group_by(column)
-    )
-    return {owner: int(n) for owner, n in await conn.execute(query)}
+    values = _filter_values(trade_filter)
+    filters = tuple(values)
+    values["owners"] = bound(owners)
+    users = _scoped(user_ids, values)
+    read = _count_read(dialect_of(conn), partition, count_of(owners), users, filters)
+    return {owner: int(n) for owner, n in await fetch_all(conn, read, values)}
 
 
-async def summarize_trades(
-    *, conn: AsyncConnection, user_ids: Sequence[str]
-) -> dict[str, TradeSummary]:
-    """Lifetime figures per user: all trades in `trades`, PnL over `COUNTED` ones (one GROUP BY)."""
+@functools.cache
+def _summary_read(dialect: str, users: Count) -> Read[tuple[Any, ...]]:
     query = (
         select(
             trades.c.user_id,
@@ -298,9 +381,18 @@ async def summarize_trades(
             func.sum(case((COUNTED, trades.c.fees)), type_=Money()),
             func.sum(case((COUNTED, NET_PNL)), type_=Money()),
         )
-        .where(trades.c.user_id.in_(user_ids))
+        .where(*_scope_conditions(users, dialect))
         .group_by(trades.c.user_id)
     )
+    return Read(query, as_tuple)
+
+
+async def summarize_trades(
+    *, conn: ReadConnection, user_ids: Sequence[str]
+) -> dict[str, TradeSummary]:
+    """Lifetime figures per user: all trades in `trades`, PnL over `COUNTED` ones (one GROUP BY)."""
+    values: dict[str, Any] = {}
+    read = _summary_read(dialect_of(conn), _scoped(user_ids, values))
     return {
         row[0]: TradeSummary(
             trades=int(row[1]),
@@ -310,14 +402,12 @@ async def summarize_trades(
             fees=row[5] or Decimal(0),
             net_pnl=row[6] or Decimal(0),
         )
-        for row in await conn.execute(query)
+        for row in await fetch_all(conn, read, values)
     }
 
 
-async def daily_net_pnl(
-    *, conn: AsyncConnection, user_ids: Sequence[str]
-) -> dict[str, list[DailyPnl]]:
-    """Per user, the net PnL of closed trades grouped by UTC exit day, oldest day first."""
+@functools.cache
+def _daily_read(dialect: str, users: Count) -> Read[tuple[Any, ...]]:
     day = utc_day(trades.c.exit_time)
     query = (
         select(
@@ -326,12 +416,21 @@ async def daily_net_pnl(
             func.count(),
             func.sum(NET_PNL, type_=Money()),
         )
-        .where(trades.c.user_id.in_(user_ids), COUNTED)
+        .where(*_scope_conditions(users, dialect), COUNTED)
         .group_by(trades.c.user_id, day)
         .order_by(trades.c.user_id, day)
     )
+    return Read(query, as_tuple)
+
+
+async def daily_net_pnl(
+    *, conn: ReadConnection, user_ids: Sequence[str]
+) -> dict[str, list[DailyPnl]]:
+    """Per user, the net PnL of closed trades grouped by UTC exit day, oldest day first."""
+    values: dict[str, Any] = {}
+    read = _daily_read(dialect_of(conn), _scoped(user_ids, values))
     result: dict[str, list[DailyPnl]] = {}
-    for user_id, on, n, net in await conn.execute(query):
+    for user_id, on, n, net in await fetch_all(conn, read, values):
         result.setdefault(user_id, []).append(
             DailyPnl(day=_as_date(on), trades=int(n), net_pnl=net or Decimal(0))
         )
@@ -387,7 +486,7 @@ class TradeLoaders:
     async def _load_by_id(self, keys: list[str]) -> list[TradeRecord | None]:
         ids = sql_ids(keys)
         rows = (
-            await self._source.read(
+            await self._source.fetch(
                 lambda conn: find_trades(conn=conn, ids=ids, user_ids=self._scope.owners),
                 kind="lookup",
             )
@@ -399,7 +498,7 @@ class TradeLoaders:
     async def _load_pages(self, keys: list[TradePageKey]) -> list[Page[TradeRecord]]:
         groups = grouped(keys, lambda k: (k.partition, k.filter, k.first, k.after))
 
-        async def fetch(conn: AsyncConnection) -> dict[TradePageKey, Page[TradeRecord]]:
+        async def fetch(conn: ReadConnection) -> dict[TradePageKey, Page[TradeRecord]]:
             pages: dict[TradePageKey, Page[TradeRecord]] = {}
             for (partition, trade_filter, first, after), group in groups.items():
                 rows = await find_trade_pages(
@@ -416,13 +515,13 @@ class TradeLoaders:
                     pages[key] = paginate(by_owner.get(key.owner, []), key.first)
             return pages
 
-        pages = await self._source.read(fetch, kind="lookup")
+        pages = await self._source.fetch(fetch, kind="lookup")
         return [pages[key] for key in keys]
 
     async def _load_counts(self, keys: list[TradeCountKey]) -> list[int]:
         groups = grouped(keys, lambda k: (k.partition, k.filter))
 
-        async def fetch(conn: AsyncConnection) -> dict[TradeCountKey, int]:
+        async def fetch(conn: ReadConnection) -> dict[TradeCountKey, int]:
             counts: dict[TradeCountKey, int] = {}
             for (partition, trade_filter), group in groups.items():
                 found = await count_trades(
@@ -436,14 +535,14 @@ class TradeLoaders:
                     counts[key] = found.get(key.owner, 0)
             return counts
 
-        counts = await self._source.read(fetch, kind="aggregate")
+        counts = await self._source.fetch(fetch, kind="aggregate")
         return [counts[key] for key in keys]
 
     async def _load_summaries(self, keys: list[str]) -> list[TradeSummary]:
         users = self._scope.visible(keys)
         found: dict[str, TradeSummary] = {}
         if users:
-            found = await self._source.read(
+            found = await self._source.fetch(
                 lambda conn: summarize_trades(conn=conn, user_ids=users), kind="aggregate"
             )
         return [found.get(key, TradeSummary()) for key in keys]
@@ -452,7 +551,7 @@ class TradeLoaders:
         users = self._scope.visible(keys)
         found: dict[str, list[DailyPnl]] = {}
         if users:
-            found = await self._source.read(
+            found = await self._source.fetch(
                 lambda conn: daily_net_pnl(conn=conn, user_ids=users), kind="aggregate"
             )
         return [found.get(key, []) for key in keys]

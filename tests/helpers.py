@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -82,8 +82,9 @@ class _MongoListener(monitoring.CommandListener):
 
 @dataclass
 class RoundTrips:
-    """Counts the real round trips each source makes (PyMongo command monitoring and
-    SQLAlchemy cursor events), when each started and ended, and SQL pool checkouts.
+    """Counts the real round trips each source makes (PyMongo command monitoring and each
+    SQL source's `statements` hook, which every statement passes, raw or through
+    SQLAlchemy), when each started and ended, and SQL pool checkouts.
 
     The benchmark shares it (bench/dashboard.py), switching it off with `enabled`
     while it times requests.
@@ -118,27 +119,30 @@ class RoundTrips:
 
     def watch(self, sources: Sources) -> None:
         """Count the round trips of every registered source: Mongo commands by database
-        (the listener is registered globally), SQL statements by engine."""
+        (the listener is registered globally), SQL statements by source."""
         for source in sources:
             if isinstance(source, MongoSource):
                 self.mongo_databases[source.db.name] = source.name
             elif isinstance(source, SqlSource):
-                self._listen(source.name, source.engine.sync_engine)
+                self._listen(source)
 
-    def _listen(self, name: str, sync_engine: Any) -> None:
-        started: dict[int, Span] = {}
+    def _listen(self, source: SqlSource) -> None:
+        name = source.name
 
-        @event.listens_for(sync_engine, "before_cursor_execute")
-        def before(conn, cursor, statement, parameters, context, executemany) -> None:
-            if span := self.record(name):
-                started[id(context)] = span
+        def started(statement: str) -> Callable[[], None] | None:
+            span = self.record(name)
+            if span is None:
+                return None
 
-        @event.listens_for(sync_engine, "after_cursor_execute")
-        def after(conn, cursor, statement, parameters, context, executemany) -> None:
-            if span := started.pop(id(context), None):
+            def ended() -> None:
                 span.ended = time.perf_counter()
 
-        @event.listens_for(sync_engine.pool, "checkout")
+            return ended
+
+        # Every statement of the source, raw or through SQLAlchemy (datasources/_sql_reads.py).
+        source.statements.listen(started)
+
+        @event.listens_for(source.engine.sync_engine.pool, "checkout")
         def checkout(dbapi_connection, record, proxy) -> None:
             if self.enabled:
                 self.checkouts[name] += 1
