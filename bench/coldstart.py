@@ -124,8 +124,10 @@ def steps_once(tree: Tree, env: dict[str, str], workdir: Path) -> None:
         env=tree_env(env, tree),
         cwd=workdir,
         capture_output=True,
-        check=True,
+        check=False,
     )
+    if done.returncode != 0:
+        raise SystemExit(f"{tree.label}: the steps failed:\n{done.stderr.decode()[-3000:]}")
     for name, seconds in json.loads(done.stdout.splitlines()[-1]).items():
         tree.add(name, seconds)
 
