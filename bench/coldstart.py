@@ -7,9 +7,10 @@ e.g. an unpacked `git archive` of an earlier commit), interleaved start by start
   worker, `GATEWAY_ENV=test`, the settings `tests/serving.py` gives a served gateway) to
   the first 200 of `POST /graphql {"query":"{__typename}"}`, polled every 5 ms, and the
   server process's CPU time at that moment (/proc);
-- **import** and **app build**: in a fresh interpreter, the CPU time (`time.process_time`)
-  of `import gateway.app`, then of what `import gateway.cli` adds (`gateway serve` imports
-  both), then of `create_app(Settings())`.
+- **import** and **app build**: in fresh interpreters, the CPU time (`time.process_time`)
+  of `import gateway.app` alone, and of the two steps of `gateway serve` before uvicorn
+  starts: `import gateway.cli`, then the app factory uvicorn is given (which imports the
+  app's modules and calls `create_app`).
 
 Prints the median of `--starts` starts of each (5 by default) and each tree's ratio to the
 first. Needs PostgreSQL on BENCH_POSTGRES_URL (127.0.0.1:5432, trust auth for `postgres`)
@@ -44,18 +45,27 @@ FIRST_ANSWER_SECONDS = 30.0
 POLL_SECONDS = 0.005
 PROBE = json.dumps({"query": "{__typename}"}).encode()
 
-# Run in a fresh interpreter: CPU seconds of each step of a start, as JSON on stdout.
-STEPS = """
+# Each run in a fresh interpreter: CPU seconds of each step, as JSON on stdout.
+IMPORT_APP = """
 import json, time
 t0 = time.process_time()
 import gateway.app
-t1 = time.process_time()
+print(json.dumps({"import_app": time.process_time() - t0}))
+"""
+# What `gateway serve` (one worker) does before uvicorn starts: import the command, then
+# call the factory uvicorn is given (gateway/worker.py; gateway/app.py before it existed).
+SERVE_PATH = """
+import importlib.util, json, time
+t0 = time.process_time()
 import gateway.cli
+t1 = time.process_time()
+if importlib.util.find_spec("gateway.worker") is not None:
+    from gateway.worker import app_from_environment
+else:
+    from gateway.app import app_from_environment
+app = app_from_environment()
 t2 = time.process_time()
-from gateway.core.settings import Settings
-app = gateway.app.create_app(Settings())
-t3 = time.process_time()
-print(json.dumps({"import_app": t1 - t0, "import_cli": t2 - t1, "build_app": t3 - t2}))
+print(json.dumps({"import_cli": t1 - t0, "factory": t2 - t1}))
 """
 
 
@@ -118,24 +128,25 @@ def start_once(tree: Tree, env: dict[str, str], workdir: Path) -> None:
 
 
 def steps_once(tree: Tree, env: dict[str, str], workdir: Path) -> None:
-    """Import and app-build CPU in a fresh interpreter."""
-    done = subprocess.run(  # noqa: S603 - our own interpreter and code
-        [sys.executable, "-c", STEPS],
-        env=tree_env(env, tree),
-        cwd=workdir,
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"{tree.label}: the steps failed:\n{done.stderr.decode()[-3000:]}")
-    for name, seconds in json.loads(done.stdout.splitlines()[-1]).items():
-        tree.add(name, seconds)
+    """Import and app-build CPU, each in a fresh interpreter."""
+    for code in (IMPORT_APP, SERVE_PATH):
+        done = subprocess.run(  # noqa: S603 - our own interpreter and code
+            [sys.executable, "-c", code],
+            env=tree_env(env, tree),
+            cwd=workdir,
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"{tree.label}: a step failed:\n{done.stderr.decode()[-3000:]}")
+        for name, seconds in json.loads(done.stdout.splitlines()[-1]).items():
+            tree.add(name, seconds)
 
 
 ROWS = {
     "import_app": "import gateway.app, CPU",
-    "import_cli": "+ import gateway.cli, CPU",
-    "build_app": "create_app(Settings()), CPU",
+    "import_cli": "serve path: import gateway.cli, CPU",
+    "factory": "serve path: the app factory (imports, create_app), CPU",
     "first_answer_cpu": "serve to first answer, server CPU",
     "first_answer": "serve to first answer, wall",
 }

@@ -276,9 +276,3 @@ def _drain_on_signals(drain: Callable[[], None]) -> Callable[[], None]:
                 signal.signal(sig, handler)
 
     return restore
-
-
-def app_from_environment() -> FastAPI:
-    """The app with settings from the environment: the factory `gateway serve` hands to
-    uvicorn by name, so each worker process builds its own."""
-    return create_app(Settings(), drain_on_signals=True)
