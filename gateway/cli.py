@@ -148,55 +148,53 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the gateway against the configured databases."""
     # Paused until the app is built (gateway/worker.py): the collector's passes over the
     # objects that importing makes are a tenth of the start's CPU, and find nothing to free.
+    # One function, no helper: each frame below the serving loop shifts CPython 3.11's frame
+    # stack chunks under every request (bench/README.md, "Issue 11: cold start").
     gc.disable()
     try:
-        return _serve(args)
+        import uvicorn  # noqa: PLC0415 - see the imports above
+
+        from gateway.core import logs, telemetry  # noqa: PLC0415
+
+        settings = _settings()
+        if args.workers < 1:
+            console().print("[red]--workers must be at least 1[/red]")
+            return 2
+        _share_metrics(args.workers)
+        if settings.metrics_enabled and settings.metrics_port is not None:
+            # Served by this process (the workers' supervisor when there are several).
+            from prometheus_client import start_http_server  # noqa: PLC0415 - serve only
+
+            start_http_server(
+                settings.metrics_port,
+                addr=settings.metrics_host,
+                registry=telemetry.metrics_registry(),
+            )
+        if args.workers > 1:
+            gc.enable()  # a supervisor: it builds no app, the workers do
+        uvicorn.run(
+            # By name, so that each worker builds its own app (and sources, breakers, pools);
+            # each drains its requests on SIGTERM (gateway/app.py).
+            WORKER_APP,
+            factory=True,
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            log_config=logs.logging_config(settings.log_format, args.log_level),
+            # The app logs each request itself, with its request id (observability.py).
+            access_log=False,
+            # The client IP is read by the gateway itself, trusting TRUSTED_PROXIES only
+            # (gateway/ratelimits.py): uvicorn's own X-Forwarded-For handling is off.
+            proxy_headers=False,
+            # `Server: uvicorn` names the stack to whoever probes it.
+            server_header=False,
+            # On SIGTERM, requests in flight get this long before they are cancelled.
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        )
+        return 0
     finally:
         gc.enable()
-
-
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn  # noqa: PLC0415 - see the imports above
-
-    from gateway.core import logs, telemetry  # noqa: PLC0415
-
-    settings = _settings()
-    if args.workers < 1:
-        console().print("[red]--workers must be at least 1[/red]")
-        return 2
-    _share_metrics(args.workers)
-    if settings.metrics_enabled and settings.metrics_port is not None:
-        # Served by this process (the workers' supervisor when there are several).
-        from prometheus_client import start_http_server  # noqa: PLC0415 - serve only
-
-        start_http_server(
-            settings.metrics_port,
-            addr=settings.metrics_host,
-            registry=telemetry.metrics_registry(),
-        )
-    if args.workers > 1:
-        gc.enable()  # a supervisor: it builds no app, the workers do
-    uvicorn.run(
-        # By name, so that each worker builds its own app (and sources, breakers, pools);
-        # each drains its requests on SIGTERM (gateway/app.py).
-        WORKER_APP,
-        factory=True,
-        workers=args.workers,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        log_config=logs.logging_config(settings.log_format, args.log_level),
-        # The app logs each request itself, with its request id (gateway/observability.py).
-        access_log=False,
-        # The client IP is read by the gateway itself, trusting TRUSTED_PROXIES only
-        # (gateway/ratelimits.py): uvicorn's own X-Forwarded-For handling is off.
-        proxy_headers=False,
-        # `Server: uvicorn` names the stack to whoever probes it.
-        server_header=False,
-        # On SIGTERM, requests in flight get this long before they are cancelled.
-        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
-    )
-    return 0
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
