@@ -4,9 +4,9 @@ For each tree (this one by default; `--tree LABEL=PATH` several times to compare
 e.g. an unpacked `git archive` of an earlier commit), interleaved start by start:
 
 - **first answer**: the wall time from spawning `python -m gateway.cli serve` (one
-  worker, `GATEWAY_ENV=test`, the settings `tests/serving.py` gives a served gateway) to
-  the first 200 of `POST /graphql {"query":"{__typename}"}`, polled every 5 ms, and the
-  server process's CPU time at that moment (/proc);
+  worker unless `--workers N`, `GATEWAY_ENV=test`, the settings `tests/serving.py` gives
+  a served gateway) to the first 200 of `POST /graphql {"query":"{__typename}"}`, polled
+  every 5 ms, and the CPU time of the server's processes at that moment (/proc);
 - **import** and **app build**: in fresh interpreters, the CPU time (`time.process_time`)
   of `import gateway.app` alone, and of the two steps of `gateway serve` before uvicorn
   starts: `import gateway.cli`, then the app factory uvicorn is given (which imports the
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import json
 import os
@@ -109,11 +110,22 @@ def first_answer(port: int, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"gateway serve did not answer in {FIRST_ANSWER_SECONDS:.0f}s")
 
 
-def start_once(tree: Tree, env: dict[str, str], workdir: Path) -> None:
-    """One `gateway serve` start: wall time and server CPU to its first answer."""
+def descendants(pid: int) -> list[int]:
+    """The processes `pid` started, and theirs (Linux /proc)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            for child in task.read_text().split():
+                found += [int(child), *descendants(int(child))]
+    return found
+
+
+def start_once(tree: Tree, env: dict[str, str], workdir: Path, workers: int) -> None:
+    """One `gateway serve` start: wall time and server CPU (its workers' included) to its
+    first answer."""
     port = free_port()
     command = [sys.executable, "-m", "gateway.cli", "serve", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--log-level", "warning"]
+    command += ["--port", str(port), "--log-level", "warning", "--workers", str(workers)]
     with (workdir / "stderr.log").open("ab") as err:
         started = time.monotonic()
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
@@ -122,7 +134,8 @@ def start_once(tree: Tree, env: dict[str, str], workdir: Path) -> None:
     try:
         first_answer(port, process)
         tree.add("first_answer", time.monotonic() - started)
-        tree.add("first_answer_cpu", process_cpu(process.pid))
+        pids = [process.pid, *descendants(process.pid)]
+        tree.add("first_answer_cpu", sum(process_cpu(pid) for pid in pids))
     finally:
         stop(process)
 
@@ -152,10 +165,11 @@ ROWS = {
 }
 
 
-def report(trees: list[Tree], starts: int, load: str) -> str:
+def report(trees: list[Tree], args: argparse.Namespace, load: str) -> str:
     info = machine()
     lines = [
-        f"cold start, median of {starts} starts per tree (ms); load average at start {load}",
+        f"cold start, median of {args.starts} starts per tree (ms), --workers {args.workers}; "
+        f"load average at start {load}",
         f"machine: {info['cpus']} CPUs, {info['cpu']}, {info['memory']}, {info['python']}",
         "",
         "| ms (median) | " + " | ".join(tree.label for tree in trees) + " |",
@@ -194,8 +208,8 @@ async def run(args: argparse.Namespace, mongo_base: str, trees: list[Tree]) -> N
                 for _ in range(args.starts):
                     for tree in trees:
                         await asyncio.to_thread(steps_once, tree, env, workdir)
-                        await asyncio.to_thread(start_once, tree, env, workdir)
-            print(report(trees, args.starts, load))
+                        await asyncio.to_thread(start_once, tree, env, workdir, args.workers)
+            print(report(trees, args, load))
         finally:
             await drop_mongo_databases(settings)
 
@@ -212,6 +226,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--starts", type=int, default=5, help="starts per tree")
     parser.add_argument(
+        "--workers", type=int, default=1, help="gateway serve --workers (CPU: all of them)"
+    )
+    parser.add_argument(
         "--tree",
         type=parse_tree,
         action="append",
@@ -222,8 +239,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", metavar="PATH", help="also write every sample as JSON")
     args = parser.parse_args(argv)
-    if args.starts < 1:
-        parser.error("--starts must be at least 1")
+    if args.starts < 1 or args.workers < 1:
+        parser.error("--starts and --workers must be at least 1")
     return args
 
 
