@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import gc
 import logging
 import os
 import shutil
@@ -14,51 +15,64 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import uvicorn
-from pydantic import ValidationError
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+# Each command imports what it needs when it runs: `gateway serve` then loads the app's
+# modules with the garbage collector paused (gateway/worker.py), and rich, the sources and
+# the maintenance code stay out of a serving process (tests/unit/test_cold_start.py).
+if TYPE_CHECKING:
+    from rich.console import Console
 
-from datasources import Sources, persisted_operations
-from datasources import users as users_source
-from datasources.analytics import RefreshResult, refresh_daily_metrics
-from datasources.credentials import RotationResult, rotate_credentials
-from datasources.persisted_operations import PersistedOperation, SaveResult
-from datasources.users import UserRecord
-from gateway.core import logs, telemetry
-from gateway.core.crypto import SecretBox
-from gateway.core.settings import Settings
-from gateway.persisted import ManifestError, parse_manifest
-from resolvers.deletion import SweepResult, finish_deletions
+    from datasources.analytics import RefreshResult
+    from datasources.credentials import RotationResult
+    from datasources.persisted_operations import PersistedOperation, SaveResult
+    from datasources.users import UserRecord
+    from gateway.core.settings import Settings
+    from resolvers.deletion import SweepResult
 
-console = Console(stderr=True)
+
+# The app factory each worker runs, by name: it imports the app's modules itself.
+WORKER_APP = "gateway.worker:app_from_environment"
+
+
+@cache
+def console() -> Console:
+    """Where the commands write to a person: stderr, through rich."""
+    from rich.console import Console  # noqa: PLC0415 - not on the serving path
+
+    return Console(stderr=True)
+
+
+def escape(text: str) -> str:
+    """`text` with rich's markup escaped."""
+    from rich.markup import escape as escape_markup  # noqa: PLC0415 - not on the serving path
+
+    return escape_markup(text)
 
 
 def _settings(**overrides: object) -> Settings:
+    from pydantic import ValidationError  # noqa: PLC0415 - see the imports above
+
+    from gateway.core.settings import Settings  # noqa: PLC0415
+
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         # Only the messages: pydantic's own rendering echoes the input, secrets included.
-        console.print("Invalid configuration:", style="red", markup=False)
+        console().print("Invalid configuration:", style="red", markup=False)
         for error in exc.errors(include_input=False, include_url=False):
             where = ".".join(str(part) for part in error["loc"]) or "settings"
-            console.print(
+            console().print(
                 f"  {where}: {error['msg']}", markup=False, highlight=False, soft_wrap=True
             )
         raise SystemExit(2) from exc
 
 
 async def _migrate(settings: Settings) -> None:
+    from datasources import Sources  # noqa: PLC0415 - see the imports above
+
     async with Sources.open(settings) as sources:
         await sources.migrate()
 
@@ -69,8 +83,16 @@ def _progress(label: str, *, shown: bool) -> Iterator[Callable[[int, int], None]
     if not shown:
         yield None
         return
+    from rich.progress import (  # noqa: PLC0415 - see the imports above
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     with Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console()
     ) as bar:
         task = bar.add_task(label, total=None)
 
@@ -81,6 +103,9 @@ def _progress(label: str, *, shown: bool) -> Iterator[Callable[[int, int], None]
 
 
 async def _refresh(settings: Settings, since: date | None, progress: bool) -> RefreshResult:
+    from datasources import Sources  # noqa: PLC0415 - see the imports above
+    from datasources.analytics import refresh_daily_metrics  # noqa: PLC0415
+
     async with Sources.open(settings) as sources:
         with _progress("rolling up trades", shown=progress) as advance:
             return await refresh_daily_metrics(
@@ -92,6 +117,10 @@ async def _refresh(settings: Settings, since: date | None, progress: bool) -> Re
 
 
 async def _rotate(settings: Settings, progress: bool) -> RotationResult:
+    from datasources import Sources  # noqa: PLC0415 - see the imports above
+    from datasources.credentials import rotate_credentials  # noqa: PLC0415
+    from gateway.core.crypto import SecretBox  # noqa: PLC0415
+
     box = SecretBox.from_settings(settings)
     async with Sources.open(settings) as sources:
         label = f"re-encrypting under key {box.current_kid!r}"
@@ -110,6 +139,8 @@ def _share_metrics(workers: int) -> None:
         path = tempfile.mkdtemp(prefix="gateway-metrics-")
         atexit.register(shutil.rmtree, path, ignore_errors=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    from gateway.core import telemetry  # noqa: PLC0415 - see the imports above
+
     telemetry.prepare_multiprocess_dir(path)
 
 
@@ -145,57 +176,71 @@ def shared_state_warnings(settings: Settings, workers: int) -> list[str]:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the gateway against the configured databases."""
-    settings = _settings()
-    workers = args.workers if args.workers is not None else default_workers(settings)
-    if workers < 1:
-        console.print("[red]--workers must be at least 1[/red]")
-        return 2
-    for warning in shared_state_warnings(settings, workers):
-        console.print(f"[yellow]warning[/yellow]: {warning}", highlight=False)
-    _share_metrics(workers)
-    if settings.metrics_enabled and settings.metrics_port is not None:
-        # Served by this process (the workers' supervisor when there are several).
-        from prometheus_client import start_http_server  # noqa: PLC0415 - serve only
+    # Paused until the app is built (gateway/worker.py): the collector's passes over the
+    # objects that importing makes are a tenth of the start's CPU, and find nothing to free.
+    # One function, no helper: each frame below the serving loop shifts CPython 3.11's frame
+    # stack chunks under every request (bench/README.md, "Issue 11: cold start").
+    gc.disable()
+    try:
+        import uvicorn  # noqa: PLC0415 - see the imports above
 
-        start_http_server(
-            settings.metrics_port,
-            addr=settings.metrics_host,
-            registry=telemetry.metrics_registry(),
+        from gateway.core import logs, telemetry  # noqa: PLC0415
+
+        settings = _settings()
+        workers = args.workers if args.workers is not None else default_workers(settings)
+        if workers < 1:
+            console().print("[red]--workers must be at least 1[/red]")
+            return 2
+        for warning in shared_state_warnings(settings, workers):
+            console().print(f"[yellow]warning[/yellow]: {warning}", highlight=False)
+        _share_metrics(workers)
+        if settings.metrics_enabled and settings.metrics_port is not None:
+            # Served by this process (the workers' supervisor when there are several).
+            from prometheus_client import start_http_server  # noqa: PLC0415 - serve only
+
+            start_http_server(
+                settings.metrics_port,
+                addr=settings.metrics_host,
+                registry=telemetry.metrics_registry(),
+            )
+        if workers > 1:
+            gc.enable()  # a supervisor: it builds no app, the workers do
+        uvicorn.run(
+            # By name, so that each worker builds its own app (and sources, breakers, pools);
+            # each drains its requests on SIGTERM (gateway/app.py).
+            WORKER_APP,
+            factory=True,
+            workers=workers,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            log_config=logs.logging_config(settings.log_format, args.log_level),
+            # The app logs each request itself, with its request id (observability.py).
+            access_log=False,
+            # The client IP is read by the gateway itself, trusting TRUSTED_PROXIES only
+            # (gateway/ratelimits.py): uvicorn's own X-Forwarded-For handling is off.
+            proxy_headers=False,
+            # `Server: uvicorn` names the stack to whoever probes it.
+            server_header=False,
+            # On SIGTERM, requests in flight get this long before they are cancelled.
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         )
-    uvicorn.run(
-        # By name, so that each worker builds its own app (and sources, breakers, pools);
-        # each drains its requests on SIGTERM (gateway/app.py).
-        "gateway.app:app_from_environment",
-        factory=True,
-        workers=workers,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        log_config=logs.logging_config(settings.log_format, args.log_level),
-        # The app logs each request itself, with its request id (gateway/observability.py).
-        access_log=False,
-        # The client IP is read by the gateway itself, trusting TRUSTED_PROXIES only
-        # (gateway/ratelimits.py): uvicorn's own X-Forwarded-For handling is off.
-        proxy_headers=False,
-        # `Server: uvicorn` names the stack to whoever probes it.
-        server_header=False,
-        # On SIGTERM, requests in flight get this long before they are cancelled.
-        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
-    )
-    return 0
+        return 0
+    finally:
+        gc.enable()
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
     """Create indexes and tables; safe to run again."""
     asyncio.run(_migrate(_settings()))
-    console.print("[green]migrated[/green]: Mongo indexes and SQL tables are in place")
+    console().print("[green]migrated[/green]: Mongo indexes and SQL tables are in place")
     return 0
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     """Roll trades up into daily_strategy_metrics."""
-    result = asyncio.run(_refresh(_settings(), args.since, progress=console.is_terminal))
-    console.print(
+    result = asyncio.run(_refresh(_settings(), args.since, progress=console().is_terminal))
+    console().print(
         f"[green]refreshed[/green]: {result.trades_read} trades read, "
         f"{result.rows_written} daily rows written"
         + (f" from {result.since.isoformat()}" if result.since else "")
@@ -204,6 +249,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 async def _finish_deletions(settings: Settings) -> SweepResult:
+    from datasources import Sources  # noqa: PLC0415 - see the imports above
+    from resolvers.deletion import finish_deletions  # noqa: PLC0415
+
     async with Sources.open(settings) as sources:
         return await finish_deletions(sources, settle_seconds=settings.deletion_settle_seconds)
 
@@ -211,14 +259,14 @@ async def _finish_deletions(settings: Settings) -> SweepResult:
 def cmd_finish_deletions(_args: argparse.Namespace) -> int:
     """Complete account deletions that were interrupted."""
     result = asyncio.run(_finish_deletions(_settings()))
-    console.print(
+    console().print(
         f"[green]deletions[/green]: {len(result.finished)} finished, "
         f"{len(result.failed)} pending, {len(result.settling)} settling"
     )
     for user_id in result.failed:
-        console.print(f"  still pending: {user_id} (a source is unavailable; run again later)")
+        console().print(f"  still pending: {user_id} (a source is unavailable; run again later)")
     for user_id in result.settling:
-        console.print(
+        console().print(
             f"  settling: {user_id} (every step done; it ends once DELETION_SETTLE_SECONDS "
             "have passed: run again then)"
         )
@@ -226,6 +274,9 @@ def cmd_finish_deletions(_args: argparse.Namespace) -> int:
 
 
 async def _set_role(settings: Settings, email: str, role: str) -> UserRecord | None:
+    from datasources import Sources  # noqa: PLC0415 - see the imports above
+    from datasources import users as users_source  # noqa: PLC0415
+
     async with Sources.open(settings) as sources:
         return await users_source.set_user_role(db=sources.users.db, email=email, role=role)
 
@@ -233,10 +284,10 @@ async def _set_role(settings: Settings, email: str, role: str) -> UserRecord | N
 def _change_role(email: str, role: str) -> int:
     user = asyncio.run(_set_role(_settings(), email, role))
     if user is None:
-        console.print(f"[red]no user with the email {escape(email)!r}[/red]", highlight=False)
+        console().print(f"[red]no user with the email {escape(email)!r}[/red]", highlight=False)
         return 1
     # Read from the database on every request: the new role applies at once.
-    console.print(f"[green]{role.lower()}[/green]: {escape(user.email)} is now {role}")
+    console().print(f"[green]{role.lower()}[/green]: {escape(user.email)} is now {role}")
     return 0
 
 
@@ -252,22 +303,22 @@ def cmd_accounts_demote(args: argparse.Namespace) -> int:
 
 def cmd_credentials_rotate(_args: argparse.Namespace) -> int:
     """Re-encrypt every stored broker secret under the current key; safe to rerun."""
-    result = asyncio.run(_rotate(_settings(), progress=console.is_terminal))
-    console.print(
+    result = asyncio.run(_rotate(_settings(), progress=console().is_terminal))
+    console().print(
         f"[green]rotated[/green]: {result.secrets_rotated} secrets in "
         f"{result.documents_rotated} documents re-encrypted under key {result.kid!r} "
         f"({result.documents_checked} documents checked)",
         highlight=False,
     )
     if result.documents_skipped:
-        console.print(
+        console().print(
             f"[yellow]{result.documents_skipped} documents kept changing while rotating; "
             "run the command again[/yellow]"
         )
     if result.unreadable_secrets:
         shown = ", ".join(result.unreadable_user_ids[:50])
         more = len(result.unreadable_user_ids) - 50
-        console.print(
+        console().print(
             f"[red]{result.unreadable_secrets} secrets of "
             f"{len(result.unreadable_user_ids)} users could not be decrypted "
             "(unknown key id, or altered) and were left as they are[/red]: "
@@ -282,6 +333,8 @@ def cmd_credentials_rotate(_args: argparse.Namespace) -> int:
 def _read_manifests(paths: Sequence[str]) -> list[PersistedOperation] | None:
     """The operations of every manifest, one per id; None (the problems printed) when any
     manifest cannot be read or is refused, or two give one id different bodies."""
+    from gateway.persisted import ManifestError, parse_manifest  # noqa: PLC0415 - see above
+
     operations: dict[str, PersistedOperation] = {}
     problems: list[str] = []
     for path in paths:
@@ -299,11 +352,11 @@ def _read_manifests(paths: Sequence[str]) -> list[PersistedOperation] | None:
             if known.body != operation.body:
                 problems.append(f"{path}: operation {operation.id!r} differs from an earlier one")
     if problems:
-        console.print("[red]refused; nothing was added[/red]:")
+        console().print("[red]refused; nothing was added[/red]:")
         for problem in problems[:50]:
-            console.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
+            console().print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
         if len(problems) > 50:
-            console.print(f"  and {len(problems) - 50} more problems")
+            console().print(f"  and {len(problems) - 50} more problems")
         return None
     return list(operations.values())
 
@@ -312,6 +365,8 @@ async def _save_operations(
     settings: Settings, operations: list[PersistedOperation]
 ) -> tuple[SaveResult, int]:
     """What saving did, and how many trusted operations are stored now."""
+    from datasources import Sources, persisted_operations  # noqa: PLC0415 - see above
+
     async with Sources.open(settings) as sources:
         await persisted_operations.ensure_indexes(db=sources.users.db)
         result = await persisted_operations.save_operations(
@@ -329,19 +384,19 @@ def cmd_operations_add(args: argparse.Namespace) -> int:
         return 1
     result, stored = asyncio.run(_save_operations(settings, operations))
     if result.conflicts:
-        console.print(
+        console().print(
             "[red]refused; nothing was added[/red]: these ids are registered already with "
             "another body (remove them first): " + ", ".join(result.conflicts),
             highlight=False,
         )
         return 1
-    console.print(
+    console().print(
         f"[green]trusted operations[/green]: {len(result.added)} added, "
         f"{len(result.unchanged)} already present",
         highlight=False,
     )
     if stored > settings.trusted_operations_max:
-        console.print(
+        console().print(
             f"[yellow]warning[/yellow]: {stored} trusted operations are stored, more than "
             f"TRUSTED_OPERATIONS_MAX ({settings.trusted_operations_max}): each gateway "
             "process loads only the oldest ones; remove some",
@@ -351,6 +406,8 @@ def cmd_operations_add(args: argparse.Namespace) -> int:
 
 
 async def _list_operations(settings: Settings) -> list[PersistedOperation]:
+    from datasources import Sources, persisted_operations  # noqa: PLC0415 - see above
+
     async with Sources.open(settings) as sources:
         return await persisted_operations.list_operations(db=sources.users.db)
 
@@ -363,6 +420,8 @@ def cmd_operations_list(_args: argparse.Namespace) -> int:
 
 
 async def _remove_operations(settings: Settings, ids: Sequence[str]) -> int:
+    from datasources import Sources, persisted_operations  # noqa: PLC0415 - see above
+
     async with Sources.open(settings) as sources:
         return await persisted_operations.remove_operations(db=sources.users.db, ids=ids)
 
@@ -372,7 +431,7 @@ def cmd_operations_remove(args: argparse.Namespace) -> int:
     TRUSTED_OPERATIONS_CACHE_SECONDS)."""
     ids = list(dict.fromkeys(args.ids))
     removed = asyncio.run(_remove_operations(_settings(), ids))
-    console.print(f"removed {removed} of {len(ids)} operations", highlight=False)
+    console().print(f"removed {removed} of {len(ids)} operations", highlight=False)
     return 0 if removed == len(ids) else 1
 
 
@@ -383,12 +442,21 @@ def _phases(*, shown: bool) -> Iterator[Callable[[str, int, int], None] | None]:
     if not shown:
         yield None
         return
+    from rich.progress import (  # noqa: PLC0415 - not on the serving path
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=console(),
     ) as bar:
         tasks: dict[str, TaskID] = {}
 
@@ -403,13 +471,15 @@ def _phases(*, shown: bool) -> Iterator[Callable[[str, int, int], None] | None]:
 def cmd_import_algo_runner(args: argparse.Namespace) -> int:
     """Move the single-database algo-runner platform (MongoDB algo_runner_db) into the
     users, strategies and credentials sources; safe to rerun, resumes where it stopped."""
+    from datasources import Sources  # noqa: PLC0415 - see the imports above
+    from gateway.core.crypto import SecretBox  # noqa: PLC0415
     from gateway.imports import algo_runner  # noqa: PLC0415 - only this command needs it
 
     if args.dry_run and args.clear_source:
-        console.print("[red]--clear-source clears only after a real import: not with --dry-run")
+        console().print("[red]--clear-source clears only after a real import: not with --dry-run")
         return 2
     if args.batch_size < 1:
-        console.print("[red]--batch-size must be at least 1[/red]")
+        console().print("[red]--batch-size must be at least 1[/red]")
         return 2
     settings = _settings()
     options = algo_runner.ImportOptions(
@@ -422,20 +492,20 @@ def cmd_import_algo_runner(args: argparse.Namespace) -> int:
     async def run() -> algo_runner.ImportReport:
         box = SecretBox.from_settings(settings)
         async with Sources.open(settings) as sources:
-            with _phases(shown=console.is_terminal) as advance:
+            with _phases(shown=console().is_terminal) as advance:
                 return await algo_runner.import_algo_runner(
                     sources=sources, box=box, options=options, on_progress=advance
                 )
 
     report = asyncio.run(run())
     for line in algo_runner.report_lines(report):
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        console().print(line, markup=False, highlight=False, soft_wrap=True)
     if report.dry_run:
-        console.print("[yellow]dry run[/yellow]: nothing was written")
+        console().print("[yellow]dry run[/yellow]: nothing was written")
     elif report.ok:
-        console.print("[green]imported and verified[/green]")
+        console().print("[green]imported and verified[/green]")
     else:
-        console.print("[red]not every legacy user is imported and verified[/red]: see above")
+        console().print("[red]not every legacy user is imported and verified[/red]: see above")
     return 0 if report.ok else 1
 
 
@@ -483,18 +553,18 @@ def cmd_schema_check(args: argparse.Namespace) -> int:
     try:
         changes = compare(Path(args.old).read_text(), Path(args.new).read_text())
     except (OSError, SchemaUnreadable) as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
+        console().print(f"[red]{escape(str(exc))}[/red]", highlight=False)
         return 2
     for line in changes.lines():
         sys.stdout.write(line + "\n")
     if changes.breaking:
-        console.print(
+        console().print(
             f"[red]{len(changes.breaking)} breaking change(s)[/red] from {escape(args.old)} "
             f"to {escape(args.new)}",
             highlight=False,
         )
         return 1
-    console.print(f"no breaking change ({len(changes.dangerous)} dangerous)", highlight=False)
+    console().print(f"no breaking change ({len(changes.dangerous)} dangerous)", highlight=False)
     return 0
 
 

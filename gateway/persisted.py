@@ -34,14 +34,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis.asyncio as aioredis
 from graphql import GraphQLError, OperationDefinitionNode, parse
-from redis.exceptions import RedisError
 
 from datasources import MongoSource
 from datasources.persisted_operations import PersistedOperation, list_operations
+from gateway.core import redis_client
 from gateway.core.errors import (
     BadUserInput,
     GatewayError,
@@ -52,6 +51,9 @@ from gateway.core.errors import (
 )
 from gateway.core.ratelimit import REDIS_RETRY_SECONDS
 from gateway.core.settings import Settings
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 log = logging.getLogger("gateway.persisted")
 
@@ -193,12 +195,7 @@ class QueryStore:
         self._error: str | None = None
         if settings.apq_redis:
             seconds = settings.apq_redis_timeout_seconds
-            self.redis = aioredis.Redis.from_url(
-                settings.apq_redis,
-                socket_timeout=seconds,
-                socket_connect_timeout=seconds,
-                retry_on_timeout=False,
-            )
+            self.redis = redis_client.connect(settings.apq_redis, timeout_seconds=seconds)
             self._put = self.redis.register_script(_PUT)
             # Never an entry's key: an entry is the prefix and 64 hex digits.
             self._bookkeeping = [self.prefix + name for name in ("index", "sizes", "chars")]
@@ -216,7 +213,7 @@ class QueryStore:
             return None  # only a SHA-256 is ever stored: anything else needs no round trip
         try:
             raw = await self.redis.get(self.prefix + sha)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except redis_client.failures() as exc:
             self._down(exc)
             return None
         if raw is None:
@@ -251,7 +248,7 @@ class QueryStore:
                     self.prefix,
                 ],
             )
-        except (RedisError, OSError, TimeoutError) as exc:
+        except redis_client.failures() as exc:
             self._down(exc)
 
     async def status(self) -> dict[str, Any]:
@@ -263,7 +260,7 @@ class QueryStore:
         try:
             async with asyncio.timeout(self.timeout_seconds * 2):
                 await self.redis.ping()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except redis_client.failures() as exc:
             self._down(exc)
             report["redis"] = {"ok": False, "error": self._error}
         else:

@@ -25,14 +25,15 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
+from gateway.core import redis_client
 from gateway.core.errors import RateLimited
 from gateway.core.rate_settings import IPNetwork, RateLimitSettings
 from gateway.core.telemetry import RATE_LIMITED
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 log = logging.getLogger("gateway.ratelimit")
 
@@ -335,12 +336,7 @@ class Limiter:
         self._health = _RedisHealth()
         if settings.redis_url:
             seconds = settings.rate_limit_redis_timeout_seconds
-            client = aioredis.Redis.from_url(
-                settings.redis_url,
-                socket_timeout=seconds,
-                socket_connect_timeout=seconds,
-                retry_on_timeout=False,
-            )
+            client = redis_client.connect(settings.redis_url, timeout_seconds=seconds)
             self.redis = RedisBackend(client)
         self.rates = {
             Bucket.QUERY: _per_minute(
@@ -461,7 +457,7 @@ class Limiter:
         try:
             async with asyncio.timeout(self.settings.rate_limit_redis_timeout_seconds * 2):
                 await self.redis.client.ping()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except redis_client.failures() as exc:
             self._down(exc)
         else:
             self._health = _RedisHealth()
@@ -512,7 +508,7 @@ class Limiter:
             if self._health.ok or time.monotonic() >= self._health.retry_at:
                 try:
                     result = await call(self.redis)
-                except (RedisError, OSError, TimeoutError) as exc:
+                except redis_client.failures() as exc:
                     self._down(exc)
                 else:
                     if not self._health.ok:

@@ -83,18 +83,20 @@ def sri(body: bytes) -> str:
     return "sha384-" + base64.b64encode(hashlib.sha384(body).digest()).decode()
 
 
-def _asset(file_name: str, body: bytes) -> Asset:
+def _asset(file_name: str, body: bytes, integrity: str | None = None) -> Asset:
+    """The asset of `body` (`integrity`: its `sri`, when computed already)."""
     path = PurePosixPath(file_name)
     # "graphiql.min.js" -> "graphiql.min.3f9c2a1b7d4e6f80.js": the content names the file.
     name = f"{path.stem}.{hashlib.sha256(body).hexdigest()[:16]}{path.suffix}"
-    return Asset(name=name, body=body, media_type=_MEDIA_TYPES[path.suffix], integrity=sri(body))
+    media_type = _MEDIA_TYPES[path.suffix]
+    return Asset(name=name, body=body, media_type=media_type, integrity=integrity or sri(body))
 
 
-def verified_vendor_files() -> dict[str, bytes]:
+def verified_vendor_files() -> dict[str, Asset]:
     """Every file the manifest lists, by its name in `vendor/`, each checked against its
     sha384; AssetIntegrityError names the first that is missing or differs."""
     manifest = json.loads(MANIFEST.read_text())
-    files: dict[str, bytes] = {}
+    files: dict[str, Asset] = {}
     for name, entry in manifest["files"].items():
         file = VENDOR / name
         if not file.is_file():
@@ -102,13 +104,15 @@ def verified_vendor_files() -> dict[str, bytes]:
                 f"GraphiQL asset {name} is missing: run scripts/vendor-graphiql"
             )
         body = file.read_bytes()
-        if sri(body) != entry["integrity"]:
+        integrity = sri(body)
+        if integrity != entry["integrity"]:
             raise AssetIntegrityError(
                 f"GraphiQL asset {name} does not match its sha384 in {MANIFEST.name} "
                 f"({entry['package']}@{entry['version']} {entry['path']}): "
                 "run scripts/vendor-graphiql"
             )
-        files[name] = body
+        # The sha384 just checked is its SRI hash: the 4 MB are not hashed a second time.
+        files[name] = _asset(name, body, integrity)
     return files
 
 
@@ -118,8 +122,8 @@ def assets() -> dict[str, Asset]:
     files = verified_vendor_files()
     for own in (*STYLES, *SCRIPTS):
         if own not in files:
-            files[own] = (STATIC / own).read_bytes()
-    return {name: _asset(name, body) for name, body in files.items()}
+            files[own] = _asset(own, (STATIC / own).read_bytes())
+    return files
 
 
 @cache

@@ -1,11 +1,13 @@
 """Password hashes: Argon2id, and bcrypt hashes imported from a Node backend, verified at the
-same cost whichever a user has (gateway/core/auth.py)."""
+same cost whichever a user has (gateway/core/auth.py); the hash an unknown email is verified
+against costs what a real one costs."""
 
 from __future__ import annotations
 
 import bcrypt
 import pytest
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters
+from argon2.exceptions import VerifyMismatchError
 
 from gateway.core import auth
 from gateway.core.auth import hash_password, hash_scheme, needs_rehash, verify_password
@@ -110,3 +112,28 @@ def test_the_dummy_bcrypt_hash_is_a_real_one_at_the_node_default_cost():
 
     assert hash_scheme(dummy) == "bcrypt"
     assert dummy.startswith("$2b$10$")
+
+
+def test_the_unknown_email_hash_has_the_parameters_of_a_real_hash():
+    real = auth._hasher.hash("a real password")
+
+    assert extract_parameters(auth._DUMMY_HASH) == extract_parameters(real)
+    assert not auth._hasher.check_needs_rehash(auth._DUMMY_HASH)
+
+
+def test_verifying_against_the_unknown_email_hash_computes_a_hash_and_mismatches():
+    # A mismatch, not an invalid hash: Argon2 ran in full before comparing (an invalid
+    # hash would be refused at once, and an unknown email answered faster than a known).
+    with pytest.raises(VerifyMismatchError):
+        auth._hasher.verify(auth._DUMMY_HASH, "")
+
+
+def test_each_process_gets_its_own_unknown_email_hash():
+    hasher = PasswordHasher()
+
+    assert auth._unguessable_hash(hasher) != auth._unguessable_hash(hasher)
+
+
+async def test_a_missing_hash_never_verifies():
+    assert not await auth.verify_password(None, "")
+    assert not await auth.verify_password(None, "any password")
