@@ -37,7 +37,7 @@ from datasources._fields import (
     upper,
     upper_or_none,
 )
-from datasources._sql import BigIntId, Money, SqlSource, UtcDateTime, sql_ids, utc_day
+from datasources._sql import MIGRATIONS, BigIntId, Money, SqlSource, UtcDateTime, sql_ids, utc_day
 
 metadata = MetaData()
 
@@ -361,6 +361,7 @@ class TradesSource(SqlSource):
 
     name = "trades"
     metadata = metadata
+    migrations = MIGRATIONS / "trades"
 
     async def forget_user(self, user_id: str) -> None:
         """Remove every trade of the user."""
