@@ -31,6 +31,7 @@ from datasources.users import UserRecord
 from gateway.core import logs, telemetry
 from gateway.core.crypto import SecretBox
 from gateway.core.settings import Settings
+from gateway.migrate_cli import add_migrate_commands, run_migrate
 from gateway.persisted import ManifestError, parse_manifest
 from resolvers.deletion import SweepResult, finish_deletions
 
@@ -49,11 +50,6 @@ def _settings(**overrides: object) -> Settings:
                 f"  {where}: {error['msg']}", markup=False, highlight=False, soft_wrap=True
             )
         raise SystemExit(2) from exc
-
-
-async def _migrate(settings: Settings) -> None:
-    async with Sources.open(settings) as sources:
-        await sources.migrate()
 
 
 @contextmanager
@@ -145,11 +141,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_migrate(_args: argparse.Namespace) -> int:
-    """Create indexes and tables; safe to run again."""
-    asyncio.run(_migrate(_settings()))
-    console.print("[green]migrated[/green]: Mongo indexes and SQL tables are in place")
-    return 0
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring every source to its newest version; `status`, `history`, `down --to REV`
+    (README, "Migrations")."""
+    return run_migrate(args, _settings())
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
@@ -418,8 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", default=".gateway-demo")
     demo.set_defaults(handler=cmd_demo)
 
-    migrate = commands.add_parser("migrate", help=cmd_migrate.__doc__)
-    migrate.set_defaults(handler=cmd_migrate)
+    add_migrate_commands(commands).set_defaults(handler=cmd_migrate)
 
     analytics = commands.add_parser("analytics", help="Analytics maintenance.")
     analytics_commands = analytics.add_subparsers(dest="analytics_command", required=True)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
-from pymongo import monitoring
+from pymongo import AsyncMongoClient, monitoring
 
 from datasources import MongoSource, Sources
 from gateway.app import create_app
@@ -168,3 +168,39 @@ def round_trips() -> RoundTrips:
     """The spy counting real commands and statements per source."""
     ROUND_TRIPS.reset()
     return ROUND_TRIPS
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def fresh(request, settings: Settings, tmp_path) -> AsyncIterator[Settings]:
+    """Settings over databases of their own, never migrated: one new PostgreSQL database
+    holding trades and analytics both (or two SQLite files), and three new Mongo databases."""
+    suffix = uuid.uuid4().hex[:6]
+    name = f"gw_test_{RUN_ID}_mig_{suffix}"
+    if request.param == "postgresql":
+        await _create_database(name)
+        base = POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+asyncpg://", 1)
+        trades_url = analytics_url = _with_database(base, name)
+    else:
+        trades_url = f"sqlite+aiosqlite:///{tmp_path / 'trades.sqlite3'}"
+        analytics_url = f"sqlite+aiosqlite:///{tmp_path / 'analytics.sqlite3'}"
+    server = settings.mongo_user_uri.rsplit("/", 1)[0]
+    mongo = {
+        "mongo_user_uri": f"{server}/gw_{RUN_ID}_mig_{suffix}_user_db",
+        "mongo_strategy_uri": f"{server}/gw_{RUN_ID}_mig_{suffix}_strategy_db",
+        "mongo_credentials_uri": f"{server}/gw_{RUN_ID}_mig_{suffix}_credentials_db",
+    }
+    try:
+        yield settings.model_copy(
+            update={
+                "trades_database_url": trades_url,
+                "analytics_database_url": analytics_url,
+                **mongo,
+            }
+        )
+    finally:
+        client: AsyncMongoClient[Any] = AsyncMongoClient(server)
+        for uri in mongo.values():
+            await client.drop_database(uri.rsplit("/", 1)[1])
+        await client.close()
+        if request.param == "postgresql":
+            await _drop_database(name)

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import pytest
-from pymongo import AsyncMongoClient
 from sqlalchemy import inspect, text
 
 from datasources import (
@@ -32,56 +29,12 @@ from datasources import strategies as strategies_source
 from datasources import users as users_source
 from datasources._mongo import now
 from datasources.migrations import users as users_versions
-from gateway.core.settings import Settings
-from tests.conftest import (
-    POSTGRES_ADMIN_URL,
-    RUN_ID,
-    _create_database,
-    _drop_database,
-    _with_database,
-)
 
 MONGO_SOURCES = ("users", "strategies", "credentials")
 SQL_SOURCES = ("trades", "analytics")
 ALL = (*MONGO_SOURCES, *SQL_SOURCES)
 NEW = dict.fromkeys(ALL, (None, ("0001",), False))
 AT_HEAD = dict.fromkeys(ALL, ("0001", (), False))
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def fresh(request, settings: Settings, tmp_path) -> AsyncIterator[Settings]:
-    """Settings over databases of their own, never migrated: one new PostgreSQL database
-    holding trades and analytics both (or two SQLite files), and three new Mongo databases."""
-    suffix = uuid.uuid4().hex[:6]
-    name = f"gw_test_{RUN_ID}_mig_{suffix}"
-    if request.param == "postgresql":
-        await _create_database(name)
-        base = POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+asyncpg://", 1)
-        trades_url = analytics_url = _with_database(base, name)
-    else:
-        trades_url = f"sqlite+aiosqlite:///{tmp_path / 'trades.sqlite3'}"
-        analytics_url = f"sqlite+aiosqlite:///{tmp_path / 'analytics.sqlite3'}"
-    server = settings.mongo_user_uri.rsplit("/", 1)[0]
-    mongo = {
-        "mongo_user_uri": f"{server}/gw_{RUN_ID}_mig_{suffix}_user_db",
-        "mongo_strategy_uri": f"{server}/gw_{RUN_ID}_mig_{suffix}_strategy_db",
-        "mongo_credentials_uri": f"{server}/gw_{RUN_ID}_mig_{suffix}_credentials_db",
-    }
-    try:
-        yield settings.model_copy(
-            update={
-                "trades_database_url": trades_url,
-                "analytics_database_url": analytics_url,
-                **mongo,
-            }
-        )
-    finally:
-        client: AsyncMongoClient[Any] = AsyncMongoClient(server)
-        for uri in mongo.values():
-            await client.drop_database(uri.rsplit("/", 1)[1])
-        await client.close()
-        if request.param == "postgresql":
-            await _drop_database(name)
 
 
 async def _statuses(sources: Sources) -> dict[str, tuple[str | None, tuple[str, ...], bool]]:
