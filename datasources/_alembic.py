@@ -134,9 +134,11 @@ def _upgrade(conn: Connection, versions: SqlVersions) -> list[str]:
     if before.adoptable:
         versions.adopt(conn)
         _context(conn, versions).stamp(versions.script, version_ids(versions)[0])
-    script = versions.script
-    _run(conn, versions, lambda current, _context: script._upgrade_revs("heads", current))
     after = _status(conn, versions)
+    if after.pending:
+        script = versions.script
+        _run(conn, versions, lambda current, _context: script._upgrade_revs("heads", current))
+        after = _status(conn, versions)
     return [version for version in before.pending if version not in after.pending]
 
 
