@@ -317,3 +317,11 @@ async def test_a_sql_migration_waits_for_another_process_holding_the_database_lo
         await asyncio.wait_for(migrating, 10)
 
         assert (await source.migration_status()).current == "0001"
+
+
+def test_every_source_of_the_gateway_is_versioned(sources):
+    # A source added to the registry without versions would be migrated by create-all,
+    # with nothing to roll back: each of the gateway's own sources has its versions.
+    for source in sources:
+        assert isinstance(source, Versioned), source.name
+        assert source.versions()[0] == "0001", source.name
