@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,11 +36,14 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from datasources._versions import BASE, MigrationError, MigrationStatus, Version
 
 KIND = "alembic"
+# How long a SQLite migration keeps trying while another process holds the file's lock.
+SQLITE_LOCK_WAIT_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +178,24 @@ async def _locked(
     engine: AsyncEngine, versions: SqlVersions, work: Callable[[Connection], Any]
 ) -> Any:
     """Run `work` in one transaction that holds the database's migration lock."""
+    if engine.dialect.name != "sqlite":
+        return await _attempt(engine, versions, work)
+    # SQLite refuses at once, without waiting out busy_timeout, a connection that would
+    # deadlock: one switching a new file to WAL (`create_engine`'s pragma) while another
+    # process holds the write lock. Nothing was done then: try again until it is free.
+    give_up = time.monotonic() + SQLITE_LOCK_WAIT_SECONDS
+    while True:
+        try:
+            return await _attempt(engine, versions, work)
+        except OperationalError as exc:
+            if "database is locked" not in str(exc) or time.monotonic() > give_up:
+                raise
+        await asyncio.sleep(0.05 + random.random() * 0.1)  # noqa: S311 - jitter, not crypto
+
+
+async def _attempt(
+    engine: AsyncEngine, versions: SqlVersions, work: Callable[[Connection], Any]
+) -> Any:
     async with _turn(), engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             await conn.execute(
