@@ -7,6 +7,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -171,9 +172,12 @@ def round_trips() -> RoundTrips:
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-async def fresh(request, settings: Settings, tmp_path) -> AsyncIterator[Settings]:
-    """Settings over databases of their own, never migrated: one new PostgreSQL database
-    holding trades and analytics both (or two SQLite files), and three new Mongo databases."""
+async def fresh(
+    request: pytest.FixtureRequest, settings: Settings, mongo_base_uri: str, tmp_path: Path
+) -> AsyncIterator[Settings]:
+    """Settings over databases of their own, never migrated (the migration tests roll them
+    back and forth): one new PostgreSQL database holding trades and analytics both, or two
+    SQLite files; and three new Mongo databases."""
     suffix = uuid.uuid4().hex[:6]
     name = f"gw_test_{RUN_ID}_mig_{suffix}"
     if request.param == "postgresql":
@@ -183,24 +187,27 @@ async def fresh(request, settings: Settings, tmp_path) -> AsyncIterator[Settings
     else:
         trades_url = f"sqlite+aiosqlite:///{tmp_path / 'trades.sqlite3'}"
         analytics_url = f"sqlite+aiosqlite:///{tmp_path / 'analytics.sqlite3'}"
-    server = settings.mongo_user_uri.rsplit("/", 1)[0]
-    mongo = {
-        "mongo_user_uri": f"{server}/gw_{RUN_ID}_mig_{suffix}_user_db",
-        "mongo_strategy_uri": f"{server}/gw_{RUN_ID}_mig_{suffix}_strategy_db",
-        "mongo_credentials_uri": f"{server}/gw_{RUN_ID}_mig_{suffix}_credentials_db",
+    databases = {
+        field: f"gw_{RUN_ID}_mig_{suffix}_{kind}_db"
+        for field, kind in (
+            ("mongo_user_uri", "user"),
+            ("mongo_strategy_uri", "strategy"),
+            ("mongo_credentials_uri", "credentials"),
+        )
     }
+    server = mongo_base_uri.rstrip("/")
     try:
         yield settings.model_copy(
             update={
                 "trades_database_url": trades_url,
                 "analytics_database_url": analytics_url,
-                **mongo,
+                **{field: f"{server}/{database}" for field, database in databases.items()},
             }
         )
     finally:
-        client: AsyncMongoClient[Any] = AsyncMongoClient(server)
-        for uri in mongo.values():
-            await client.drop_database(uri.rsplit("/", 1)[1])
+        client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_base_uri)
+        for database in databases.values():
+            await client.drop_database(database)
         await client.close()
         if request.param == "postgresql":
             await _drop_database(name)
