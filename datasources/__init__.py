@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -37,6 +37,7 @@ from datasources._source import (
     observe,
 )
 from datasources._sql import SqlSource, create_engine, sql_ids
+from datasources._versions import BASE, MigrationError, MigrationStatus, Version, Versioned
 from datasources.analytics import AnalyticsLoaders, AnalyticsSource
 from datasources.credentials import CredentialsLoaders, CredentialsSource
 from datasources.strategies import StrategiesSource, StrategyLoaders
@@ -54,6 +55,8 @@ __all__ = [
     "Deadlines",
     "Document",
     "Loaders",
+    "MigrationError",
+    "MigrationStatus",
     "MongoSource",
     "Page",
     "Scope",
@@ -66,6 +69,8 @@ __all__ = [
     "Sources",
     "SqlSource",
     "StoredField",
+    "Version",
+    "Versioned",
     "current_calls",
     "deadline",
     "detached",
@@ -207,9 +212,38 @@ class Sources:
             raise failures[0]
 
     async def migrate(self) -> None:
-        """Create every source's collections' indexes and tables; idempotent."""
+        """Bring every source to its newest version (README, "Migrations"); idempotent."""
         for source in self.all:
             await source.migrate()
+
+    async def migration_status(self) -> list[MigrationStatus]:
+        """Every source's applied and pending versions (an unversioned one says so)."""
+        found = []
+        for source in self.all:
+            if isinstance(source, Versioned):
+                found.append(await source.migration_status())
+            else:
+                found.append(MigrationStatus(source.name, "unversioned", None, None))
+        return found
+
+    async def downgrade(self, to: str, *, names: Sequence[str] = ()) -> dict[str, tuple[str, ...]]:
+        """Undo, in each source named (none: every versioned one), the versions after `to`
+        (`base`: every one), the last source first; returns each one's versions undone. `to`
+        is checked against every source before anything is undone."""
+        chosen = [s for s in self.all if isinstance(s, Versioned) and s.versions()]
+        known = {source.name for source in chosen}
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise MigrationError(
+                f"no versioned source named {', '.join(unknown)} (the sources: "
+                f"{', '.join(sorted(known))})"
+            )
+        if names:
+            chosen = [source for source in chosen if source.name in names]
+        missing = [s.name for s in chosen if to != BASE and to not in s.versions()]
+        if missing:
+            raise MigrationError(f"no version {to!r} in {', '.join(missing)}; nothing was undone")
+        return {source.name: await source.downgrade(to) for source in reversed(chosen)}
 
     async def clear(self) -> None:
         """Empty every source (tests only)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pymongo
@@ -17,8 +17,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from datasources._source import CallKind, Shared, SourceBase, SourceLimits, _retrieve
+from datasources._versions import MigrationStatus, Version
+
+if TYPE_CHECKING:
+    from datasources._mongo_versions import MongoMigration
 
 Document = dict[str, Any]
+# The collection of a database's applied versions (datasources/_mongo_versions.py).
+SCHEMA_MIGRATIONS = "schema_migrations"
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -98,6 +104,9 @@ class MongoSource(SourceBase):
     # The collections whose documents carry activity events (datasources/outbox.py): the
     # relay delivers what is pending in each, and `migrate` indexes them.
     outbox_collections: ClassVar[tuple[str, ...]] = ()
+    # The database's versions, oldest first (datasources/migrations/<name>.py); none: the
+    # source's own `migrate` creates what it needs.
+    migrations: ClassVar[tuple[MongoMigration, ...]] = ()
     db_system = "mongodb"
 
     def __init__(
@@ -138,10 +147,44 @@ class MongoSource(SourceBase):
         """One `ping` command."""
         await self.db.command("ping")
 
+    async def migrate(self) -> None:
+        """Apply the source's versions not applied yet (`migrations`, recorded in the
+        database's `schema_migrations`), adopting a database indexed before versions."""
+        from datasources import _mongo_versions  # noqa: PLC0415 - imports this module
+
+        await _mongo_versions.upgrade(self.db, self.migrations)
+
+    async def migration_status(self) -> MigrationStatus:
+        """The source's applied and pending versions."""
+        from datasources import _mongo_versions  # noqa: PLC0415
+
+        if not self.migrations:
+            return MigrationStatus(self.name, kind="unversioned", current=None, head=None)
+        return await _mongo_versions.status(self.db, self.migrations, source=self.name)
+
+    async def downgrade(self, to: str) -> tuple[str, ...]:
+        """Undo the versions after `to` (`base`: all), newest first; returns those undone."""
+        from datasources import _mongo_versions  # noqa: PLC0415
+
+        if not self.migrations:
+            return ()
+        return tuple(await _mongo_versions.downgrade(self.db, self.migrations, to=to))
+
+    def versions(self) -> tuple[str, ...]:
+        """The source's version ids, oldest first (empty: unversioned)."""
+        return tuple(migration.version for migration in self.migrations)
+
+    async def history(self) -> list[Version]:
+        """Every version, oldest first, with whether it is applied."""
+        from datasources import _mongo_versions  # noqa: PLC0415
+
+        return await _mongo_versions.history(self.db, self.migrations)
+
     async def clear(self) -> None:
-        """Empty every collection of the database (tests only)."""
+        """Empty every collection of the database but its versions (tests only)."""
         for name in await self.db.list_collection_names():
-            await self.db[name].delete_many({})
+            if name != SCHEMA_MIGRATIONS:
+                await self.db[name].delete_many({})
 
     async def close(self) -> None:
         """Give the shared client back; the last source on a server closes it."""

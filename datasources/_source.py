@@ -14,7 +14,8 @@ failure makes the source SOURCE_UNAVAILABLE; the driver's message is logged,
 never shown. Request-path methods also run under the source's deadline, which
 holds: the caller has its answer when it passes, whatever the database does,
 and the driver's work is never cancelled from outside (`_within_deadline`).
-`migrate`, `clear` and `close` have no deadline (an index build may take longer).
+`migrate` (and the other migration methods), `clear` and `close` have no deadline (an index
+build may take longer).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 # Methods that run within the boundary but without the request deadline.
-_NO_DEADLINE = frozenset({"migrate", "clear", "close"})
+_NO_DEADLINE = frozenset({"migrate", "migration_status", "downgrade", "history", "clear", "close"})
 # Call outcomes in which the source answered (the call log counts the others as failed).
 _ANSWERED = frozenset({"ok", "conflict"})
 

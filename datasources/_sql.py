@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from sqlalchemy import BigInteger, Date, DateTime, Integer, MetaData, Numeric, event, text
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.ext.compiler import compiles
@@ -25,10 +26,16 @@ from sqlalchemy.types import TypeDecorator
 
 from datasources._source import ReadKind, Shared, SourceBase, SourceLimits
 from datasources._sql_reads import ReadConnection, Statements, run_raw
+from datasources._versions import MigrationStatus, Version
+
+if TYPE_CHECKING:
+    from datasources._alembic import SqlVersions
 
 T = TypeVar("T")
 
 MONEY_SCALE = 8
+# The SQL sources' Alembic script directories (datasources/migrations/<source>).
+MIGRATIONS = Path(__file__).parent / "migrations"
 _QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
 _ONE = Decimal(1)
 _FACTOR = 10**MONEY_SCALE
@@ -208,6 +215,9 @@ class SqlSource(SourceBase):
     database, and so one engine (`Shared`)."""
 
     metadata: ClassVar[MetaData]
+    # The Alembic script directory of the source's versions (datasources/migrations/<name>);
+    # None: unversioned, `migrate` creates what is missing.
+    migrations: ClassVar[Path | None] = None
     unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (
         SQLAlchemyError,
         OSError,
@@ -255,9 +265,66 @@ class SqlSource(SourceBase):
         await read(self._reader, _select_one)
 
     async def migrate(self) -> None:
-        """Create the source's tables and indexes; a no-op for those that exist."""
-        async with self.engine.begin() as conn:
-            await conn.run_sync(self.metadata.create_all)
+        """Apply the source's versions not applied yet (README, "Migrations"), adopting
+        tables created before versions; a source without versions (`migrations` None) has
+        its missing tables and indexes created."""
+        versions = self._versions()
+        if versions is None:
+            async with self.engine.begin() as conn:
+                await conn.run_sync(self.metadata.create_all)
+            return
+        from datasources import _alembic  # noqa: PLC0415 - Alembic stays out of serving imports
+
+        await _alembic.upgrade(self.engine, versions)
+
+    async def migration_status(self) -> MigrationStatus:
+        """The source's applied and pending versions."""
+        versions = self._versions()
+        if versions is None:
+            return MigrationStatus(self.name, kind="unversioned", current=None, head=None)
+        from datasources import _alembic  # noqa: PLC0415
+
+        return await _alembic.status(self.engine, versions)
+
+    async def downgrade(self, to: str) -> tuple[str, ...]:
+        """Undo the versions after `to` (`base`: all), newest first, in one transaction;
+        returns those undone."""
+        versions = self._versions()
+        if versions is None:
+            return ()
+        from datasources import _alembic  # noqa: PLC0415
+
+        return tuple(await _alembic.downgrade(self.engine, versions, to=to))
+
+    def versions(self) -> tuple[str, ...]:
+        """The source's version ids, oldest first (empty: unversioned)."""
+        versions = self._versions()
+        if versions is None:
+            return ()
+        from datasources import _alembic  # noqa: PLC0415
+
+        return _alembic.version_ids(versions)
+
+    async def history(self) -> list[Version]:
+        """Every version, oldest first, with whether it is applied."""
+        versions = self._versions()
+        if versions is None:
+            return []
+        from datasources import _alembic  # noqa: PLC0415
+
+        return await _alembic.history(self.engine, versions)
+
+    def _versions(self) -> SqlVersions | None:
+        if self.migrations is None:
+            return None
+        from datasources._alembic import SqlVersions  # noqa: PLC0415
+
+        return SqlVersions(self.name, self.migrations, self.metadata, self._adopt)
+
+    def _adopt(self, conn: Connection) -> None:
+        """Bring tables created before versions to the first version: what the unversioned
+        `migrate` did (create what is missing)."""
+        self.metadata.create_all(conn)
 
     async def clear(self) -> None:
         """Delete every row of the source's tables (tests only)."""

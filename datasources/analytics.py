@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from datasources._batch import Scope, grouped, in_key_order
-from datasources._sql import BigIntId, Money, SqlSource, UtcDateTime, sql_ids
+from datasources._sql import MIGRATIONS, BigIntId, Money, SqlSource, UtcDateTime, sql_ids
 from datasources._sql_reads import (
     Count,
     Read,
@@ -411,12 +411,13 @@ class AnalyticsSource(SqlSource):
     name = "analytics"
     metadata = metadata
 
-    async def migrate(self) -> None:
-        """Create the tables and indexes, and give an `activity_events` table from before the
-        outbox its `event_id` column."""
-        async with self.engine.begin() as conn:
-            await conn.run_sync(self.metadata.create_all)
-            await conn.run_sync(_add_event_id)
+    migrations = MIGRATIONS / "analytics"
+
+    def _adopt(self, conn: Connection) -> None:
+        """Bring tables created before versions to the first version: create what is
+        missing, and give an `activity_events` table from before the outbox its `event_id`."""
+        self.metadata.create_all(conn)
+        _add_event_id(conn)
 
     async def forget_user(self, user_id: str) -> None:
         """Remove the user's daily metrics and activity events."""

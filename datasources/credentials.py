@@ -25,6 +25,7 @@ from pymongo.errors import DuplicateKeyError
 from datasources import idempotency, outbox
 from datasources._batch import Scope, in_key_order
 from datasources._mongo import Document, MongoSource, now, to_object_ids, utc
+from datasources.migrations import credentials as credentials_versions
 from datasources.outbox import Event
 from gateway.core.crypto import SecretBox, UnsealError
 
@@ -302,13 +303,8 @@ class CredentialsSource(MongoSource):
     """The credentials source: `credentials` and its idempotency keys in `credentials_db`."""
 
     name = "credentials"
+    migrations = credentials_versions.MIGRATIONS
     outbox_collections = (COLLECTION,)
-
-    async def migrate(self) -> None:
-        """Create the indexes of `credentials`, of its outbox and of its idempotency keys."""
-        await ensure_indexes(db=self.db)
-        await outbox.ensure_indexes(db=self.db, collections=self.outbox_collections)
-        await idempotency.ensure_indexes(db=self.db)
 
     async def forget_user(self, user_id: str) -> None:
         """Remove the user's credentials and idempotency keys."""

@@ -16,6 +16,7 @@ from datasources import idempotency, outbox
 from datasources._batch import Page, Scope, grouped, in_key_order, paginate
 from datasources._fields import StoredField, field_reader, lower, store_fields, upper
 from datasources._mongo import Document, MongoSource, now, to_object_id, to_object_ids, utc
+from datasources.migrations import strategies as strategies_versions
 from datasources.outbox import Event
 
 COLLECTION = "strategies"
@@ -400,13 +401,8 @@ class StrategiesSource(MongoSource):
     """The strategies source: `strategies` and its idempotency keys in `strategy_db`."""
 
     name = "strategies"
+    migrations = strategies_versions.MIGRATIONS
     outbox_collections = (COLLECTION,)
-
-    async def migrate(self) -> None:
-        """Create the indexes of `strategies`, of its outbox and of its idempotency keys."""
-        await ensure_indexes(db=self.db)
-        await outbox.ensure_indexes(db=self.db, collections=self.outbox_collections)
-        await idempotency.ensure_indexes(db=self.db)
 
     async def forget_user(self, user_id: str) -> None:
         """Remove the user's strategies and idempotency keys."""

@@ -39,7 +39,7 @@ from datasources._fields import (
     upper,
     upper_or_none,
 )
-from datasources._sql import BigIntId, Money, SqlSource, UtcDateTime, sql_ids, utc_day
+from datasources._sql import MIGRATIONS, BigIntId, Money, SqlSource, UtcDateTime, sql_ids, utc_day
 from datasources._sql_reads import (
     Count,
     Read,
@@ -460,6 +460,7 @@ class TradesSource(SqlSource):
 
     name = "trades"
     metadata = metadata
+    migrations = MIGRATIONS / "trades"
 
     async def forget_user(self, user_id: str) -> None:
         """Remove every trade of the user."""

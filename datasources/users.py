@@ -13,10 +13,11 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from datasources import outbox, persisted_operations, refresh_tokens
+from datasources import outbox, refresh_tokens
 from datasources._batch import Page, Scope, in_key_order, paginate
 from datasources._fields import StoredField, field_reader, lower, store_fields, upper
 from datasources._mongo import Document, MongoSource, now, to_object_id, to_object_ids, utc
+from datasources.migrations import users as users_versions
 from datasources.outbox import Event
 
 COLLECTION = "users"
@@ -281,14 +282,8 @@ class UsersSource(MongoSource):
 
     name = "users"
     holds_accounts = True
+    migrations = users_versions.MIGRATIONS
     outbox_collections = (COLLECTION, refresh_tokens.COLLECTION)
-
-    async def migrate(self) -> None:
-        """Create the indexes of `users`, `refresh_tokens` (and their outboxes) and
-        `persisted_operations`."""
-        await ensure_indexes(db=self.db)
-        await persisted_operations.ensure_indexes(db=self.db)
-        await outbox.ensure_indexes(db=self.db, collections=self.outbox_collections)
 
     async def forget_user(self, user_id: str) -> None:
         """Remove the user's document and its refresh tokens."""

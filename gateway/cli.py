@@ -70,13 +70,6 @@ def _settings(**overrides: object) -> Settings:
         raise SystemExit(2) from exc
 
 
-async def _migrate(settings: Settings) -> None:
-    from datasources import Sources  # noqa: PLC0415 - see the imports above
-
-    async with Sources.open(settings) as sources:
-        await sources.migrate()
-
-
 @contextmanager
 def _progress(label: str, *, shown: bool) -> Iterator[Callable[[int, int], None] | None]:
     """A progress bar's `on_progress(done, total)` callback; None when not on a terminal."""
@@ -230,11 +223,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         gc.enable()
 
 
-def cmd_migrate(_args: argparse.Namespace) -> int:
-    """Create indexes and tables; safe to run again."""
-    asyncio.run(_migrate(_settings()))
-    console().print("[green]migrated[/green]: Mongo indexes and SQL tables are in place")
-    return 0
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring every source to its newest version; `status`, `history`, `down --to REV`
+    (README, "Migrations")."""
+    from gateway.migrate_cli import run_migrate  # noqa: PLC0415 - see the imports above
+
+    return run_migrate(args, _settings())
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
@@ -619,8 +613,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", default=".gateway-demo")
     demo.set_defaults(handler=cmd_demo)
 
-    migrate = commands.add_parser("migrate", help=cmd_migrate.__doc__)
-    migrate.set_defaults(handler=cmd_migrate)
+    from gateway.migrate_cli import add_migrate_commands  # noqa: PLC0415 - light: argparse only
+
+    add_migrate_commands(commands).set_defaults(handler=cmd_migrate)
 
     analytics = commands.add_parser("analytics", help="Analytics maintenance.")
     analytics_commands = analytics.add_subparsers(dest="analytics_command", required=True)

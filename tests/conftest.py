@@ -7,13 +7,14 @@ import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 import pytest
-from pymongo import monitoring
+from pymongo import AsyncMongoClient, monitoring
 
 from datasources import MongoSource, Sources
 from gateway.app import create_app
@@ -168,3 +169,45 @@ def round_trips() -> RoundTrips:
     """The spy counting real commands and statements per source."""
     ROUND_TRIPS.reset()
     return ROUND_TRIPS
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def fresh(
+    request: pytest.FixtureRequest, settings: Settings, mongo_base_uri: str, tmp_path: Path
+) -> AsyncIterator[Settings]:
+    """Settings over databases of their own, never migrated (the migration tests roll them
+    back and forth): one new PostgreSQL database holding trades and analytics both, or two
+    SQLite files; and three new Mongo databases."""
+    suffix = uuid.uuid4().hex[:6]
+    name = f"gw_test_{RUN_ID}_mig_{suffix}"
+    if request.param == "postgresql":
+        await _create_database(name)
+        base = POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+asyncpg://", 1)
+        trades_url = analytics_url = _with_database(base, name)
+    else:
+        trades_url = f"sqlite+aiosqlite:///{tmp_path / 'trades.sqlite3'}"
+        analytics_url = f"sqlite+aiosqlite:///{tmp_path / 'analytics.sqlite3'}"
+    databases = {
+        field: f"gw_{RUN_ID}_mig_{suffix}_{kind}_db"
+        for field, kind in (
+            ("mongo_user_uri", "user"),
+            ("mongo_strategy_uri", "strategy"),
+            ("mongo_credentials_uri", "credentials"),
+        )
+    }
+    server = mongo_base_uri.rstrip("/")
+    try:
+        yield settings.model_copy(
+            update={
+                "trades_database_url": trades_url,
+                "analytics_database_url": analytics_url,
+                **{field: f"{server}/{database}" for field, database in databases.items()},
+            }
+        )
+    finally:
+        client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_base_uri)
+        for database in databases.values():
+            await client.drop_database(database)
+        await client.close()
+        if request.param == "postgresql":
+            await _drop_database(name)
