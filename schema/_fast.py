@@ -56,13 +56,24 @@ class PlainLeaf:
 PlainLeaves = Mapping[str, Mapping[str, PlainLeaf]]  # object type name -> field name -> leaf
 
 
-def _plain_leaf(field: Any) -> PlainLeaf | None:
+def _declared(type_: GraphQLObjectType, python_name: str) -> StrawberryField | None:
+    """The field as its type declares it: where `@aggregate` and permissions add their
+    checks (the schema's own copy of an inherited field may not show them)."""
+    definition = type_.extensions.get("strawberry-definition")
+    declared = getattr(definition, "get_field", lambda _name: None)(python_name)
+    return declared if isinstance(declared, StrawberryField) else None
+
+
+def _plain_leaf(type_: GraphQLObjectType, field: Any) -> PlainLeaf | None:
     definition = field.extensions.get("strawberry-definition")
     if not isinstance(definition, StrawberryField) or field.args:
         return None
     # No resolver, no field extensions (permissions are extensions), read with `getattr`,
     # and resolved by Strawberry's basic resolver (no exception handler wraps it).
     if not definition.is_basic_field or definition.default_resolver is not getattr:
+        return None
+    declared = _declared(type_, definition.python_name)
+    if declared is None or not declared.is_basic_field:
         return None
     if getattr(field.resolve, "__name__", None) != "_get_basic_result":
         return None
@@ -88,8 +99,11 @@ def _node_id(type_: GraphQLObjectType) -> PlainLeaf | None:
     if not isinstance(origin, type) or not issubclass(origin, relay.Node) or field is None:
         return None
     own = getattr(field.extensions.get("strawberry-definition"), "base_resolver", None)
+    declared = _declared(type_, "id")
     if (
-        _function(getattr(own, "wrapped_func", None)) is not _function(relay.Node._id)
+        declared is None
+        or declared.extensions  # a permission or a check on the id: it must run
+        or _function(getattr(own, "wrapped_func", None)) is not _function(relay.Node._id)
         or _function(origin.resolve_id) is not _function(relay.Node.resolve_id)
         or _function(origin.resolve_typename) is not _function(relay.Node.resolve_typename)
         or field.args
@@ -111,7 +125,7 @@ def plain_leaves(schema: GraphQLSchema) -> dict[str, dict[str, PlainLeaf]]:
         leaves = {
             field_name: leaf
             for field_name, field in type_.fields.items()
-            if (leaf := _plain_leaf(field)) is not None
+            if (leaf := _plain_leaf(type_, field)) is not None
         }
         if (node_id := _node_id(type_)) is not None:
             leaves["id"] = node_id
@@ -179,26 +193,28 @@ def fast_executor(
             try:
                 for response_name, details, leaf in steps:
                     if leaf is not None:
-                        value = getattr(source_value, leaf.attribute, Undefined)
-                        if leaf.node_type is not None:  # a key: its global id, if it is one
-                            value = (
-                                to_base64(leaf.node_type, value)
-                                if type(value) is str
-                                else Undefined
-                            )
-                        if value is None:
-                            if not leaf.non_null:
-                                results[response_name] = None
-                                continue
-                        elif value is not Undefined and not isinstance(value, Exception):
-                            # complete_leaf_value's steps, inlined.
-                            try:
+                        # complete_value's steps for a leaf, inlined; on anything unusual
+                        # (an exception, a null for a non-null field, a value that does not
+                        # serialize), the standard path below runs the field and reports it.
+                        try:
+                            value = getattr(source_value, leaf.attribute, Undefined)
+                            if leaf.node_type is not None:  # a key: its global id, if it is one
+                                value = (
+                                    to_base64(leaf.node_type, value)
+                                    if type(value) is str
+                                    else Undefined
+                                )
+                            if value is None:
+                                if not leaf.non_null:
+                                    results[response_name] = None
+                                    continue
+                            elif value is not Undefined and not isinstance(value, Exception):
                                 coerced = leaf.type.coerce_output_value(value)
                                 if coerced is not None and coerced is not Undefined:
                                     results[response_name] = counted(coerced)
                                     continue
-                            except Exception:  # noqa: BLE001, S110 - the standard path reports it
-                                pass
+                        except Exception:  # noqa: BLE001, S110 - the standard path reports it
+                            pass
                     result = self.execute_field(
                         parent_type,
                         source_value,

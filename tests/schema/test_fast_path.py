@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import strawberry
 from graphql import (
     GraphQLError,
     GraphQLList,
@@ -22,13 +23,17 @@ from graphql import (
     parse,
     type_from_ast,
 )
+from strawberry import relay
+from strawberry.extensions import FieldExtension
+from strawberry.types.base import get_object_definition
 
 from datasources import Sources
 from datasources.users import find_user_by_email
 from gateway.core.settings import Settings
 from gateway.seed import ADMIN_EMAIL, DEMO_EMAIL, OTHER_USERS, seed_demo
 from schema import GatewaySchema
-from schema._fast import plain_leaves
+from schema._bounds import Limits, bounded_executor
+from schema._fast import fast_executor, plain_leaves
 from tests.helpers import ROOT, refresh_analytics, suite_box, token_for
 from tests.schema.test_fuzz import EXAMPLES, generated_documents
 
@@ -203,3 +208,72 @@ def test_only_fields_read_straight_off_their_object_are_plain_leaves(app):
     assert not {"netPnl", "strategy"} & set(trade)
     assert not {"Query", "Mutation"} & set(leaves)
     assert not any(name.startswith("__") for name in leaves)
+
+
+class _Checked(FieldExtension):
+    """Stands for any check on a field (a permission is one)."""
+
+    def resolve(self, next_: Any, source: Any, info: Any, **kwargs: Any) -> Any:
+        return next_(source, info, **kwargs)
+
+
+@strawberry.type
+class Thing(relay.Node):
+    id: relay.NodeID[str]
+    name: str | None
+    checked: str = strawberry.field(extensions=[_Checked()])
+
+
+class BrokenThing(Thing):
+    """A Thing whose `name` cannot be read."""
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        raise RuntimeError("the name cannot be read")
+
+
+@strawberry.type
+class ThingQuery:
+    @strawberry.field
+    def thing(self) -> Thing:
+        broken = object.__new__(BrokenThing)
+        broken.id = "1"
+        broken.checked = "b"
+        return broken
+
+
+def _executors(schema: strawberry.Schema) -> dict[str, type]:
+    standard = bounded_executor(Limits())
+    return {"fast": fast_executor(standard, plain_leaves(schema._schema)), "standard": standard}
+
+
+def test_a_node_id_or_a_leaf_with_a_check_on_it_is_never_a_plain_leaf():
+    schema = strawberry.Schema(query=ThingQuery)
+    assert set(plain_leaves(schema._schema)["Thing"]) == {"id", "name"}
+
+    definition = get_object_definition(Thing, strict=True)
+    id_field = definition.get_field("id")
+    assert id_field is not None
+    id_field.extensions.append(_Checked())
+    try:
+        guarded = strawberry.Schema(query=ThingQuery)
+        assert set(plain_leaves(guarded._schema)["Thing"]) == {"name"}
+    finally:
+        id_field.extensions.pop()
+
+
+async def test_an_exception_reading_a_plain_leaf_is_reported_at_the_field_as_standard():
+    """The fast path steps aside: the error is located at the field, and only the field is
+    nulled, as the standard path does."""
+    answers = {}
+    for label, executor in _executors(strawberry.Schema(query=ThingQuery)).items():
+        schema = strawberry.Schema(query=ThingQuery)
+        schema.execution_context_class = executor
+        result = await schema.execute("{ thing { id name } }")
+        answers[label] = (result.data, [(e.message, e.path) for e in result.errors or []])
+
+    assert answers["fast"] == answers["standard"]
+    assert answers["fast"] == (
+        {"thing": {"id": "VGhpbmc6MQ==", "name": None}},
+        [("the name cannot be read", ["thing", "name"])],
+    )
