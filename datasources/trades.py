@@ -250,6 +250,15 @@ def _scoped(user_ids: Sequence[str] | None, values: dict[str, Any]) -> Count:
     return count_of(user_ids)
 
 
+def _these_users(user_ids: Sequence[str], values: dict[str, Any]) -> Count:
+    """Bind the users a per-user figure is read for: always a list (an empty one matches
+    no row), never every user's, even if a caller passed None past the type checker."""
+    if user_ids is None:
+        raise TypeError("per-user figures need the users' ids")
+    values["user_ids"] = bound(user_ids)
+    return "one" if len(user_ids) == 1 else "many"
+
+
 def _scope_conditions(users: Count, dialect: str) -> list[ColumnElement[bool]]:
     return [] if users == "none" else [one_of(trades.c.user_id, "user_ids", dialect, users)]
 
@@ -392,7 +401,7 @@ async def summarize_trades(
 ) -> dict[str, TradeSummary]:
     """Lifetime figures per user: all trades in `trades`, PnL over `COUNTED` ones (one GROUP BY)."""
     values: dict[str, Any] = {}
-    read = _summary_read(dialect_of(conn), _scoped(user_ids, values))
+    read = _summary_read(dialect_of(conn), _these_users(user_ids, values))
     return {
         row[0]: TradeSummary(
             trades=int(row[1]),
@@ -428,7 +437,7 @@ async def daily_net_pnl(
 ) -> dict[str, list[DailyPnl]]:
     """Per user, the net PnL of closed trades grouped by UTC exit day, oldest day first."""
     values: dict[str, Any] = {}
-    read = _daily_read(dialect_of(conn), _scoped(user_ids, values))
+    read = _daily_read(dialect_of(conn), _these_users(user_ids, values))
     result: dict[str, list[DailyPnl]] = {}
     for user_id, on, n, net in await fetch_all(conn, read, values):
         result.setdefault(user_id, []).append(

@@ -285,6 +285,19 @@ async def test_a_raw_read_of_a_missing_table_is_source_unavailable(sources):
     assert not raised.value.__cause__.connection_invalidated
 
 
+@pytest.mark.parametrize("read", [trades_source.summarize_trades, trades_source.daily_net_pnl])
+async def test_per_user_figures_are_never_read_for_every_user(sources, read):
+    await fill(sources)
+    every: Any = None  # past the type checker
+
+    with pytest.raises(TypeError, match="users' ids"):
+        await sources.trades.fetch(lambda conn: read(conn=conn, user_ids=every), kind="aggregate")
+    assert (
+        await sources.trades.fetch(lambda conn: read(conn=conn, user_ids=[]), kind="aggregate")
+        == {}
+    )
+
+
 async def test_a_raw_read_on_a_connection_the_database_ended_is_retried_on_a_fresh_one(sources):
     await fill(sources)
     loads = sources.trades.loaders(Scope(USER))
