@@ -28,7 +28,7 @@ from gateway.core.auth import (
     new_refresh_token,
     verify_password,
 )
-from gateway.core.errors import BadUserInput, Conflict, Unauthenticated
+from gateway.core.errors import BadUserInput, Conflict, GatewayError, Unauthenticated
 from resolvers.activity import deliver
 from resolvers.checks import Refusals, check_text_field
 from resolvers.context import Context
@@ -198,12 +198,15 @@ async def _upgrade_password_hash(ctx: Context, user: UserRecord, password: str) 
     bcrypt one imported from a Node backend). Only if that hash is still the stored one: a
     password changed meanwhile stays changed."""
     upgraded = await hash_password(password)
-    await ctx.sources.users.run(
-        lambda db: users_source.update_password_hash(
-            db=db, user_id=user.id, replacing=user.password_hash, password_hash=upgraded
-        ),
-        kind="write",
-    )
+    try:
+        await ctx.sources.users.run(
+            lambda db: users_source.update_password_hash(
+                db=db, user_id=user.id, replacing=user.password_hash, password_hash=upgraded
+            ),
+            kind="write",
+        )
+    except GatewayError as exc:  # the sign-in stands: the next one upgrades it
+        log.warning("password hash not upgraded for user %s: %s", user.id, exc.code)
 
 
 async def password_matches(ctx: Context, user: UserRecord, password: str) -> bool:
