@@ -226,10 +226,15 @@ class Sources:
                 found.append(MigrationStatus(source.name, "unversioned", None, None))
         return found
 
-    async def downgrade(self, to: str, *, names: Sequence[str] = ()) -> dict[str, tuple[str, ...]]:
+    async def downgrade(
+        self, to: str, *, names: Sequence[str] = (), drop_data: bool = False
+    ) -> dict[str, tuple[str, ...]]:
         """Undo, in each source named (none: every versioned one), the versions after `to`
         (`base`: every one), the last source first; returns each one's versions undone. `to`
-        is checked against every source before anything is undone."""
+        is checked against every source before anything is undone.
+
+        A SQL source's down steps drop tables or columns, and their rows with them: undoing
+        any is refused unless `drop_data` says so (a Mongo source's drop indexes only)."""
         chosen = [s for s in self.all if isinstance(s, Versioned) and s.versions()]
         known = {source.name for source in chosen}
         unknown = sorted(set(names) - known)
@@ -243,6 +248,17 @@ class Sources:
         missing = [s.name for s in chosen if to != BASE and to not in s.versions()]
         if missing:
             raise MigrationError(f"no version {to!r} in {', '.join(missing)}; nothing was undone")
+        if not drop_data:
+            losing = [
+                f"{source.name} ({', '.join(undone)})"
+                for source in chosen
+                if isinstance(source, SqlSource) and (undone := await _undone(source, to))
+            ]
+            if losing:
+                raise MigrationError(
+                    f"undoing {'; '.join(losing)} drops tables or columns and the rows in "
+                    "them: back the databases up, then pass --drop-data; nothing was undone"
+                )
         return {source.name: await source.downgrade(to) for source in reversed(chosen)}
 
     async def clear(self) -> None:
@@ -263,6 +279,14 @@ class Sources:
             trades=self.trades.loaders(scope),
             analytics=self.analytics.loaders(scope),
         )
+
+
+async def _undone(source: Versioned, to: str) -> list[str]:
+    """The applied versions of `source` that rolling back to `to` would undo."""
+    versions = await source.history()
+    ids = [version.id for version in versions]
+    after = 0 if to == BASE else ids.index(to) + 1
+    return [version.id for version in versions[after:] if version.applied]
 
 
 async def _ping(source: Source) -> SourceStatus:

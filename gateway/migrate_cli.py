@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from gateway.core.settings import Settings
 
 
+# The sources whose rollbacks drop indexes (datasources/migrations/<source>.py), not data.
+MONGO_SOURCES = ("users", "strategies", "credentials")
+
+
 @cache
 def console() -> Console:
     """Where the commands write to a person: stderr, through rich."""
@@ -39,9 +43,10 @@ def console() -> Console:
 def _failures() -> tuple[type[Exception], ...]:
     """What the commands report instead of a traceback: a version problem, a source down."""
     from datasources import MigrationError  # noqa: PLC0415 - see the imports above
-    from gateway.core.errors import SourceUnavailable  # noqa: PLC0415
+    from gateway.core.errors import Conflict, SourceUnavailable  # noqa: PLC0415
 
-    return (MigrationError, SourceUnavailable)
+    # Conflict: a unique index that the data already breaks could not be built.
+    return (MigrationError, SourceUnavailable, Conflict)
 
 
 def _version(version: str | None) -> str:
@@ -127,24 +132,31 @@ def cmd_history(settings: Settings) -> int:
 
 
 async def _downgrade(
-    settings: Settings, to: str, names: Sequence[str]
+    settings: Settings, to: str, names: Sequence[str], *, drop_data: bool
 ) -> dict[str, tuple[str, ...]]:
     from datasources import Sources  # noqa: PLC0415 - see the imports above
 
     async with Sources.open(settings) as sources:
-        return await sources.downgrade(to, names=names)
+        return await sources.downgrade(to, names=names, drop_data=drop_data)
 
 
-def cmd_down(settings: Settings, to: str, names: Sequence[str]) -> int:
-    """Roll back to version REV (`base`: before the first) the sources named, or all."""
+def cmd_down(settings: Settings, to: str, names: Sequence[str], *, drop_data: bool) -> int:
+    """Roll back to version REV (`base`: before the first) the sources named, or all. Undoing
+    a SQL version drops tables or columns and their rows: refused without --drop-data."""
     try:
-        undone = asyncio.run(_downgrade(settings, to, names))
+        undone = asyncio.run(_downgrade(settings, to, names, drop_data=drop_data))
     except _failures() as exc:
         console().print(f"[red]not rolled back[/red]: {exc}", highlight=False)
         return 1
     for source, versions in undone.items():
         done = f"undid {', '.join(versions)}" if versions else f"nothing after {to} to undo"
         console().print(f"  {source}: {done}", highlight=False)
+    if any(undone.get(name) for name in MONGO_SOURCES):
+        console().print(
+            "[yellow]warning[/yellow]: the Mongo sources rolled back lost their indexes, "
+            "unique ones among them: run `gateway migrate` before serving again",
+            highlight=False,
+        )
     console().print(f"[green]rolled back[/green] to {to}", highlight=False)
     return 0
 
@@ -163,6 +175,12 @@ def add_migrate_commands(
         required=True,
         metavar="REV",
         help="a version (0001, ...), or base: before the first",
+    )
+    down.add_argument(
+        "--drop-data",
+        action="store_true",
+        help="allow undoing SQL versions, whose down steps drop tables or columns and their "
+        "rows (back up first)",
     )
     down.add_argument(
         "--source",
@@ -185,5 +203,5 @@ def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
     if command == "history":
         return cmd_history(settings)
     if command == "down":
-        return cmd_down(settings, args.to, args.source)
+        return cmd_down(settings, args.to, args.source, drop_data=args.drop_data)
     return cmd_migrate(settings)

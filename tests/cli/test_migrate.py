@@ -43,8 +43,13 @@ async def test_migrate_goes_up_down_and_up_again_and_status_shows_each_version(f
         "analytics": ("alembic", "0001", "0001"),
     }
 
-    down = run(fresh, "migrate", "down", "--to", "base", "--source", "trades", "--source", "users")
+    args = ("migrate", "down", "--to", "base", "--source", "trades", "--source", "users")
+    refused = run(fresh, *args)
+    assert refused.returncode == 1
+    assert "--drop-data" in refused.stderr
+    down = run(fresh, *args, "--drop-data")
     assert down.returncode == 0, down.stderr
+    assert "lost their indexes" in down.stderr
     assert "trades: undid 0001" in down.stderr
     after_down = status_of(fresh)
     assert {name: row[1] for name, row in after_down.items()} == {

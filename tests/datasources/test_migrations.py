@@ -137,7 +137,10 @@ async def test_every_source_goes_up_down_and_up_again(fresh):
             first_name="K", last_name="E", phone=None,
         )  # fmt: skip
 
-        undone = await sources.downgrade("base")
+        with pytest.raises(MigrationError, match="--drop-data"):
+            await sources.downgrade("base")  # the SQL tables would go, with their rows
+        assert await _statuses(sources) == at_head  # nothing was undone
+        undone = await sources.downgrade("base", drop_data=True)
 
         assert undone == dict.fromkeys(ALL, ("0001",))
         assert await _statuses(sources) == dict.fromkeys(ALL, (None, ("0001",), False))
