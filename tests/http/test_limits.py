@@ -242,15 +242,23 @@ async def test_the_issues_size_attacks_are_refused_fast_without_a_round_trip(
     assert sum(round_trips.counts.values()) == 0
 
 
-async def test_distinct_documents_cannot_fill_the_caches(client, app, settings):
-    documents = app.state.schema.documents
-    large = settings.cache_max_document_chars + 1
+async def test_distinct_documents_cannot_fill_the_caches(sources, settings):
+    async with app_client(settings) as client:  # an app of its own: its caches start empty
+        documents = client.app.state.schema.documents
+        large = settings.cache_max_document_chars + 1
 
-    for n in range(40):
-        await post(client, f"{{ a{n}: __typename }}" + " " * large)
+        for n in range(40):  # too large to be remembered at all
+            await post(client, f"{{ a{n}: __typename }}" + " " * large)
+        assert documents.chars == 0
 
-    assert documents.chars <= settings.cached_documents * settings.cache_max_document_chars * 3
-    assert all(len(query) <= settings.cache_max_document_chars for query in documents._parsed)
+        for n in range(settings.cached_documents + 40):  # each remembered, the oldest dropped
+            await post(client, f"{{ a{n}: __typename }}")
+    caches = (documents._parsed, documents._validated, documents._checked, documents._costs)
+    assert all(len(cache) == settings.cached_documents for cache in caches)
+    assert "{ a0: __typename }" not in documents._parsed  # least recently used: gone
+    # The bound the README gives: each of the four caches holds at most so many documents
+    # of at most so many characters.
+    assert documents.chars <= 4 * settings.cached_documents * settings.cache_max_document_chars
 
 
 # --- Response size and objects -------------------------------------------------------------------
