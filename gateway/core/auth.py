@@ -119,7 +119,9 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
     Every call does one Argon2 and one bcrypt verification, against the stored hash
     where it is of that kind and against a dummy otherwise (a missing hash checks
     both dummies), so a failure takes as long for a bcrypt user, an Argon2 one and an
-    unknown email; off the event loop.
+    unknown email, as long as the bcrypt hash is of the dummy's cost (10, a Node
+    backend's default; a costlier imported hash takes longer, and shows); off the event
+    loop.
     """
     scheme = hash_scheme(password_hash)
 
