@@ -1,20 +1,25 @@
-"""The legacy algo-runner database, on the suite's Mongo server, and helpers over it."""
+"""The legacy databases: algo-runner's on the suite's Mongo server, Tradebaas' on the suite's
+PostgreSQL and a SQLite file; and helpers over them."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from datasources import Sources
+from datasources import Sources, imported
 from datasources.credentials import SECRET_FIELDS
 from gateway.core.crypto import SecretBox
-from tests.conftest import RUN_ID
+from tests.conftest import POSTGRES_ADMIN_URL, RUN_ID
 from tests.imports.legacy import LegacyUser
 
 
@@ -60,3 +65,38 @@ async def snapshot(sources: Sources, box: SecretBox) -> dict[str, list[dict[str,
         del doc["createdAt"], doc["updatedAt"]
         credentials.append(doc)
     return {"users": users, "strategies": strategies, "credentials": credentials}
+
+
+@dataclass
+class TradebaasLegacy:
+    """Tradebaas' two databases for one test: a PostgreSQL database of its own (its URI, for
+    `--strategies`) and a path for the SQLite trades file."""
+
+    uri: str
+    trades_path: Path
+
+
+@pytest.fixture
+async def tradebaas(sources: Sources, tmp_path: Path) -> AsyncIterator[TradebaasLegacy]:
+    """A new, empty PostgreSQL database for Tradebaas' tables, dropped after the test; and
+    no `imported_trades` bookkeeping in the trades database before or after it."""
+    name = f"gw_test_{RUN_ID}_tradebaas_{uuid.uuid4().hex[:6]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    async with sources.trades.engine.begin() as conn:
+        await imported.drop_imported_trades(conn=conn)
+    parts = urlsplit(POSTGRES_ADMIN_URL)
+    uri = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+    try:
+        yield TradebaasLegacy(uri, tmp_path / "trades.db")
+    finally:
+        async with sources.trades.engine.begin() as conn:
+            await imported.drop_imported_trades(conn=conn)
+        admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
