@@ -531,7 +531,7 @@ def cmd_import_tradebaas(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(run())
     except tradebaas.TradebaasInputError as exc:
-        console().print(f"[red]nothing imported[/red]: {escape(str(exc))}")
+        console().print(f"[red]nothing imported[/red]: {escape(str(exc))}", soft_wrap=True)
         return 2
     for line in tradebaas.report_lines(report):
         console().print(line, markup=False, highlight=False, soft_wrap=True)
