@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -74,7 +75,7 @@ async def kill_when(
     return now
 
 
-def same_rows(rows: list[tuple]) -> list[tuple]:
+def same_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Trade rows without their ids (a run writes them in its own order)."""
     return sorted((row[1:] for row in rows), key=repr)
 
