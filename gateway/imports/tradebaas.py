@@ -556,14 +556,19 @@ class TradePlanner:
     strategies: Sequence[PlannedStrategy]
     quantity: str
     duplicates: Mapping[str, str]
+    # Every `user_strategies` row, imported or not: who else has a name and instrument.
+    legacy_rows: Sequence[Mapping[str, Any]] = ()
     _by_user: dict[tuple[str, str, str], list[PlannedStrategy]] = field(default_factory=dict)
-    _by_name: dict[tuple[str, str], list[PlannedStrategy]] = field(default_factory=dict)
+    _by_name: dict[tuple[str, str], list[tuple[str, str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for strategy in self.strategies:
             key = (strategy.original_name, strategy.instrument)
             self._by_user.setdefault((strategy.legacy_user, *key), []).append(strategy)
-            self._by_name.setdefault(key, []).append(strategy)
+        for row in self.legacy_rows:
+            key = (_text(row.get("strategy_name")), _text(row.get("instrument")))
+            owner = (_text(row.get("user_id")), environment_of(row.get("environment")))
+            self._by_name.setdefault(key, []).append(owner)
 
     def plan(  # noqa: PLR0911 - a return per reason not to import
         self, row: Mapping[str, Any], report: ImportReport | None
@@ -588,12 +593,11 @@ class TradePlanner:
         ):
             return refuse("a strategy name or instrument too long")
         environment = environment_of(row["environment"]) if row.get("environment") else None
-        strategy, reason = self._strategy(legacy_user, name, instrument, environment)
+        owner, strategy, reason = self._strategy(legacy_user, name, instrument, environment)
         if reason:
             return refuse(reason)
-        if legacy_user is None and strategy is not None:
-            legacy_user = strategy.legacy_user
-            refusal = Refusal(legacy_user, "")
+        if legacy_user is None:
+            legacy_user, refusal = owner, Refusal(owner, "")
         gateway_user = self.users.get(legacy_user) if legacy_user else None
         if gateway_user is None:
             return refuse(f"its user {legacy_user} is not mapped to a gateway user")
@@ -627,22 +631,28 @@ class TradePlanner:
 
     def _strategy(
         self, legacy_user: str | None, name: str, instrument: str, environment: str | None
-    ) -> tuple[PlannedStrategy | None, str | None]:
-        """The trade's strategy (None: Tradebaas has it no more), or why it is ambiguous."""
+    ) -> tuple[str, PlannedStrategy | None, str | None]:
+        """The trade's Tradebaas user and strategy (None: Tradebaas has it no more, or it was
+        not imported), or why they are ambiguous."""
         if legacy_user is None:
-            found = self._by_name.get((name, instrument), [])
-        else:
-            found = self._by_user.get((legacy_user, name, instrument), [])
+            owners = [
+                user
+                for user, env in self._by_name.get((name, instrument), [])
+                if environment in (None, env)
+            ]
+            if len(owners) != 1:
+                many = "several strategies" if owners else "no strategy"
+                reason = f"no user id, and {many} of {name} on {instrument} to take it from"
+                return "-", None, reason
+            legacy_user = owners[0]
+        found = self._by_user.get((legacy_user, name, instrument), [])
         if environment is not None:
             found = [s for s in found if s.environment == environment]
         if len(found) == 1:
-            return found[0], None
-        if legacy_user is None:
-            many = "several strategies" if found else "no strategy"
-            return None, f"no user id, and {many} of {name} on {instrument} to take it from"
+            return legacy_user, found[0], None
         if found:
-            return None, f"its user has {len(found)} strategies {name} on {instrument}"
-        return None, None
+            return legacy_user, None, f"its user has {len(found)} strategies {name} on {instrument}"
+        return legacy_user, None, None
 
     def _fields(self, row: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
         values: dict[str, Any] = {}
@@ -718,6 +728,7 @@ class TradebaasImport:
             strategies=strategies,
             quantity=self.trades.quantity,
             duplicates=await self.trades.duplicates(),
+            legacy_rows=self.legacy_strategies,
         )
         await self._trades_pass(planner)
         if self.options.dry_run:

@@ -8,11 +8,16 @@ from decimal import Decimal
 
 import pytest
 
+from gateway.imports.common import Refusal
 from gateway.imports.tradebaas import (
+    ImportReport,
+    PlannedTrade,
     TradebaasInputError,
+    TradePlanner,
     environment_of,
     moment,
     money,
+    plan_strategies,
     read_mapping,
     strategy_id_of,
     trade_status,
@@ -80,3 +85,67 @@ def test_a_mapping_file_is_read_and_its_mistakes_named_by_line(tmp_path):
         read_mapping(bad)
     with pytest.raises(TradebaasInputError, match="cannot read"):
         read_mapping(tmp_path / "missing.csv")
+
+
+def _row(user: str, name: str, instrument: str, environment: str = "live") -> dict[str, object]:
+    return {
+        "id": f"{user}-{name}-{instrument}-{environment}",
+        "user_id": user,
+        "strategy_name": name,
+        "instrument": instrument,
+        "environment": environment,
+        "status": "active",
+        "created_at": datetime(2025, 6, 1, tzinfo=UTC),
+    }
+
+
+def _trade(user: str | None, name: str, instrument: str) -> dict[str, object]:
+    return {
+        "id": "t1",
+        "user_id": user,
+        "strategyName": name,
+        "instrument": instrument,
+        "side": "BUY",
+        "amount": 1.5,
+        "entryPrice": 100.25,
+        "entryTime": 1_750_000_000_000,
+        "status": "closed",
+    }
+
+
+def test_a_trade_takes_its_strategy_and_user_only_when_one_strategy_fits():
+    rows = [
+        _row("alice", "Razor", "BTC"),
+        _row("bob", "Thor", "ETH"),
+        _row("carol", "Thor", "ETH"),  # carol has no gateway account
+        _row("alice", "Scalper", "SOL", "live"),
+        _row("alice", "Scalper", "SOL", "testnet"),
+    ]
+    users = {"alice": "a" * 24, "bob": "b" * 24}
+    report = ImportReport(dry_run=True)
+    planned = plan_strategies(rows, users, report)
+    planner = TradePlanner(
+        users=users, strategies=planned, quantity="amount", duplicates={}, legacy_rows=rows
+    )
+
+    razor = planner.plan(_trade(None, "Razor", "BTC"), None)
+    thor = planner.plan(_trade(None, "Thor", "ETH"), None)  # bob's or carol's?
+    scalper = planner.plan(_trade("alice", "Scalper", "SOL"), None)  # live or testnet?
+    retired = planner.plan(_trade("alice", "Retired", "XRP"), None)
+    carols = planner.plan(_trade("carol", "Thor", "ETH"), None)
+
+    assert isinstance(razor, PlannedTrade)
+    assert razor.user_id == "a" * 24
+    assert razor.fields["quantity"] == Decimal("1.5")
+    assert razor.fields["strategy_id"] == next(s.id for s in planned if s.name == "Razor")
+    assert isinstance(thor, Refusal)
+    assert "several strategies" in thor.reason
+    assert isinstance(scalper, Refusal)
+    assert "2 strategies" in scalper.reason
+    assert isinstance(retired, PlannedTrade)
+    assert retired.orphan
+    assert isinstance(carols, Refusal)
+    assert "not mapped" in carols.reason
+    assert [r.user_id for r in report.refused_strategies] == ["carol"]
+    names = sorted(s.name for s in planned if s.user_id == "a" * 24)
+    assert names == ["Razor", "Scalper (SOL, live)", "Scalper (SOL, testnet)"]
