@@ -492,15 +492,22 @@ def cmd_import_algo_runner(args: argparse.Namespace) -> int:
                 )
 
     report = asyncio.run(run())
-    for line in algo_runner.report_lines(report):
+    lines = algo_runner.report_lines(report)
+    return _import_ended(lines, dry_run=report.dry_run, ok=report.ok, what="legacy user")
+
+
+def _import_ended(lines: Sequence[str], *, dry_run: bool, ok: bool, what: str) -> int:
+    """Print an import's report and how it ended; its exit status (0: all imported and
+    verified)."""
+    for line in lines:
         console().print(line, markup=False, highlight=False, soft_wrap=True)
-    if report.dry_run:
+    if dry_run:
         console().print("[yellow]dry run[/yellow]: nothing was written")
-    elif report.ok:
+    elif ok:
         console().print("[green]imported and verified[/green]")
     else:
-        console().print("[red]not every legacy user is imported and verified[/red]: see above")
-    return 0 if report.ok else 1
+        console().print(f"[red]not every {what} is imported and verified[/red]: see above")
+    return 0 if ok else 1
 
 
 def cmd_import_tradebaas(args: argparse.Namespace) -> int:
@@ -533,15 +540,8 @@ def cmd_import_tradebaas(args: argparse.Namespace) -> int:
     except tradebaas.TradebaasInputError as exc:
         console().print(f"[red]nothing imported[/red]: {escape(str(exc))}", soft_wrap=True)
         return 2
-    for line in tradebaas.report_lines(report):
-        console().print(line, markup=False, highlight=False, soft_wrap=True)
-    if report.dry_run:
-        console().print("[yellow]dry run[/yellow]: nothing was written")
-    elif report.ok:
-        console().print("[green]imported and verified[/green]")
-    else:
-        console().print("[red]not every Tradebaas row is imported and verified[/red]: see above")
-    return 0 if report.ok else 1
+    lines = tradebaas.report_lines(report)
+    return _import_ended(lines, dry_run=report.dry_run, ok=report.ok, what="Tradebaas row")
 
 
 def _add_import_commands(

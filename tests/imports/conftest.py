@@ -3,8 +3,10 @@ PostgreSQL and a SQLite file; and helpers over them."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -19,7 +21,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from datasources import Sources, imported
 from datasources.credentials import SECRET_FIELDS
 from gateway.core.crypto import SecretBox
+from gateway.core.settings import Settings
 from tests.conftest import POSTGRES_ADMIN_URL, RUN_ID
+from tests.helpers import GATEWAY, ROOT, environment
 from tests.imports.legacy import LegacyUser
 
 
@@ -100,3 +104,34 @@ async def tradebaas(sources: Sources, tmp_path: Path) -> AsyncIterator[Tradebaas
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+Counts = dict[str, int]
+
+
+async def kill_when(
+    settings: Settings,
+    args: Sequence[str],
+    log: Path,
+    reached: Callable[[Counts], bool],
+    counts: Callable[[], Awaitable[Counts]],
+) -> Counts:
+    """Start `gateway ARGS...`, SIGKILL it once `reached(await counts())` holds (or it ends
+    by itself); the counts it was killed at."""
+    with log.open("ab") as out:
+        process = await asyncio.create_subprocess_exec(
+            *GATEWAY, *args, env=environment(settings), stdout=out, stderr=out, cwd=ROOT
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while process.returncode is None and time.monotonic() < deadline:
+                now = await counts()
+                if reached(now):
+                    process.kill()
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+    return now

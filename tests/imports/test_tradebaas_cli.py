@@ -3,10 +3,7 @@ ends as one uninterrupted run does; the dry run, a bad mapping file and the exit
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,14 +11,12 @@ from sqlalchemy import func, select
 
 from datasources import Sources
 from datasources.trades import trades
-from tests.helpers import GATEWAY, ROOT, environment, run
-from tests.imports.conftest import TradebaasLegacy
+from tests.helpers import run
+from tests.imports.conftest import Counts, TradebaasLegacy, kill_when
 from tests.imports.test_tradebaas import run_import, set_up, snapshot
 from tests.imports.tradebaas_legacy import generate
 
 pytestmark = pytest.mark.slow
-
-Counts = dict[str, int]
 
 
 async def counts(sources: Sources) -> Counts:
@@ -44,35 +39,6 @@ def arguments(legacy: TradebaasLegacy, *more: str) -> list[str]:
         str(legacy.trades_path),
         *more,
     ]
-
-
-async def kill_when(
-    settings, legacy: TradebaasLegacy, log: Path, reached: Callable[[Counts], bool], sources
-) -> Counts:
-    """Start the import, SIGKILL it once `reached(counts)` holds (or it ends by itself);
-    the counts it was killed at."""
-    with log.open("ab") as out:
-        process = await asyncio.create_subprocess_exec(
-            *GATEWAY,
-            *arguments(legacy, "--batch-size", "200"),
-            env=environment(settings),
-            stdout=out,
-            stderr=out,
-            cwd=ROOT,
-        )
-        try:
-            deadline = time.monotonic() + 120
-            while process.returncode is None and time.monotonic() < deadline:
-                now = await counts(sources)
-                if reached(now):
-                    process.kill()
-                    break
-                await asyncio.sleep(0.02)
-        finally:
-            if process.returncode is None:
-                process.kill()
-            await process.wait()
-    return now
 
 
 def same_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -104,7 +70,10 @@ async def test_killed_at_several_points_and_run_again_it_ends_as_one_uninterrupt
         # The trades pass is over (its checkpoint dropped): verifying or refreshing.
         lambda c: c["trades"] == total and c["checkpoints"] == 0,
     ]
-    killed_at = [await kill_when(settings, tradebaas, log, point, sources) for point in points]
+    args = arguments(tradebaas, "--batch-size", "200")
+    killed_at = [
+        await kill_when(settings, args, log, point, lambda: counts(sources)) for point in points
+    ]
     final = run(settings, *arguments(tradebaas))
 
     assert final.returncode == 1, final.stderr  # the generated data has rows to report
