@@ -28,6 +28,7 @@ never the `--strategies` URI.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -41,8 +42,10 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
-import asyncpg
 from bson import ObjectId
+from sqlalchemy import text
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from datasources import Sources, imported, now
 from datasources import strategies as strategies_source
@@ -323,48 +326,65 @@ def read_mapping(path: Path) -> dict[str, tuple[str, str]]:
 # Reading the legacy side.
 
 
-def _pg_uri(uri: str) -> str:
-    return uri.replace("postgresql+asyncpg://", "postgresql://", 1)
+def _pg_url(uri: str) -> str:
+    return uri.replace("postgresql://", "postgresql+asyncpg://", 1).replace(
+        "postgres://", "postgresql+asyncpg://", 1
+    )
 
 
-async def _connect_strategies(uri: str) -> asyncpg.Connection:
-    try:
-        return await asyncpg.connect(_pg_uri(uri), timeout=LEGACY_TIMEOUT_SECONDS)
-    except (OSError, asyncpg.PostgresError, ValueError) as exc:
-        # The URI may hold a password: say what failed, not where.
-        reason = type(exc).__name__
-        raise TradebaasInputError(f"cannot reach the --strategies database ({reason})") from exc
+async def _has_table(conn: AsyncConnection, name: str) -> bool:
+    found = await conn.execute(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": name})
+    return bool(found.scalar())
 
 
-async def _has_table(conn: asyncpg.Connection, name: str) -> bool:
-    return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name))
-
-
-async def read_legacy_strategies(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+async def read_legacy_strategies(conn: AsyncConnection) -> list[dict[str, Any]]:
     """Every `user_strategies` row, by uuid; a TradebaasInputError when there is no such
     table or it lacks a column of the DDL's identification."""
     if not await _has_table(conn, "user_strategies"):
         raise TradebaasInputError("the --strategies database has no user_strategies table")
-    rows = [dict(row) for row in await conn.fetch("SELECT * FROM user_strategies ORDER BY id")]
+    result = await conn.execute(text("SELECT * FROM user_strategies ORDER BY id"))
+    rows = [dict(row) for row in result.mappings()]
     needed = {"id", "user_id", "strategy_name", "instrument"}
     if rows and (missing := needed - set(rows[0])):
         raise TradebaasInputError(f"user_strategies lacks the columns {sorted(missing)}")
     for row in rows:
         row["id"], row["user_id"] = str(row["id"]), _text(row["user_id"]) or None
         if isinstance(row.get("config"), str):
-            try:
+            # Left as text when it is no JSON: refused when planned, as no object.
+            with contextlib.suppress(json.JSONDecodeError):
                 row["config"] = json.loads(row["config"])
-            except json.JSONDecodeError:
-                row["config"] = row["config"]  # refused when planned
     return rows
 
 
-async def read_legacy_emails(conn: asyncpg.Connection) -> dict[str, str] | None:
+async def read_legacy_emails(conn: AsyncConnection) -> dict[str, str] | None:
     """Per Tradebaas user id, its email (lower-case); None when there is no users table."""
     if not await _has_table(conn, "users"):
         return None
-    rows = await conn.fetch("SELECT id::text AS id, email FROM users")
-    return {row["id"]: _text(row["email"]).lower() for row in rows if _text(row["email"])}
+    result = await conn.execute(text("SELECT id::text AS id, email FROM users"))
+    return {row.id: _text(row.email).lower() for row in result if _text(row.email)}
+
+
+async def read_strategies_database(
+    uri: str, *, with_emails: bool
+) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+    """The `user_strategies` rows and (when asked) the emails of Tradebaas' users."""
+    try:
+        engine = create_async_engine(
+            _pg_url(uri), connect_args={"timeout": LEGACY_TIMEOUT_SECONDS}, pool_size=1
+        )
+    except ArgumentError as exc:
+        raise TradebaasInputError("--strategies is not a PostgreSQL URI") from exc
+    try:
+        async with engine.connect() as conn:
+            rows = await read_legacy_strategies(conn)
+            emails = await read_legacy_emails(conn) if with_emails else None
+    except (OSError, DBAPIError) as exc:
+        # The URI may hold a password: say what failed, not where.
+        reason = type(exc.orig if isinstance(exc, DBAPIError) else exc).__name__
+        raise TradebaasInputError(f"cannot read the --strategies database ({reason})") from exc
+    finally:
+        await engine.dispose()
+    return rows, emails
 
 
 @dataclass(frozen=True, slots=True)
@@ -955,19 +975,16 @@ async def import_tradebaas(
     mapping = read_mapping(options.users_path) if options.users_path is not None else None
     legacy_trades = await open_legacy_trades(options.trades_path)
     try:
-        conn = await _connect_strategies(options.strategies_uri)
-        try:
-            rows = await read_legacy_strategies(conn)
-            if mapping is None:
-                emails = await read_legacy_emails(conn)
-                if emails is None:
-                    raise TradebaasInputError(
-                        "the --strategies database has no users table to join on email: "
-                        "give a mapping file with --users"
-                    )
-                mapping = {legacy: ("email", email) for legacy, email in emails.items()}
-        finally:
-            await conn.close()
+        rows, emails = await read_strategies_database(
+            options.strategies_uri, with_emails=mapping is None
+        )
+        if mapping is None:
+            if emails is None:
+                raise TradebaasInputError(
+                    "the --strategies database has no users table to join on email: "
+                    "give a mapping file with --users"
+                )
+            mapping = {legacy: ("email", email) for legacy, email in emails.items()}
         report = ImportReport(dry_run=options.dry_run)
         users = await map_users(sources=sources, mapping=mapping, report=report)
         run = TradebaasImport(

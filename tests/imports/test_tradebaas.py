@@ -299,3 +299,17 @@ async def test_a_mapping_file_maps_by_email_or_by_gateway_id_and_bad_ones_change
 async def _trade_owners(sources: Sources) -> set[str]:
     async with sources.trades.engine.connect() as conn:
         return set((await conn.execute(select(trades.c.user_id).distinct())).scalars())
+
+
+async def test_an_unreachable_strategies_database_is_refused_without_naming_it(
+    sources, tradebaas, platform
+):
+    write_trades(tradebaas.trades_path, platform.trades[:10])
+    uri = "postgresql://postgres:s3cret-pw@127.0.0.1:1/tradebaas"
+
+    with pytest.raises(TradebaasInputError) as raised:
+        await run_import(sources, tradebaas, strategies_uri=uri)
+
+    assert "cannot read the --strategies database" in str(raised.value)
+    assert "s3cret-pw" not in str(raised.value)
+    assert await sources.strategies.db.strategies.count_documents({}) == 0
