@@ -300,16 +300,51 @@ async def refresh_daily_metrics(
     since: date | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     batch_size: int = 5000,
+    user_ids: Sequence[str] | None = None,
 ) -> RefreshResult:
-    """Recompute `daily_strategy_metrics` from closed trades, for every day from `since` on.
+    """Recompute `daily_strategy_metrics` from closed trades, for every day from `since` on,
+    of every user or of `user_ids` only.
 
     Idempotent: the days in range are deleted and rewritten in one transaction,
     so running it twice leaves the same rows. `on_progress(done, total)` is
     called as trades are read.
     """
+    if user_ids is not None:
+        # A chunk of users at a time, each a refresh of its own (within SQLite's limit on
+        # bound parameters).
+        users = list(dict.fromkeys(user_ids))
+        step = min(batch_size, 500)
+        read = written = 0
+        for start in range(0, len(users), step):
+            done = await _refresh(
+                trades_engine,
+                analytics_engine,
+                since,
+                None,
+                batch_size,
+                users[start : start + step],
+            )
+            read += done.trades_read
+            written += done.rows_written
+            if on_progress:
+                on_progress(min(start + step, len(users)), len(users))
+        return RefreshResult(trades_read=read, rows_written=written, since=since)
+    return await _refresh(trades_engine, analytics_engine, since, on_progress, batch_size, None)
+
+
+async def _refresh(
+    trades_engine: AsyncEngine,
+    analytics_engine: AsyncEngine,
+    since: date | None,
+    on_progress: Callable[[int, int], None] | None,
+    batch_size: int,
+    users: Sequence[str] | None,
+) -> RefreshResult:
     closed = [COUNTED]
     if since is not None:
         closed.append(trades.c.exit_time >= datetime.combine(since, time.min, tzinfo=UTC))
+    if users is not None:
+        closed.append(trades.c.user_id.in_(users))
     totals: dict[tuple[str, date], _Accumulator] = {}
     read = 0
     async with trades_engine.connect() as conn:
@@ -362,6 +397,8 @@ async def refresh_daily_metrics(
         stale = delete(daily_strategy_metrics)
         if since is not None:
             stale = stale.where(daily_strategy_metrics.c.day >= since)
+        if users is not None:
+            stale = stale.where(daily_strategy_metrics.c.user_id.in_(users))
         await conn.execute(stale)
         for start in range(0, len(rows), batch_size):
             await conn.execute(insert(daily_strategy_metrics), rows[start : start + batch_size])

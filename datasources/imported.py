@@ -1,6 +1,8 @@
 """Documents imported from an existing platform (gateway/imports/): the users and strategies
 sources' documents built from their field tables with the ids and times they had, written
-only where absent, the reads an import checks itself with, and its checkpoints.
+only where absent, the reads an import checks itself with, and its checkpoints; and the
+trades an import writes, each recorded under its legacy id in the same transaction
+(`imported_trades`), so that no rerun or resumed run writes one twice.
 
 Credentials documents are built by `credentials_document`, which takes the plaintext and
 a `SecretBox` and seals every secret field as `credentials.upsert_credentials` does, so no
@@ -12,19 +14,48 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    func,
+    insert,
+    inspect,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from datasources import credentials, outbox, strategies, users
+from datasources import credentials, outbox, strategies, trades, users
 from datasources._fields import store_fields
 from datasources._mongo import Document, now, to_object_ids
+from datasources._sql import Money
 from gateway.core.crypto import SecretBox
 
 CHECKPOINTS = "imports"
 _DUPLICATE_KEY = 11000
+# Keys per statement: well within SQLite's bound-parameter limit.
+_CHUNK = 500
+
+# The import's own bookkeeping in the trades database, beside (not part of) the trades
+# source's tables: which legacy trade became which trade. Created by the import that needs
+# it; the source's migrations neither make nor check it.
+_bookkeeping = MetaData()
+imported_trades = Table(
+    "imported_trades",
+    _bookkeeping,
+    Column("platform", String(32), primary_key=True),
+    Column("legacy_id", String(255), primary_key=True),
+    Column("trade_id", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,3 +209,97 @@ async def save_checkpoint(
 async def drop_checkpoint(*, db: AsyncDatabase[Document], key: str) -> None:
     """Forget the checkpoint of an import (it finished)."""
     await db[CHECKPOINTS].delete_one({"_id": key})
+
+
+# Trades (the trades database): each written with its legacy id, in one transaction.
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedTotals:
+    """One user's imported trades in the trades source: how many, and their pnl and fees
+    summed exactly (a NULL pnl counts as 0)."""
+
+    trades: int = 0
+    pnl: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+
+
+async def ensure_imported_trades(*, conn: AsyncConnection) -> None:
+    """Create the `imported_trades` table where it is missing."""
+    await conn.run_sync(lambda sync: _bookkeeping.create_all(sync, checkfirst=True))
+
+
+async def has_imported_trades(*, conn: AsyncConnection) -> bool:
+    """Whether the `imported_trades` table exists (a dry run on a new database: it does not)."""
+    return bool(await conn.run_sync(lambda sync: inspect(sync).has_table(imported_trades.name)))
+
+
+async def find_imported_trades(
+    *, conn: AsyncConnection, platform: str, legacy_ids: Sequence[str]
+) -> dict[str, int]:
+    """Per legacy id of `platform` already imported, the id of the trade it became."""
+    found: dict[str, int] = {}
+    for start in range(0, len(legacy_ids), _CHUNK):
+        chunk = list(legacy_ids[start : start + _CHUNK])
+        rows = await conn.execute(
+            select(imported_trades.c.legacy_id, imported_trades.c.trade_id).where(
+                imported_trades.c.platform == platform, imported_trades.c.legacy_id.in_(chunk)
+            )
+        )
+        found.update({legacy_id: int(trade_id) for legacy_id, trade_id in rows})
+    return found
+
+
+async def insert_imported_trades(
+    *, conn: AsyncConnection, platform: str, rows: Sequence[tuple[str, Mapping[str, Any]]]
+) -> int:
+    """Insert the trades (record fields, as `trades.insert_trades` takes them) whose legacy
+    ids are not imported yet, and record each under its legacy id, within the caller's
+    transaction; returns how many were inserted. A concurrent import of the same trade
+    makes the transaction fail on the bookkeeping key: nothing of it stays."""
+    present = await find_imported_trades(
+        conn=conn, platform=platform, legacy_ids=[legacy_id for legacy_id, _ in rows]
+    )
+    todo = [(legacy_id, row) for legacy_id, row in rows if legacy_id not in present]
+    if not todo:
+        return 0
+    statement = insert(trades.trades).returning(trades.trades.c.id, sort_by_parameter_order=True)
+    result = await conn.execute(statement, [store_fields(trades.FIELDS, row) for _, row in todo])
+    ids = [int(trade_id) for (trade_id,) in result]
+    await conn.execute(
+        insert(imported_trades),
+        [
+            {"platform": platform, "legacy_id": legacy_id, "trade_id": trade_id}
+            for (legacy_id, _), trade_id in zip(todo, ids, strict=True)
+        ],
+    )
+    return len(todo)
+
+
+async def imported_trade_totals(
+    *, conn: AsyncConnection, platform: str
+) -> dict[str, ImportedTotals]:
+    """Per user, the trades of `platform`'s import still in the trades source: their count
+    and exact sums of pnl and fees (what an import verifies against the legacy side)."""
+    t = trades.trades
+    query = (
+        select(
+            t.c.user_id,
+            func.count(),
+            func.sum(func.coalesce(t.c.pnl, 0, type_=Money()), type_=Money()),
+            func.sum(t.c.fees, type_=Money()),
+        )
+        .select_from(t.join(imported_trades, imported_trades.c.trade_id == t.c.id))
+        .where(imported_trades.c.platform == platform)
+        .group_by(t.c.user_id)
+    )
+    return {
+        user_id: ImportedTotals(int(n), pnl or Decimal(0), fees or Decimal(0))
+        for user_id, n, pnl, fees in await conn.execute(query)
+    }
+
+
+async def drop_imported_trades(*, conn: AsyncConnection) -> None:
+    """Drop the `imported_trades` table (tests only: a later import writes every trade
+    again)."""
+    await conn.run_sync(lambda sync: _bookkeeping.drop_all(sync, checkfirst=True))

@@ -492,21 +492,62 @@ def cmd_import_algo_runner(args: argparse.Namespace) -> int:
                 )
 
     report = asyncio.run(run())
-    for line in algo_runner.report_lines(report):
+    lines = algo_runner.report_lines(report)
+    return _import_ended(lines, dry_run=report.dry_run, ok=report.ok, what="legacy user")
+
+
+def _import_ended(lines: Sequence[str], *, dry_run: bool, ok: bool, what: str) -> int:
+    """Print an import's report and how it ended; its exit status (0: all imported and
+    verified)."""
+    for line in lines:
         console().print(line, markup=False, highlight=False, soft_wrap=True)
-    if report.dry_run:
+    if dry_run:
         console().print("[yellow]dry run[/yellow]: nothing was written")
-    elif report.ok:
+    elif ok:
         console().print("[green]imported and verified[/green]")
     else:
-        console().print("[red]not every legacy user is imported and verified[/red]: see above")
-    return 0 if report.ok else 1
+        console().print(f"[red]not every {what} is imported and verified[/red]: see above")
+    return 0 if ok else 1
+
+
+def cmd_import_tradebaas(args: argparse.Namespace) -> int:
+    """Move Tradebaas in: its user_strategies (PostgreSQL) into the strategies source and its
+    SQLite trade history into the trades source; safe to rerun, resumes where it stopped."""
+    from datasources import Sources  # noqa: PLC0415 - see the imports above
+    from gateway.imports import tradebaas  # noqa: PLC0415 - only this command needs it
+
+    if args.batch_size < 1:
+        console().print("[red]--batch-size must be at least 1[/red]")
+        return 2
+    settings = _settings()
+    options = tradebaas.ImportOptions(
+        strategies_uri=args.strategies,
+        trades_path=Path(args.trades),
+        users_path=Path(args.users) if args.users else None,
+        dry_run=args.dry_run,
+        batch_size=args.batch_size,
+    )
+
+    async def run() -> tradebaas.ImportReport:
+        async with Sources.open(settings) as sources:
+            with _phases(shown=console().is_terminal) as advance:
+                return await tradebaas.import_tradebaas(
+                    sources=sources, options=options, on_progress=advance
+                )
+
+    try:
+        report = asyncio.run(run())
+    except tradebaas.TradebaasInputError as exc:
+        console().print(f"[red]nothing imported[/red]: {escape(str(exc))}", soft_wrap=True)
+        return 2
+    lines = tradebaas.report_lines(report)
+    return _import_ended(lines, dry_run=report.dry_run, ok=report.ok, what="Tradebaas row")
 
 
 def _add_import_commands(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
-    """`gateway import algo-runner`."""
+    """`gateway import algo-runner` and `gateway import tradebaas`."""
     importing = commands.add_parser("import", help="Move an existing platform's data in.")
     import_commands = importing.add_subparsers(dest="import_command", required=True)
     algo = import_commands.add_parser("algo-runner", help=cmd_import_algo_runner.__doc__)
@@ -527,6 +568,26 @@ def _add_import_commands(
     )
     algo.add_argument("--batch-size", type=int, default=200, help="users per batch")
     algo.set_defaults(handler=cmd_import_algo_runner)
+    tradebaas = import_commands.add_parser("tradebaas", help=cmd_import_tradebaas.__doc__)
+    tradebaas.add_argument(
+        "--strategies",
+        required=True,
+        metavar="URI",
+        help="Tradebaas' PostgreSQL, holding user_strategies (postgresql://host/tradebaas)",
+    )
+    tradebaas.add_argument(
+        "--trades", required=True, metavar="SQLITE_PATH", help="Tradebaas' SQLite trades file"
+    )
+    tradebaas.add_argument(
+        "--users",
+        metavar="MAPPING.csv",
+        help="tradebaas_user_id,email (or ...,gateway_user_id); default: join on email",
+    )
+    tradebaas.add_argument(
+        "--dry-run", action="store_true", help="report what it would do; write nothing"
+    )
+    tradebaas.add_argument("--batch-size", type=int, default=500, help="rows per batch")
+    tradebaas.set_defaults(handler=cmd_import_tradebaas)
 
 
 def cmd_schema_print(args: argparse.Namespace) -> int:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -52,6 +52,7 @@ from datasources import strategies as strategies_source
 from datasources import users as users_source
 from gateway.core.auth import hash_scheme
 from gateway.core.crypto import SecretBox, UnsealError
+from gateway.imports.common import Progress, Refusal, Tally, add_tally, listed
 
 LEGACY_DATABASE = "algo_runner_db"
 LEGACY_COLLECTION = "users"
@@ -90,8 +91,6 @@ STATUSES: Mapping[str, str] = {
     **dict.fromkeys(("error", "errored", "failed", "failure", "crashed", "dead"), "error"),
 }
 UNKNOWN_STATUS = "stopped"
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,14 +142,6 @@ class PlannedUser:
 
 
 @dataclass(frozen=True, slots=True)
-class Refusal:
-    """A legacy user not imported, and why."""
-
-    user_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
 class Rename:
     """A strategy stored under another name than it had (a duplicate, blank or too long)."""
 
@@ -158,15 +149,6 @@ class Rename:
     strategy_id: str
     old: str
     new: str
-
-
-@dataclass(frozen=True, slots=True)
-class Tally:
-    """One collection counted on both sides: what the legacy data holds (of the users not
-    refused) and what of it is stored."""
-
-    legacy: int = 0
-    stored: int = 0
 
 
 @dataclass(slots=True)
@@ -670,18 +652,18 @@ class AlgoRunnerImport:
     ) -> list[str]:
         failures = []
         found_user = user is not None and user.email == plan.email
-        tallies["users"] = _add(tallies["users"], 1, int(found_user))
+        tallies["users"] = add_tally(tallies["users"], 1, int(found_user))
         if not found_user:
             failures.append("its user document is missing" if user is None else "email differs")
         if plan.cleared:
             return failures  # its strategies and credentials left the legacy side already
         found = sum(1 for strategy in plan.strategies if strategy.id in owned)
-        tallies["strategies"] = _add(tallies["strategies"], len(plan.strategies), found)
+        tallies["strategies"] = add_tally(tallies["strategies"], len(plan.strategies), found)
         if found != len(plan.strategies):
             failures.append(f"{found} of its {len(plan.strategies)} strategies are stored")
         if plan.credentials:
             matched = self._credentials_match(plan, sealed.get(plan.id))
-            tallies["credentials"] = _add(tallies["credentials"], 1, int(matched))
+            tallies["credentials"] = add_tally(tallies["credentials"], 1, int(matched))
             if not matched:
                 failures.append("its stored credentials differ from the legacy ones")
         return failures
@@ -722,10 +704,6 @@ class AlgoRunnerImport:
             self._progress("clear", min(start + size, total), total)
 
 
-def _add(tally: Tally, legacy: int, stored: int) -> Tally:
-    return Tally(tally.legacy + legacy, tally.stored + stored)
-
-
 async def import_algo_runner(
     *,
     sources: Sources,
@@ -752,18 +730,6 @@ async def import_algo_runner(
         await client.close()
 
 
-_SHOWN = 50
-
-
-def _listed(title: str, lines: Sequence[str]) -> list[str]:
-    if not lines:
-        return []
-    shown = [f"  {line}" for line in lines[:_SHOWN]]
-    if len(lines) > _SHOWN:
-        shown.append(f"  and {len(lines) - _SHOWN} more")
-    return [f"{title} ({len(lines)}):", *shown]
-
-
 def report_lines(report: ImportReport) -> list[str]:
     """The report as plain text lines (no secret, no hash: ids, names and counts)."""
     would = "would write" if report.dry_run else "written"
@@ -775,11 +741,11 @@ def report_lines(report: ImportReport) -> list[str]:
     ]
     for (old, new), count in sorted(report.statuses.items(), key=lambda item: str(item[0])):
         lines.append(f"status {old!r} stored as {new!r}: {count} strategies")
-    lines += _listed(
+    lines += listed(
         "strategies renamed (names must be unique per user)",
         [f"user {r.user_id}: {r.old!r} -> {r.new!r}" for r in report.renamed],
     )
-    lines += _listed(
+    lines += listed(
         "users refused, nothing of them written",
         [f"user {r.user_id}: {r.reason}" for r in report.refused],
     )
@@ -788,7 +754,7 @@ def report_lines(report: ImportReport) -> list[str]:
         lines += [
             f"  {name}: {tally.legacy} / {tally.stored}" for name, tally in report.tallies.items()
         ]
-    lines += _listed(
+    lines += listed(
         "users whose verification failed", [f"user {r.user_id}: {r.reason}" for r in report.failed]
     )
     if report.cleared_before:

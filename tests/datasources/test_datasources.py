@@ -233,6 +233,29 @@ async def test_a_refresh_since_a_day_leaves_earlier_days_alone(engines):
     assert trades_counted == 1
 
 
+async def test_a_refresh_of_some_users_leaves_the_others_alone(engines):
+    trades_engine, analytics_engine = engines
+    mine, theirs = sql_strategy("a" * 24, "u" * 24), sql_strategy("b" * 24, "v" * 24)
+    await insert(
+        trades_engine, [trade_row(mine, entry_time=DAY), trade_row(theirs, entry_time=DAY)]
+    )
+    await analytics_source.refresh_daily_metrics(
+        trades_engine=trades_engine, analytics_engine=analytics_engine
+    )
+    await insert(
+        trades_engine, [trade_row(mine, entry_time=DAY), trade_row(theirs, entry_time=DAY)]
+    )
+
+    await analytics_source.refresh_daily_metrics(
+        trades_engine=trades_engine, analytics_engine=analytics_engine, user_ids=["u" * 24]
+    )
+
+    async with analytics_engine.connect() as conn:
+        query = select(daily_strategy_metrics.c.user_id, daily_strategy_metrics.c.trades)
+        counted = dict(tuple(row) for row in await conn.execute(query))
+    assert counted == {"u" * 24: 2, "v" * 24: 1}
+
+
 async def test_lifetime_daily_and_analytics_pnl_agree_on_odd_trades(engines):
     trades_engine, analytics_engine = engines
     strategy = sql_strategy("a" * 24)

@@ -1,20 +1,29 @@
-"""The legacy algo-runner database, on the suite's Mongo server, and helpers over it."""
+"""The legacy databases: algo-runner's on the suite's Mongo server, Tradebaas' on the suite's
+PostgreSQL and a SQLite file; and helpers over them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from datasources import Sources
+from datasources import Sources, imported
 from datasources.credentials import SECRET_FIELDS
 from gateway.core.crypto import SecretBox
-from tests.conftest import RUN_ID
+from gateway.core.settings import Settings
+from tests.conftest import POSTGRES_ADMIN_URL, RUN_ID
+from tests.helpers import GATEWAY, ROOT, environment
 from tests.imports.legacy import LegacyUser
 
 
@@ -60,3 +69,69 @@ async def snapshot(sources: Sources, box: SecretBox) -> dict[str, list[dict[str,
         del doc["createdAt"], doc["updatedAt"]
         credentials.append(doc)
     return {"users": users, "strategies": strategies, "credentials": credentials}
+
+
+@dataclass
+class TradebaasLegacy:
+    """Tradebaas' two databases for one test: a PostgreSQL database of its own (its URI, for
+    `--strategies`) and a path for the SQLite trades file."""
+
+    uri: str
+    trades_path: Path
+
+
+@pytest.fixture
+async def tradebaas(sources: Sources, tmp_path: Path) -> AsyncIterator[TradebaasLegacy]:
+    """A new, empty PostgreSQL database for Tradebaas' tables, dropped after the test; and
+    no `imported_trades` bookkeeping in the trades database before or after it."""
+    name = f"gw_test_{RUN_ID}_tradebaas_{uuid.uuid4().hex[:6]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    async with sources.trades.engine.begin() as conn:
+        await imported.drop_imported_trades(conn=conn)
+    parts = urlsplit(POSTGRES_ADMIN_URL)
+    uri = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+    try:
+        yield TradebaasLegacy(uri, tmp_path / "trades.db")
+    finally:
+        async with sources.trades.engine.begin() as conn:
+            await imported.drop_imported_trades(conn=conn)
+        admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+Counts = dict[str, int]
+
+
+async def kill_when(
+    settings: Settings,
+    args: Sequence[str],
+    log: Path,
+    reached: Callable[[Counts], bool],
+    counts: Callable[[], Awaitable[Counts]],
+) -> Counts:
+    """Start `gateway ARGS...`, SIGKILL it once `reached(await counts())` holds (or it ends
+    by itself); the counts it was killed at."""
+    with log.open("ab") as out:
+        process = await asyncio.create_subprocess_exec(
+            *GATEWAY, *args, env=environment(settings), stdout=out, stderr=out, cwd=ROOT
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while process.returncode is None and time.monotonic() < deadline:
+                now = await counts()
+                if reached(now):
+                    process.kill()
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+    return now

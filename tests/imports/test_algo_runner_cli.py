@@ -3,23 +3,18 @@ it ends as one uninterrupted run does; the dry run and the exit codes."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from datasources import Sources
 from gateway.core.crypto import SecretBox
 from gateway.imports.algo_runner import ImportOptions, import_algo_runner
-from tests.helpers import GATEWAY, ROOT, environment, run
-from tests.imports.conftest import snapshot
+from tests.helpers import run
+from tests.imports.conftest import Counts, kill_when, snapshot
 from tests.imports.legacy import LegacyUser, legacy_users
 
 pytestmark = pytest.mark.slow
-
-Counts = dict[str, int]
 
 
 async def counts(sources: Sources) -> Counts:
@@ -29,40 +24,6 @@ async def counts(sources: Sources) -> Counts:
         "credentials": await sources.credentials.db.credentials.count_documents({}),
         "checkpoints": await sources.users.db.imports.count_documents({}),
     }
-
-
-async def kill_when(
-    settings, legacy_uri: str, log: Path, reached: Callable[[Counts], bool], sources: Sources
-) -> Counts:
-    """Start the import, SIGKILL it once `reached(counts)` holds (or it ends by itself);
-    the counts it was killed at."""
-    with log.open("ab") as out:
-        process = await asyncio.create_subprocess_exec(
-            *GATEWAY,
-            "import",
-            "algo-runner",
-            "--from",
-            legacy_uri,
-            "--batch-size",
-            "100",
-            env=environment(settings),
-            stdout=out,
-            stderr=out,
-            cwd=ROOT,
-        )
-        try:
-            deadline = time.monotonic() + 120
-            while process.returncode is None and time.monotonic() < deadline:
-                now = await counts(sources)
-                if reached(now):
-                    process.kill()
-                    break
-                await asyncio.sleep(0.02)
-        finally:
-            if process.returncode is None:
-                process.kill()
-            await process.wait()
-    return now
 
 
 async def test_killed_at_several_points_and_run_again_it_ends_as_one_uninterrupted_run(
@@ -86,7 +47,10 @@ async def test_killed_at_several_points_and_run_again_it_ends_as_one_uninterrupt
         # The import pass is over (its checkpoint dropped): verifying.
         lambda c: c["users"] == len(expected["users"]) and c["checkpoints"] == 0,
     ]
-    killed_at = [await kill_when(settings, legacy.uri, log, point, sources) for point in points]
+    args = ["import", "algo-runner", "--from", legacy.uri, "--batch-size", "100"]
+    killed_at = [
+        await kill_when(settings, args, log, point, lambda: counts(sources)) for point in points
+    ]
     final = run(settings, "import", "algo-runner", "--from", legacy.uri)
 
     assert killed_at[0]["users"] < len(expected["users"]), killed_at

@@ -10,13 +10,8 @@ import bcrypt
 import pytest
 from bson import ObjectId
 
-from gateway.imports.algo_runner import (
-    PlannedUser,
-    Refusal,
-    normalize_status,
-    plan_user,
-    unique_names,
-)
+from gateway.imports.algo_runner import PlannedUser, normalize_status, plan_user, unique_names
+from gateway.imports.common import Refusal
 
 HASH = bcrypt.hashpw(b"old password", bcrypt.gensalt(4)).decode()
 

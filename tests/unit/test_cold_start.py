@@ -31,6 +31,8 @@ NOT_WHEN_SERVING = (
     "gateway.demo",
     "gateway.seed",
     "gateway.schema_check",
+    "gateway.imports",
+    "datasources.imported",
     "redis",
     "opentelemetry.sdk",
     "pydantic.v1",
