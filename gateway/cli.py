@@ -172,7 +172,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Paused until the app is built (gateway/worker.py): the collector's passes over the
     # objects that importing makes are a tenth of the start's CPU, and find nothing to free.
     # One function, no helper: each frame below the serving loop shifts CPython 3.11's frame
-    # stack chunks under every request (bench/README.md, "Issue 11: cold start").
+    # stack chunks under every request (bench/README.md, "Cold start" under "Issue 11").
     gc.disable()
     try:
         import uvicorn  # noqa: PLC0415 - see the imports above

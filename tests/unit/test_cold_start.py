@@ -1,7 +1,7 @@
 """What `gateway serve` does before its first answer: only what serving needs.
 
 Each check runs in a fresh interpreter, since this one has imported everything already.
-The figures behind these rules are in bench/README.md ("Issue 11: cold start").
+The figures behind these rules are in bench/README.md ("Cold start" under "Issue 11").
 """
 
 from __future__ import annotations
