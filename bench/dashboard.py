@@ -9,7 +9,9 @@ heavy demo user, then times five ways of answering the same dashboard:
 - gateway:    POST /graphql through the real app (httpx over ASGI: HTTP parsing,
               auth, loaders, GraphQL execution and serialization all counted);
 - floor:      the same data fetched straight from the drivers with one
-              asyncio.gather, the same JSON built by hand and encoded;
+              asyncio.gather (PyMongo async; hand-written SQL on the asyncpg driver of
+              a connection from the gateway's own pools), the same JSON built by hand
+              and encoded;
 - floor-http: the floor behind a bare FastAPI route, through the same httpx
               client, to split the HTTP stack's cost from the GraphQL layer's;
 - gateway-http: `gateway serve` (uvicorn, one worker) as a process of its own, over
@@ -64,7 +66,7 @@ from bson import ObjectId
 from fastapi import FastAPI, Request, Response
 from graphql import parse, specified_rules, validate
 from pymongo import DESCENDING, AsyncMongoClient, monitoring
-from sqlalchemy import Date, cast, func, select
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from bench.served import (
     Served,
@@ -77,10 +79,9 @@ from bench.served import (
     stop,
     wait_until_answering,
 )
-from datasources import Sources
-from datasources.analytics import activity_events, refresh_daily_metrics
+from datasources import Sources, SqlSource
+from datasources.analytics import refresh_daily_metrics
 from datasources.credentials import SECRET_FIELDS
-from datasources.trades import trades
 from datasources.users import find_user_by_email
 from gateway.app import create_app
 from gateway.core.auth import AccessClaims, TokenService
@@ -251,6 +252,23 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+async def _raw(source: SqlSource, sql: str, *args: Any) -> list[Any]:
+    """One statement straight on the asyncpg driver of a connection from the source's pool,
+    as a hand-written endpoint would send it: prepared (asyncpg keeps it per connection),
+    in autocommit, one round trip. Reported to the source's statement hook where it has
+    one, so the round-trip counts see it."""
+    statements = getattr(source, "statements", None)
+    pooled = await source.engine.raw_connection()
+    ended = statements.started(sql) if statements is not None and statements.listeners else ()
+    try:
+        rows: list[Any] = await pooled.driver_connection.fetch(sql, *args)  # type: ignore[union-attr]
+    finally:
+        for end in ended:
+            end()
+        await greenlet_spawn(pooled.close)
+    return rows
+
+
 class Revoked(Exception):
     """The token's user is gone or its tokens were revoked."""
 
@@ -371,55 +389,48 @@ async def _credentials_configured(sources: Sources, owner: ObjectId) -> bool:
 
 
 async def _recent_trades(sources: Sources, user_id: str) -> list[dict[str, Any]]:
-    query = (
-        select(trades)
-        .where(trades.c.user_id == user_id)
-        .order_by(trades.c.entry_time.desc(), trades.c.id.desc())
-        .limit(FIRST)
+    rows = await _raw(
+        sources.trades,
+        "SELECT id, strategy_id, strategy_name, instrument, side, quantity, entry_price,"
+        " exit_price, entry_time, exit_time, pnl, fees, status, broker, environment"
+        " FROM trades WHERE user_id = $1 ORDER BY entry_time DESC, id DESC LIMIT $2",
+        user_id,
+        FIRST,
     )
-    async with sources.trades.engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
     return [
         {
-            "id": global_id("Trade", str(row.id)),
-            "strategyId": global_id("Strategy", row.strategy_id),
-            "strategyName": row.strategy_name,
-            "instrument": row.instrument,
-            "side": row.side.upper(),
-            "quantity": _money(row.quantity),
-            "entryPrice": _money(row.entry_price),
-            "exitPrice": _money(row.exit_price),
-            "entryTime": _iso(row.entry_time),
-            "exitTime": _iso(row.exit_time),
-            "pnl": _money(row.pnl),
-            "fees": _money(row.fees),
-            "netPnl": _money(row.pnl - row.fees)
-            if row.status == "closed" and row.pnl is not None
+            "id": global_id("Trade", str(row["id"])),
+            "strategyId": global_id("Strategy", row["strategy_id"]),
+            "strategyName": row["strategy_name"],
+            "instrument": row["instrument"],
+            "side": row["side"].upper(),
+            "quantity": _money(row["quantity"]),
+            "entryPrice": _money(row["entry_price"]),
+            "exitPrice": _money(row["exit_price"]),
+            "entryTime": _iso(_utc(row["entry_time"])),
+            "exitTime": _iso(_utc(row["exit_time"])),
+            "pnl": _money(row["pnl"]),
+            "fees": _money(row["fees"]),
+            "netPnl": _money(row["pnl"] - row["fees"])
+            if row["status"] == "closed" and row["pnl"] is not None
             else None,
-            "status": row.status.upper(),
-            "broker": row.broker,
-            "environment": row.environment.upper() if row.environment else None,
+            "status": row["status"].upper(),
+            "broker": row["broker"],
+            "environment": row["environment"].upper() if row["environment"] else None,
         }
         for row in rows
     ]
 
 
 async def _daily_net(sources: Sources, user_id: str) -> dict[date, Decimal]:
-    day = cast(func.timezone("UTC", trades.c.exit_time), Date).label("day")
-    # The column type, so sums come back canonical (no trailing zeros) as the gateway's do.
-    money = trades.c.pnl.type
-    query = (
-        select(day, func.sum(trades.c.pnl - trades.c.fees, type_=money))
-        .where(
-            trades.c.user_id == user_id,
-            trades.c.status == "closed",
-            trades.c.exit_time.is_not(None),
-        )
-        .group_by(day)
-        .order_by(day)
+    rows = await _raw(
+        sources.trades,
+        "SELECT CAST(exit_time AT TIME ZONE 'UTC' AS DATE) AS day, sum(pnl - fees)"
+        " FROM trades WHERE user_id = $1 AND status = 'closed' AND exit_time IS NOT NULL"
+        " GROUP BY day ORDER BY day",
+        user_id,
     )
-    async with sources.trades.engine.connect() as conn:
-        return {on: net or ZERO for on, net in await conn.execute(query)}
+    return {row[0]: row[1] or ZERO for row in rows}
 
 
 def _pnl(daily: dict[date, Decimal], today: date) -> dict[str, str | None]:
@@ -445,25 +456,23 @@ def _equity(daily: dict[date, Decimal], today: date) -> list[dict[str, str | Non
 
 
 async def _recent_activity(sources: Sources, user_id: str) -> list[dict[str, Any]]:
-    table = activity_events
-    query = (
-        select(table)
-        .where(table.c.user_id == user_id)
-        .order_by(table.c.at.desc(), table.c.id.desc())
-        .limit(FIRST)
+    rows = await _raw(
+        sources.analytics,
+        "SELECT id, kind, subject_id, at, data FROM activity_events WHERE user_id = $1"
+        " ORDER BY at DESC, id DESC LIMIT $2",
+        user_id,
+        FIRST,
     )
-    async with sources.analytics.engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
     return [
         {
-            "id": global_id("ActivityEvent", str(row.id)),
-            "kind": row.kind,
+            "id": global_id("ActivityEvent", str(row["id"])),
+            "kind": row["kind"],
             # A strategy's events name it by its global id, as the gateway shows them.
-            "subjectId": global_id("Strategy", row.subject_id)
-            if row.subject_id is not None and row.kind.startswith("STRATEGY_")
-            else row.subject_id,
-            "at": _iso(row.at),
-            "data": row.data or {},
+            "subjectId": global_id("Strategy", row["subject_id"])
+            if row["subject_id"] is not None and row["kind"].startswith("STRATEGY_")
+            else row["subject_id"],
+            "at": _iso(_utc(row["at"])),
+            "data": row["data"] or {},
         }
         for row in rows
     ]
