@@ -11,8 +11,9 @@ about 10,200 fields in a 256 KB answer. The variants, interleaved:
 
 - gateway:      POST /graphql through the real app (httpx over ASGI), as bench.dashboard's;
 - json-floor:   the same rows fetched with the same drivers and clients (PyMongo async for
-                the strategies, SQLAlchemy Core on the gateway's engine for the trades, the
-                token's user alongside: the same round trips), the same dict built by hand
+                the strategies, hand-written SQL on the asyncpg driver of the gateway's
+                pool for the trades, the token's user alongside: the same round trips),
+                the same dict built by hand
                 (global ids, Decimal strings, times as the API prints them) and encoded
                 with orjson;
 - gateway-http: `gateway serve` (uvicorn, one worker) over real HTTP on the loopback;
@@ -46,7 +47,6 @@ import httpx
 import orjson
 from bson import ObjectId
 from pymongo import DESCENDING, monitoring
-from sqlalchemy import func, select
 
 from bench.dashboard import (
     SOURCES,
@@ -56,6 +56,8 @@ from bench.dashboard import (
     _iso,
     _money,
     _ratio,
+    _raw,
+    _utc,
     check_token_user,
     describe,
     drop_mongo_databases,
@@ -187,34 +189,31 @@ async def _trade_pages(
     sources: Sources, user_id: str, strategy_ids: list[str]
 ) -> dict[str, list[dict[str, Any]]]:
     """The newest TRADES_PER_PAGE trades of each strategy, as the API shows them."""
-    order = (trades.c.entry_time.desc(), trades.c.id.desc())
-    rank = func.row_number().over(partition_by=trades.c.strategy_id, order_by=order)
-    ranked = (
-        select(trades, rank.label("rank"))
-        .where(trades.c.strategy_id.in_(strategy_ids), trades.c.user_id == user_id)
-        .subquery()
+    rows = await _raw(
+        sources.trades,
+        "SELECT id, strategy_id, side, quantity, entry_price, exit_price, entry_time,"
+        " exit_time, pnl, fees, status FROM (SELECT *, row_number() OVER (PARTITION BY"
+        " strategy_id ORDER BY entry_time DESC, id DESC) AS rank FROM trades"
+        " WHERE strategy_id = ANY($1) AND user_id = $2) AS ranked"
+        " WHERE rank <= $3 ORDER BY strategy_id, rank",
+        strategy_ids,
+        user_id,
+        TRADES_PER_PAGE,
     )
-    query = (
-        select(ranked)
-        .where(ranked.c.rank <= TRADES_PER_PAGE)
-        .order_by(ranked.c.strategy_id, ranked.c.rank)
-    )
-    async with sources.trades.engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
     pages: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        pages.setdefault(row.strategy_id, []).append(
+        pages.setdefault(row["strategy_id"], []).append(
             {
-                "id": global_id("Trade", str(row.id)),
-                "side": row.side.upper(),
-                "quantity": _money(row.quantity),
-                "entryPrice": _money(row.entry_price),
-                "exitPrice": _money(row.exit_price),
-                "entryTime": _iso(row.entry_time),
-                "exitTime": _iso(row.exit_time),
-                "pnl": _money(row.pnl),
-                "fees": _money(row.fees),
-                "status": row.status.upper(),
+                "id": global_id("Trade", str(row["id"])),
+                "side": row["side"].upper(),
+                "quantity": _money(row["quantity"]),
+                "entryPrice": _money(row["entry_price"]),
+                "exitPrice": _money(row["exit_price"]),
+                "entryTime": _iso(_utc(row["entry_time"])),
+                "exitTime": _iso(_utc(row["exit_time"])),
+                "pnl": _money(row["pnl"]),
+                "fees": _money(row["fees"]),
+                "status": row["status"].upper(),
             }
         )
     return pages
