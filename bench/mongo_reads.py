@@ -10,7 +10,7 @@ call at a time, and beside each the same command sent straight through PyMongo (
 `find`/`aggregate` and `to_list`, no boundary, no record): the driver's own share. The
 variants alternate within each round; reported is this process's CPU per call (the
 server's is not counted), the median of the rounds. `--profile` prints a cProfile of
-the loader calls instead. See bench/README.md, "Issue 11: the Mongo read path".
+the loader calls instead. See bench/README.md, "The Mongo read path".
 """
 
 from __future__ import annotations

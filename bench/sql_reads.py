@@ -8,7 +8,7 @@ the daily metrics rolled up), then, on uvloop as uvicorn runs it, makes one fres
 of loaders per call (as a request does) and awaits one key: CPU time (this process,
 the database server not counted) per call, the best of the rounds. Only the public
 source API is used, so the same script measures any tree (see bench/README.md,
-"Issue 11: hot SQL reads as prepared statements").
+"Hot SQL reads as prepared statements on asyncpg").
 """
 
 from __future__ import annotations

@@ -81,8 +81,8 @@ def field_reader(fields: Iterable[StoredField]) -> Callable[[Mapping[Any, Any]],
     tuples, with no method call per field and no call at all for a field stored as is.
 
     A record's fields are read for every document or row a loader returns; this does in
-    0.6 of the time what `read_fields` does (bench/README.md, "Issue 11: the Mongo read
-    path"), and tests/unit/test_field_tables.py holds the two to the same answers.
+    0.6 of the time what `read_fields` does (bench/README.md, "The Mongo read path"
+    under issue 11), and tests/unit/test_field_tables.py holds the two to the same answers.
     """
     plan = tuple(
         (field.attr, field.stored, field.default, field.required, _loader(field))

@@ -334,7 +334,7 @@ async def _outcome_by(task: asyncio.Future[R], until: float) -> R:
 
     What `asyncio.timeout` around `asyncio.shield(task)` does, with one future and one
     timer instead of a shield's outer future, its callbacks and a timeout's context
-    (bench/README.md, "Issue 11: the Mongo read path"). Not `asyncio.wait_for`: on Python
+    (bench/README.md, "The Mongo read path"). Not `asyncio.wait_for`: on Python
     3.11 it loses the caller's cancellation when the call ends at the same moment, and the
     caller then runs on (a background loop that was stopped would sleep again instead of
     ending); a cancellation arriving here after `task` ended still raises at the `await`.
