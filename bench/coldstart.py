@@ -35,10 +35,16 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.dashboard import Bench, drop_mongo_databases, machine, postgres_databases
+from bench.dashboard import (
+    Bench,
+    drop_mongo_databases,
+    machine,
+    postgres_databases,
+    run_with_mongo,
+)
 from bench.served import process_cpu, stop
 from datasources import Sources
-from gateway.embedded import EmbeddedMongo, free_port
+from gateway.embedded import free_port
 from tests.serving import settings_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -247,18 +253,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     trees = args.tree or [Tree("this tree", ROOT)]
-    server: EmbeddedMongo | None = None
-    if uri := os.environ.get("MONGO_BENCH_URI"):
-        mongo_base = uri
-    else:
-        server = EmbeddedMongo(storage=None)
-        server.start()
-        mongo_base = f"mongodb://{server.host}:{server.port}"
-    try:
-        asyncio.run(run(args, mongo_base, trees))
-    finally:
-        if server is not None:
-            server.stop()
+    run_with_mongo(lambda mongo_base, _label: run(args, mongo_base, trees), loop="asyncio")
     if args.json:
         samples = {tree.label: tree.samples for tree in trees}
         Path(args.json).write_text(json.dumps(samples, indent=2) + "\n")

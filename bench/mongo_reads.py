@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import cProfile
 import io
-import os
 import pstats
 import random
 import statistics
@@ -29,16 +28,21 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import uvloop
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
 
-from bench.dashboard import Bench, drop_mongo_databases, postgres_databases, running, seed
+from bench.dashboard import (
+    Bench,
+    drop_mongo_databases,
+    postgres_databases,
+    run_with_mongo,
+    running,
+    seed,
+)
 from datasources import Scope, Sources
 from datasources.credentials import SECRET_FIELDS
 from datasources.strategies import StrategyPageKey
 from gateway.app import create_app
-from gateway.embedded import EmbeddedMongo
 
 Read = Callable[[], Awaitable[Any]]
 
@@ -220,19 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trades-per-strategy", type=int, default=10)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
-    server: EmbeddedMongo | None = None
-    if uri := os.environ.get("MONGO_BENCH_URI"):
-        mongo_base = uri
-    else:
-        server = EmbeddedMongo(storage=None)
-        server.start()
-        mongo_base = f"mongodb://{server.host}:{server.port}"
-    try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(run(args, mongo_base))
-    finally:
-        if server is not None:
-            server.stop()
+    run_with_mongo(lambda mongo_base, _label: run(args, mongo_base))
     return 0
 
 
